@@ -1,0 +1,58 @@
+"""`egain-token-operator run [flags]`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from egain_token_operator import handlers
+from egain_token_operator.settings import Settings, parse_settings
+
+# Loggers that would print every request URL at INFO; ours say what matters.
+_QUIET_LOGGERS = ("httpx", "httpcore", "aiohttp.access")
+
+
+def configure_logging(settings: Settings) -> None:
+    """Text or JSON lines on stderr, at the configured level."""
+    log_format = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(log_format=log_format, log_prefix=settings.log_format == "text")
+    logging.getLogger().setLevel(settings.log_level.upper())
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if settings.log_level != "debug":
+        # kopf says "Handler ... succeeded" for every watch event of every Secret.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+
+async def run(settings: Settings) -> None:
+    """Run the operator until it is told to stop."""
+    peering = settings.peering is not None
+    await kopf.operator(
+        registry=handlers.registry,
+        memo=kopf.Memo(config=settings),
+        clusterwide=settings.clusterwide,
+        namespaces=settings.namespaces,
+        standalone=not peering,
+        peering_name=settings.peering,
+        # Replicas sharing a peering pick random priorities: the highest acts,
+        # the others stand by (kopf pauses operators of lower priority).
+        priority=random.randint(1, 2**31) if peering else 0,  # noqa: S311
+        liveness_endpoint=f"http://{settings.health_address}/healthz",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    settings = parse_settings(sys.argv[1:] if argv is None else argv)
+    configure_logging(settings)
+    logging.getLogger(__name__).info(
+        "starting: namespaces=%s allowed token hosts=%s",
+        ",".join(settings.namespaces) or "all",
+        settings.allowed_token_hosts,
+    )
+    asyncio.run(run(settings))

@@ -1,0 +1,96 @@
+"""kopf wiring: start-up, shutdown and the two watches. No decisions here."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from egain_token_operator.controller import Controller
+from egain_token_operator.egain import EgainClient
+from egain_token_operator.kube import Kube, load_api_client
+from egain_token_operator.policy import RetryPolicy
+from egain_token_operator.restarts import RolloutRestarter
+from egain_token_operator.settings import Settings
+from egain_token_operator.spec import GROUP, PLURAL, VERSION
+
+registry = kopf.OperatorRegistry()
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The schedule tunables from the operator settings."""
+    return RetryPolicy(
+        refresh_jitter=settings.refresh_jitter,
+        initial_delay=timedelta(seconds=settings.retry_initial_delay),
+        max_delay=timedelta(seconds=settings.retry_max_delay),
+        permanent_delay=timedelta(seconds=settings.permanent_failure_retry_delay),
+    )
+
+
+def _post_event(body: Any, type_: str, reason: str, message: str) -> None:
+    kopf.event(body, type=type_, reason=reason, message=message)
+
+
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Credentials found the usual way: in-cluster, else KUBECONFIG, else ~/.kube/config."""
+    return kopf.login_via_client(**kwargs)
+
+
+@kopf.on.startup(registry=registry)
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Configure kopf and build the controller with its clients."""
+    config: Settings = memo.config
+    # Resources and namespaces are fixed at start-up: no CRD or namespace
+    # watching, hence no RBAC for them.
+    settings.scanning.disabled = True
+    # Events are posted by the controller itself; kopf's own log lines stay logs.
+    settings.posting.level = logging.WARNING
+    # Re-establish watches now and then, so a silently broken one cannot last.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    kube = Kube(await load_api_client())
+    egain = EgainClient(
+        allowed_hosts=config.allowed_token_hosts,
+        ca_bundle=config.ca_bundle,
+        timeout=config.http_timeout,
+        max_concurrent_requests=config.max_concurrent_requests,
+        default_lifetime=config.default_token_lifetime,
+    )
+    restarter = RolloutRestarter(kube, timedelta(seconds=config.rollout_restart_min_interval))
+    memo.kube, memo.egain, memo.restarter = kube, egain, restarter
+    memo.controller = Controller(
+        kube=kube,
+        egain=egain,
+        allowed_hosts=config.allowed_token_hosts,
+        policy=retry_policy(config),
+        restarter=restarter,
+        post_event=_post_event,
+    )
+    start_http_server(config.metrics_address.port, config.metrics_address.host)
+
+
+@kopf.on.cleanup(registry=registry)
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    """Stop every worker and close the clients."""
+    await memo.controller.stop()
+    await memo.restarter.stop()
+    await memo.egain.aclose()
+    await memo.kube.close()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+async def egaintoken_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Every EgainToken change goes to the controller."""
+    memo.controller.observe_token(event.get("type"), event["object"])
+
+
+@kopf.on.event("v1", "secrets", registry=registry)
+async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Secret changes wake the EgainTokens that read or write them."""
+    memo.controller.observe_secret(event.get("type"), event["object"])

@@ -1,0 +1,163 @@
+"""The only place that reads from and writes to the Kubernetes API directly.
+
+kopf watches; this module does the reads and writes the reconciler needs,
+through the official client's asyncio flavour (`kubernetes.aio`). Objects are
+plain dictionaries, as the API sends them. Errors carry the status code and
+the API server's message, which never includes a Secret's data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from kubernetes.aio import client, config
+
+from egain_token_operator.spec import GROUP, PLURAL, VERSION, WorkloadKind
+
+MERGE_PATCH = "application/merge-patch+json"
+FIELD_MANAGER = "egain-token-operator"
+
+
+class KubeError(Exception):
+    """An API request failed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class NotFoundError(KubeError):
+    """HTTP 404."""
+
+
+class ConflictError(KubeError):
+    """HTTP 409: the object exists already, or changed since it was read."""
+
+
+async def load_api_client() -> client.ApiClient:
+    """An API client configured the usual way.
+
+    In-cluster service account when running in a pod, else `KUBECONFIG`, else
+    `~/.kube/config`.
+    """
+    configuration = client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        await config.load_kube_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+async def _json(call: Awaitable[Any]) -> dict[str, Any]:
+    response = await call
+    try:
+        payload = await response.read()
+    finally:
+        response.release()
+    if response.status < 400:
+        result: dict[str, Any] = json.loads(payload)
+        return result
+    try:
+        message = str(json.loads(payload).get("message", response.reason))
+    except (ValueError, AttributeError):
+        message = str(response.reason)
+    if response.status == 404:
+        raise NotFoundError(404, message)
+    if response.status == 409:
+        raise ConflictError(409, message)
+    raise KubeError(response.status, message)
+
+
+class Kube:
+    """Typed access to the few API calls the operator makes."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._api_client = api_client
+        self._core = client.CoreV1Api(api_client)
+        self._apps = client.AppsV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._api_client.close()
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Secret, or None when there is none."""
+        try:
+            return await _json(
+                self._core.read_namespaced_secret_without_preload_content(name, namespace)
+            )
+        except NotFoundError:
+            return None
+
+    async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Secret; `ConflictError` if one of that name exists."""
+        return await _json(
+            self._core.create_namespaced_secret_without_preload_content(
+                namespace, dict(body), field_manager=FIELD_MANAGER
+            )
+        )
+
+    async def replace_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a Secret; `ConflictError` if it changed since its `resourceVersion`."""
+        name = body["metadata"]["name"]
+        return await _json(
+            self._core.replace_namespaced_secret_without_preload_content(
+                name, namespace, dict(body), field_manager=FIELD_MANAGER
+            )
+        )
+
+    async def patch_token_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch an EgainToken's status subresource."""
+        return await _json(
+            self._custom.patch_namespaced_custom_object_status_without_preload_content(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": dict(status)},
+                field_manager=FIELD_MANAGER,
+                _content_type=MERGE_PATCH,
+            )
+        )
+
+    async def read_workload(
+        self, namespace: str, kind: WorkloadKind, name: str
+    ) -> dict[str, Any] | None:
+        """A Deployment, StatefulSet or DaemonSet, or None when there is none."""
+        read = {
+            WorkloadKind.DEPLOYMENT: self._apps.read_namespaced_deployment_without_preload_content,
+            WorkloadKind.STATEFUL_SET: (
+                self._apps.read_namespaced_stateful_set_without_preload_content
+            ),
+            WorkloadKind.DAEMON_SET: self._apps.read_namespaced_daemon_set_without_preload_content,
+        }[kind]
+        try:
+            return await _json(read(name, namespace))
+        except NotFoundError:
+            return None
+
+    async def patch_workload(
+        self, namespace: str, kind: WorkloadKind, name: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch a Deployment, StatefulSet or DaemonSet."""
+        send = {
+            WorkloadKind.DEPLOYMENT: self._apps.patch_namespaced_deployment_without_preload_content,
+            WorkloadKind.STATEFUL_SET: (
+                self._apps.patch_namespaced_stateful_set_without_preload_content
+            ),
+            WorkloadKind.DAEMON_SET: (
+                self._apps.patch_namespaced_daemon_set_without_preload_content
+            ),
+        }[kind]
+        return await _json(
+            send(
+                name, namespace, dict(patch), field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH
+            )
+        )

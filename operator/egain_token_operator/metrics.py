@@ -1,0 +1,52 @@
+"""Prometheus metrics. Names and labels are part of the API contract."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EXPIRATION = Gauge(
+    "egain_token_expiration_timestamp_seconds",
+    "Unix time at which the token held in the EgainToken's Secret expires.",
+    ["namespace", "name"],
+)
+RENEWAL = Gauge(
+    "egain_token_renewal_timestamp_seconds",
+    "Unix time of the next planned token request for the EgainToken.",
+    ["namespace", "name"],
+)
+READY = Gauge(
+    "egain_token_ready_status",
+    "1 for the EgainToken's current Ready condition status, 0 for the others.",
+    ["namespace", "name", "condition"],
+)
+REFRESHES = Counter(
+    "egain_token_refresh",
+    "Token requests made for an EgainToken, by result and Ready reason.",
+    ["namespace", "name", "result", "reason"],
+)
+REQUEST_DURATION = Histogram(
+    "egain_token_request_duration_seconds",
+    "Duration of token requests to eGain, by host, flow and HTTP status code.",
+    ["host", "flow", "status_code"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+CONSECUTIVE_FAILURES = Gauge(
+    "egain_token_consecutive_failures",
+    "Failed token requests for the EgainToken since its last success.",
+    ["namespace", "name"],
+)
+
+_CONDITION_STATUSES = ("True", "False", "Unknown")
+
+
+def set_ready(namespace: str, name: str, status: str) -> None:
+    """Set the ready gauge to 1 for `status` and 0 for the other statuses."""
+    for candidate in _CONDITION_STATUSES:
+        READY.labels(namespace, name, candidate).set(1.0 if candidate == status else 0.0)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop every per-token series of a deleted EgainToken."""
+    labels = {"namespace": namespace, "name": name}
+    for metric in (EXPIRATION, RENEWAL, CONSECUTIVE_FAILURES, READY, REFRESHES):
+        metric.remove_by_labels(labels)

@@ -1,0 +1,181 @@
+"""When to request a token, and how long to wait after a failure.
+
+Pure functions of (what is stored, what failed, now): no I/O and no clock, so
+every rule here is unit-tested with plain values. Randomness comes in as a
+number in [0, 1) chosen by the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from egain_token_operator.reasons import Reason
+
+# A refresh never comes sooner than this after the previous token was issued,
+# whatever the token's lifetime, so a nearly-expired token cannot cause a hot loop.
+MIN_REFRESH_INTERVAL = timedelta(seconds=1)
+# No retry comes sooner than this, whatever the backoff or `Retry-After` says.
+MIN_RETRY_DELAY = timedelta(seconds=0.5)
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A token as held in the managed Secret, with what it was obtained for."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    scopes: tuple[str, ...]
+    issued_at: datetime
+    expires_at: datetime
+    # Digest of the request that obtained it (see `TokenRequest.fingerprint`).
+    fingerprint: str
+    # The `egain.cloud/refresh-requested-at` value it answered, if any.
+    refresh_request: str | None
+
+    def is_valid(self, now: datetime) -> bool:
+        """True while the token has not expired."""
+        return now < self.expires_at
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The last failed attempt, and when to try again."""
+
+    count: int
+    reason: Reason
+    message: str
+    at: datetime
+    retry_at: datetime
+    # What the attempt was for; a change of either retries at once. None when
+    # unknown (restored from status after a restart), then the backoff holds.
+    fingerprint: str | None
+    refresh_request: str | None
+
+    def applies_to(self, fingerprint: str, refresh_request: str | None) -> bool:
+        """True when the failure was for the same request (so its backoff holds)."""
+        if self.fingerprint is None:
+            return True
+        return self.fingerprint == fingerprint and self.refresh_request == refresh_request
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Tunables of the schedule (from the operator settings)."""
+
+    refresh_jitter: float = 0.1
+    initial_delay: timedelta = timedelta(seconds=1)
+    max_delay: timedelta = timedelta(minutes=5)
+    permanent_delay: timedelta = timedelta(minutes=10)
+    # While the current token is valid, one retry waits at most this fraction of
+    # its remaining validity, so several retries happen before it expires.
+    validity_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do now: request a token, or look again at `wake_at`."""
+
+    request_token: bool
+    wake_at: datetime | None
+    why: str
+
+
+def stable_fraction(*parts: str) -> float:
+    """A number in [0, 1) that depends only on `parts`.
+
+    Used as the refresh jitter of a token, so its refresh time is the same at
+    every look and after a restart, yet differs between tokens issued together.
+    """
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def refresh_at(
+    token: StoredToken, refresh_before: timedelta | None, policy: RetryPolicy, jitter: float
+) -> datetime:
+    """The instant the next token is requested: `expiresAt - refreshBefore - jitter`.
+
+    `refreshBefore` defaults to a third of the lifetime; one that is not shorter
+    than the lifetime is ignored for the default (a token cannot be renewed
+    before it is issued). Up to `policy.refresh_jitter` of it is taken off, at
+    random, so tokens created together do not refresh together.
+    """
+    lifetime = token.expires_at - token.issued_at
+    before = refresh_before if refresh_before is not None else lifetime / 3
+    if before >= lifetime:
+        before = lifetime / 3
+    before += before * policy.refresh_jitter * jitter
+    return max(token.expires_at - before, token.issued_at + MIN_REFRESH_INTERVAL)
+
+
+def retry_delay(
+    *,
+    failures: int,
+    reason: Reason,
+    retry_after: float | None,
+    remaining_validity: timedelta | None,
+    policy: RetryPolicy,
+    jitter: float,
+) -> timedelta:
+    """How long to wait after the `failures`-th consecutive failure for `reason`.
+
+    Permanent failures wait `policy.permanent_delay`. Transient ones back off
+    exponentially from `initial_delay` up to `max_delay`, with jitter in the
+    upper half of each step; while a valid token remains, no wait exceeds
+    `validity_fraction` of its remaining validity; `Retry-After` is honoured
+    (up to `max_delay`) above all.
+    """
+    if not reason.transient:
+        return policy.permanent_delay
+    exponent = min(max(failures - 1, 0), 32)
+    delay: timedelta = min(policy.initial_delay * (2**exponent), policy.max_delay)
+    delay *= 0.5 + jitter / 2
+    if remaining_validity is not None and remaining_validity > timedelta(0):
+        delay = min(delay, remaining_validity * policy.validity_fraction)
+    if retry_after is not None:
+        delay = max(delay, min(timedelta(seconds=retry_after), policy.max_delay))
+    return max(delay, MIN_RETRY_DELAY)
+
+
+def decide(
+    *,
+    now: datetime,
+    fingerprint: str,
+    refresh_request: str | None,
+    token: StoredToken | None,
+    refresh_time: datetime | None,
+    failure: Failure | None,
+) -> Decision:
+    """Request a token now, or say when to look again.
+
+    A token is needed when there is none for the current request (the spec and
+    credentials), when it is due for refresh, or when a refresh was asked for
+    with a new `egain.cloud/refresh-requested-at` value. A failed attempt for
+    the same request holds the next one back until its retry time.
+    """
+    current = token is not None and token.fingerprint == fingerprint and token.is_valid(now)
+    forced = refresh_request is not None and (
+        token is None or token.refresh_request != refresh_request
+    )
+    if current and not forced and refresh_time is not None and now < refresh_time:
+        return Decision(False, refresh_time, "token valid; waiting for its refresh time")
+    held_back = failure is not None and failure.applies_to(fingerprint, refresh_request)
+    if failure is not None and held_back and now < failure.retry_at:
+        return Decision(False, failure.retry_at, f"backing off after {failure.reason}")
+    if not current:
+        return Decision(True, None, "no valid token for the current spec and credentials")
+    if forced:
+        return Decision(True, None, "refresh requested by annotation")
+    return Decision(True, None, "token due for refresh")
+
+
+def is_ready(token: StoredToken | None, fingerprint: str | None, now: datetime) -> bool:
+    """Ready: the Secret holds an unexpired token obtained for the current request."""
+    return (
+        token is not None
+        and fingerprint is not None
+        and token.fingerprint == fingerprint
+        and token.is_valid(now)
+    )

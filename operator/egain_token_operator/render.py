@@ -1,0 +1,282 @@
+"""The written Secret and the EgainToken status, as plain dictionaries.
+
+Pure: given a token, a spec and the owner, the Secret is always rendered the
+same way; given the outcome of a look, so is the status. `kube.py` sends them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from egain_token_operator.policy import Failure, StoredToken
+from egain_token_operator.reasons import Reason
+from egain_token_operator.spec import GROUP, KIND, VERSION, TokenSpec
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "egain-token-operator"
+TOKEN_LABEL = "egain.cloud/token"
+ISSUED_AT_ANNOTATION = "egain.cloud/issued-at"
+EXPIRES_AT_ANNOTATION = "egain.cloud/expires-at"
+FINGERPRINT_ANNOTATION = "egain.cloud/request-fingerprint"
+REFRESH_REQUESTED_AT_ANNOTATION = "egain.cloud/refresh-requested-at"
+RESTARTED_AT_ANNOTATION = "egain.cloud/restarted-at"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The EgainToken a Secret belongs to."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The Ready condition, before its transition time is known."""
+
+    status: str
+    reason: Reason
+    message: str
+
+
+def rfc3339(instant: datetime) -> str:
+    """`2026-11-23T22:10:00Z`: UTC, whole seconds."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 instant as written by Kubernetes or by `rfc3339()`."""
+    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def _unb64(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def secret_data(token: StoredToken) -> dict[str, str]:
+    """The Secret's `data`, base64-encoded."""
+    return {
+        "access_token": _b64(token.access_token),
+        "token_type": _b64(token.token_type),
+        "authorization": _b64(f"{token.token_type} {token.access_token}"),
+        "expires_at": _b64(rfc3339(token.expires_at)),
+        "scope": _b64(" ".join(token.scopes)),
+    }
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    """The controller reference that makes deleting the EgainToken delete the Secret."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+    }
+
+
+def secret_labels(spec: TokenSpec, owner: Owner) -> dict[str, str]:
+    """`secretTemplate.labels` plus the operator's own, which win."""
+    return {**spec.secret_labels, MANAGED_BY_LABEL: MANAGED_BY, TOKEN_LABEL: owner.name}
+
+
+def secret_annotations(spec: TokenSpec, token: StoredToken) -> dict[str, str]:
+    """`secretTemplate.annotations` plus the operator's own, which win."""
+    annotations = {
+        **spec.secret_annotations,
+        ISSUED_AT_ANNOTATION: rfc3339(token.issued_at),
+        EXPIRES_AT_ANNOTATION: rfc3339(token.expires_at),
+        FINGERPRINT_ANNOTATION: token.fingerprint,
+    }
+    if token.refresh_request is not None:
+        annotations[REFRESH_REQUESTED_AT_ANNOTATION] = token.refresh_request
+    return annotations
+
+
+def render_secret(
+    token: StoredToken, spec: TokenSpec, owner: Owner, existing: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The managed Secret holding `token`.
+
+    Built over `existing` when given, so labels and annotations that others
+    added (and that the operator does not own) survive, and the update is
+    conditional on the `resourceVersion` that was read.
+    """
+    metadata: dict[str, Any] = dict((existing or {}).get("metadata") or {})
+    metadata = {
+        key: metadata[key]
+        for key in ("resourceVersion", "labels", "annotations")
+        if key in metadata
+    }
+    metadata["name"] = spec.secret_name
+    metadata["namespace"] = owner.namespace
+    metadata["labels"] = {**(metadata.get("labels") or {}), **secret_labels(spec, owner)}
+    metadata["annotations"] = {
+        **_without_operator_annotations(metadata.get("annotations") or {}),
+        **secret_annotations(spec, token),
+    }
+    metadata["ownerReferences"] = [owner_reference(owner)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata,
+        "data": secret_data(token),
+    }
+
+
+def _without_operator_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    # A stale refresh-request annotation must not outlive a token that did not answer it.
+    return {k: v for k, v in annotations.items() if k != REFRESH_REQUESTED_AT_ANNOTATION}
+
+
+def is_owned_by(secret: Mapping[str, Any], owner: Owner) -> bool:
+    """True when `secret` has `owner` as its controller."""
+    references = (secret.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == owner.uid and ref.get("controller") is True for ref in references)
+
+
+def secret_is_current(
+    secret: Mapping[str, Any], token: StoredToken, spec: TokenSpec, owner: Owner
+) -> bool:
+    """True when `secret` already says exactly what `render_secret` would write."""
+    metadata = secret.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    wanted_annotations = secret_annotations(spec, token)
+    stale_request = (
+        REFRESH_REQUESTED_AT_ANNOTATION in annotations
+        and REFRESH_REQUESTED_AT_ANNOTATION not in wanted_annotations
+    )
+    return (
+        secret.get("type") == "Opaque"
+        and secret.get("data") == secret_data(token)
+        and all(labels.get(k) == v for k, v in secret_labels(spec, owner).items())
+        and all(annotations.get(k) == v for k, v in wanted_annotations.items())
+        and not stale_request
+        and is_owned_by(secret, owner)
+    )
+
+
+def stored_token(secret: Mapping[str, Any]) -> StoredToken | None:
+    """The token a managed Secret holds, or None when it holds no usable one."""
+    data = secret.get("data") or {}
+    annotations = (secret.get("metadata") or {}).get("annotations") or {}
+    access_token = _unb64(data.get("access_token"))
+    token_type = _unb64(data.get("token_type"))
+    scope = _unb64(data.get("scope"))
+    try:
+        issued_at = parse_rfc3339(annotations[ISSUED_AT_ANNOTATION])
+        expires_at = parse_rfc3339(annotations[EXPIRES_AT_ANNOTATION])
+    except (KeyError, TypeError, ValueError):
+        return None
+    fingerprint = annotations.get(FINGERPRINT_ANNOTATION)
+    if not access_token or not token_type or scope is None or not fingerprint:
+        return None
+    return StoredToken(
+        access_token=access_token,
+        token_type=token_type,
+        scopes=tuple(scope.split()),
+        issued_at=issued_at,
+        expires_at=expires_at,
+        fingerprint=fingerprint,
+        refresh_request=annotations.get(REFRESH_REQUESTED_AT_ANNOTATION),
+    )
+
+
+def ready_condition(
+    *,
+    spec_error: str | None,
+    ready: bool,
+    token: StoredToken | None,
+    fingerprint: str | None,
+    failure: Failure | None,
+    now: datetime,
+) -> Condition:
+    """The Ready condition for what was observed.
+
+    True exactly when the Secret holds an unexpired token for the current
+    request; a failure while such a token remains is reported in `lastFailure`
+    only. Otherwise the failure's reason, else `TokenExpired`, else `Pending`.
+    """
+    if spec_error is not None:
+        return Condition("False", Reason.INVALID_SPEC, spec_error)
+    if ready and token is not None:
+        return Condition(
+            "True", Reason.TOKEN_ISSUED, f"token valid until {rfc3339(token.expires_at)}"
+        )
+    if failure is not None:
+        return Condition("False", failure.reason, failure.message)
+    if token is not None and token.fingerprint == fingerprint and not token.is_valid(now):
+        return Condition(
+            "False", Reason.TOKEN_EXPIRED, f"token expired at {rfc3339(token.expires_at)}"
+        )
+    return Condition("Unknown", Reason.PENDING, "requesting a token")
+
+
+def render_status(
+    *,
+    generation: int | None,
+    condition: Condition,
+    previous_conditions: list[Mapping[str, Any]],
+    secret_name: str,
+    token: StoredToken | None,
+    next_refresh_at: datetime | None,
+    failure: Failure | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The whole `status`, for a merge patch (`None` removes a field).
+
+    `lastTransitionTime` is kept while the condition's status does not change.
+    """
+    previous = next((c for c in previous_conditions if c.get("type") == "Ready"), None)
+    transition = (
+        previous.get("lastTransitionTime")
+        if previous is not None and previous.get("status") == condition.status
+        else None
+    ) or rfc3339(now)
+    return {
+        "observedGeneration": generation,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": condition.status,
+                "reason": condition.reason.value,
+                "message": condition.message,
+                "lastTransitionTime": transition,
+                "observedGeneration": generation,
+            }
+        ],
+        "secretName": secret_name,
+        "tokenType": token.token_type if token else None,
+        "scopes": list(token.scopes) if token else None,
+        "issuedAt": rfc3339(token.issued_at) if token else None,
+        "expiresAt": rfc3339(token.expires_at) if token else None,
+        "nextRefreshAt": rfc3339(next_refresh_at) if next_refresh_at else None,
+        "consecutiveFailures": failure.count if failure else 0,
+        "lastFailure": (
+            {
+                "time": rfc3339(failure.at),
+                "reason": failure.reason.value,
+                "message": failure.message,
+            }
+            if failure
+            else None
+        ),
+    }

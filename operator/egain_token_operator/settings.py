@@ -1,0 +1,257 @@
+"""Operator settings: command-line flags, each with an environment variable twin.
+
+A flag given on the command line wins over its environment variable, which
+wins over the default. Every value is validated here, once, so the rest of the
+operator works with one typed, trustworthy `Settings` object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from egain_token_operator.hosts import HostAllowList
+
+ENV_PREFIX = "EGAIN_OPERATOR_"
+
+
+@dataclass(frozen=True)
+class Address:
+    """A `HOST:PORT` listening address."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the operator can be told at start-up."""
+
+    namespaces: tuple[str, ...]
+    allowed_token_hosts: HostAllowList
+    ca_bundle: Path | None
+    default_token_lifetime: float
+    max_concurrent_requests: int
+    metrics_address: Address
+    health_address: Address
+    log_format: str
+    log_level: str
+    http_timeout: float
+    refresh_jitter: float
+    retry_initial_delay: float
+    retry_max_delay: float
+    permanent_failure_retry_delay: float
+    rollout_restart_min_interval: float
+    peering: str | None
+
+    @property
+    def clusterwide(self) -> bool:
+        """True when no namespace is named: the operator serves them all."""
+        return not self.namespaces
+
+
+def _address(value: str) -> Address:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return Address(host.strip("[]"), int(port))
+
+
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+        if number <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+        return number
+
+    return parse
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {value!r}")
+    return number
+
+
+def _ca_bundle(value: str) -> Path | None:
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"CA bundle {value!r} is not a readable file")
+    return path
+
+
+def _hosts(value: str) -> HostAllowList:
+    try:
+        return HostAllowList.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# (flag, environment variable suffix, parser, default, help)
+_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
+    (
+        "--allowed-token-hosts",
+        "ALLOWED_TOKEN_HOSTS",
+        _hosts,
+        "*.egain.cloud",
+        "comma-separated hosts token URLs may point at ('*.' wildcards, optional ':port')",
+    ),
+    (
+        "--ca-bundle",
+        "CA_BUNDLE",
+        _ca_bundle,
+        "",
+        "PEM file of CAs trusted for token endpoints, on top of the system trust store",
+    ),
+    (
+        "--default-token-lifetime",
+        "DEFAULT_TOKEN_LIFETIME",
+        _positive(float),
+        "3600",
+        "seconds a token is taken to live when the response has no expires_in",
+    ),
+    (
+        "--max-concurrent-requests",
+        "MAX_CONCURRENT_REQUESTS",
+        _positive(int),
+        "16",
+        "token requests in flight at once, across all EgainTokens",
+    ),
+    ("--metrics-address", "METRICS_ADDRESS", _address, "0.0.0.0:8080", "Prometheus /metrics"),
+    ("--health-address", "HEALTH_ADDRESS", _address, "0.0.0.0:8081", "liveness probe /healthz"),
+    ("--log-format", "LOG_FORMAT", str, "text", "text or json"),
+    ("--log-level", "LOG_LEVEL", str, "info", "debug, info, warning or error"),
+    ("--http-timeout", "HTTP_TIMEOUT", _positive(float), "10", "seconds per token request"),
+    (
+        "--refresh-jitter",
+        "REFRESH_JITTER",
+        _fraction,
+        "0.1",
+        "up to this fraction of refreshBefore is taken off each refresh time at random",
+    ),
+    (
+        "--retry-initial-delay",
+        "RETRY_INITIAL_DELAY",
+        _positive(float),
+        "1",
+        "seconds before the first retry of a transient failure",
+    ),
+    (
+        "--retry-max-delay",
+        "RETRY_MAX_DELAY",
+        _positive(float),
+        "300",
+        "cap, in seconds, of the exponential backoff of transient failures",
+    ),
+    (
+        "--permanent-failure-retry-delay",
+        "PERMANENT_FAILURE_RETRY_DELAY",
+        _positive(float),
+        "600",
+        "seconds between retries of permanent failures (a spec or credentials change retries "
+        "at once)",
+    ),
+    (
+        "--rollout-restart-min-interval",
+        "ROLLOUT_RESTART_MIN_INTERVAL",
+        _positive(float),
+        "60",
+        "a rollout-restart target is restarted at most once per this many seconds",
+    ),
+    (
+        "--peering",
+        "PEERING",
+        str,
+        "",
+        "kopf peering name; when set, only one of the replicas sharing it acts",
+    ),
+)
+
+_LOG_FORMATS = ("text", "json")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="egain-token-operator",
+        description="Keeps eGain OAuth2 access tokens fresh in Kubernetes Secrets.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the operator")
+    namespaces = environ.get(ENV_PREFIX + "NAMESPACES", "")
+    run.add_argument(
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=None,
+        help="serve only this namespace (repeatable; default all namespaces; "
+        f"env {ENV_PREFIX}NAMESPACES, comma-separated; now {namespaces or 'unset'})",
+    )
+    for flag, env, parse, default, help_text in _OPTIONS:
+        raw = environ.get(ENV_PREFIX + env, default)
+        run.add_argument(
+            flag,
+            type=parse,
+            default=raw,
+            help=f"{help_text} (env {ENV_PREFIX}{env}; default {default or 'unset'})",
+        )
+    return parser
+
+
+def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from `argv` (after the program name) and the environment.
+
+    Invalid values exit with a usage message naming the flag, as argparse does;
+    values from the environment are validated the same way as flags.
+    """
+    env = os.environ if environ is None else environ
+    parser = _parser(env)
+    args = parser.parse_args(list(argv))
+    # argparse applies `type` to string defaults, so environment values are validated too.
+    namespaces = args.namespaces or _comma_list(env.get(ENV_PREFIX + "NAMESPACES", ""))
+    log_format = str(args.log_format).lower()
+    log_level = str(args.log_level).lower()
+    if log_format not in _LOG_FORMATS:
+        parser.error(f"--log-format must be one of {', '.join(_LOG_FORMATS)}")
+    if log_level not in _LOG_LEVELS:
+        parser.error(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
+    if args.retry_initial_delay > args.retry_max_delay:
+        parser.error("--retry-initial-delay must not exceed --retry-max-delay")
+    return Settings(
+        namespaces=tuple(dict.fromkeys(namespaces)),
+        allowed_token_hosts=args.allowed_token_hosts,
+        ca_bundle=args.ca_bundle,
+        default_token_lifetime=float(args.default_token_lifetime),
+        max_concurrent_requests=int(args.max_concurrent_requests),
+        metrics_address=args.metrics_address,
+        health_address=args.health_address,
+        log_format=log_format,
+        log_level=log_level,
+        http_timeout=float(args.http_timeout),
+        refresh_jitter=float(args.refresh_jitter),
+        retry_initial_delay=float(args.retry_initial_delay),
+        retry_max_delay=float(args.retry_max_delay),
+        permanent_failure_retry_delay=float(args.permanent_failure_retry_delay),
+        rollout_restart_min_interval=float(args.rollout_restart_min_interval),
+        peering=args.peering or None,
+    )

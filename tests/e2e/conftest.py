@@ -1,0 +1,139 @@
+"""End-to-end fixtures: a namespace per test, the operator serving it, eGain clients.
+
+After every test that ran the operator, its log, the namespace's Events and
+every EgainToken in it are searched for client secrets and issued tokens.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from testground.controlplane import ControlPlane
+
+from testground.emulator import EgainEmulator
+from tests.e2e.support import CRD, Cluster, OperatorProcess, credentials_secret, leaks
+
+TENANT = "TMPRODB88619984"
+
+
+@pytest.fixture(scope="session")
+def cluster(control_plane: ControlPlane) -> Cluster:
+    """The control plane with the EgainToken CRD installed."""
+    cluster = Cluster(control_plane)
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/egaintokens.egain.cloud", "--timeout=60s"
+    )
+    return cluster
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace for the test."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@dataclass
+class EgainClient:
+    """A client registered with the emulator, with its credentials Secret."""
+
+    client_id: str
+    secret_name: str
+    used_secrets: list[str]
+
+
+@pytest.fixture
+def clients_made() -> list[EgainClient]:
+    """Every client a test registered (their secrets are looked for in what leaks)."""
+    return []
+
+
+@pytest.fixture
+def make_client(
+    cluster: Cluster, namespace: str, emulator: EgainEmulator, clients_made: list[EgainClient]
+) -> Iterator[Callable[..., EgainClient]]:
+    """Register eGain clients and write their credentials Secrets."""
+    made = clients_made
+
+    def make(
+        scopes: tuple[str, ...] = ("knowledge.portalmgr.manage",),
+        lifetime: int = 3600,
+        secret_name: str = "egain-client",
+        flows: tuple[str, ...] = ("ClientApp", "AnonymousCustomer"),
+        write_secret: bool = True,
+    ) -> EgainClient:
+        client_id = str(uuid.uuid4())
+        client_secret = secrets.token_urlsafe(32)
+        emulator.register_client(client_id, client_secret, TENANT, scopes, lifetime, flows)
+        if write_secret:
+            cluster.apply(credentials_secret(namespace, secret_name, client_id, client_secret))
+        client = EgainClient(client_id, secret_name, [client_secret])
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        emulator.remove_client(client.client_id)
+
+
+@pytest.fixture
+def start_operator(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    tmp_path: Path,
+    clients_made: list[EgainClient],
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start the operator for the test's namespace; stop it and check for leaks after."""
+    started: list[OperatorProcess] = []
+
+    def start(*extra: str, allowed_hosts: str | None = None) -> OperatorProcess:
+        args = [
+            "--namespace",
+            namespace,
+            "--allowed-token-hosts",
+            allowed_hosts or f"*.egain.cloud,localhost:{emulator.port}",
+            "--ca-bundle",
+            str(emulator.ca_file),
+            "--log-level",
+            "debug",
+            "--retry-initial-delay",
+            "0.5",
+            "--retry-max-delay",
+            "4",
+            "--permanent-failure-retry-delay",
+            "30",
+            "--rollout-restart-min-interval",
+            "5",
+            "--http-timeout",
+            "2",
+            *extra,
+        ]
+        log = tmp_path / f"operator-{len(started)}.log"
+        process = OperatorProcess(cluster.control_plane, log, args)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+    captured = [process.log() for process in started]
+    captured.append(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+    captured.append(cluster.kubectl("get", "egaintokens", "-n", namespace, "-o", "json").stdout)
+    used = [secret for client in clients_made for secret in client.used_secrets]
+    found = leaks("\n".join(captured), emulator, used)
+    assert not found, f"secret material in logs, events or status: {found}"
+
+
+@pytest.fixture
+def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+    """The operator, started with the test defaults."""
+    return start_operator()

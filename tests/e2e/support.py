@@ -1,0 +1,240 @@
+"""Helpers for end-to-end tests: the cluster through kubectl, the operator as a process."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from testground.controlplane import ControlPlane
+
+from testground.emulator import EgainEmulator
+
+REPO = Path(__file__).resolve().parents[2]
+CRD = REPO / "crds" / "egaintokens.egain.cloud.yaml"
+
+T = TypeVar("T")
+
+
+class Hidden(str):
+    """A secret value: compares like a string, never shows in test output."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+    __str__ = __repr__
+
+
+def wait_until(predicate: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Cluster:
+    """kubectl against the local control plane, with JSON in and out."""
+
+    def __init__(self, control_plane: ControlPlane) -> None:
+        self.control_plane = control_plane
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self.control_plane.kubectl(*args, input=input, check=check)
+
+    def apply(
+        self, *manifests: Mapping[str, Any], check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)})
+        return self.kubectl("apply", "-f", "-", input=body, check=check)
+
+    def get(self, resource: str, name: str, namespace: str) -> dict[str, Any] | None:
+        result = self.kubectl("get", resource, name, "-n", namespace, "-o", "json", check=False)
+        if result.returncode != 0:
+            if "NotFound" in result.stderr:
+                return None
+            raise AssertionError(f"kubectl get {resource} {name}: {result.stderr}")
+        found: dict[str, Any] = json.loads(result.stdout)
+        return found
+
+    def delete(self, resource: str, name: str, namespace: str) -> None:
+        self.kubectl(
+            "delete", resource, name, "-n", namespace, "--wait=false", "--ignore-not-found"
+        )
+
+    def token(self, namespace: str, name: str) -> dict[str, Any]:
+        token = self.get("egaintoken", name, namespace)
+        assert token is not None, f"EgainToken {namespace}/{name} not found"
+        return token
+
+    def ready(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Ready condition of an EgainToken, or None."""
+        conditions = (self.token(namespace, name).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c.get("type") == "Ready"), None)
+
+    def wait_ready(
+        self,
+        namespace: str,
+        name: str,
+        status: str = "True",
+        reason: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        """Wait until the Ready condition has `status` (and `reason`); return the EgainToken."""
+
+        def check() -> dict[str, Any] | None:
+            token = self.token(namespace, name)
+            conditions = (token.get("status") or {}).get("conditions") or []
+            ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+            matches = ready.get("status") == status and reason in (None, ready.get("reason"))
+            return token if matches else None
+
+        return wait_until(check, f"{namespace}/{name} Ready={status} {reason or ''}", timeout)
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, Hidden] | None:
+        """A Secret's data, decoded, with values that never print."""
+        secret = self.get("secret", name, namespace)
+        if secret is None:
+            return None
+        return {
+            k: Hidden(base64.b64decode(v).decode()) for k, v in (secret.get("data") or {}).items()
+        }
+
+    def events(self, namespace: str) -> list[dict[str, Any]]:
+        result = self.kubectl("get", "events", "-n", namespace, "-o", "json")
+        items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
+        return items
+
+
+def credentials_secret(
+    namespace: str, name: str, client_id: str, client_secret: str
+) -> dict[str, Any]:
+    """The Secret holding a client's credentials."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {"client_id": client_id, "client_secret": client_secret},
+    }
+
+
+def egain_token(namespace: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """An EgainToken manifest."""
+    return {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "EgainToken",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": dict(spec),
+    }
+
+
+class OperatorProcess:
+    """The operator, run as its console script would run it, logging to a file."""
+
+    def __init__(self, control_plane: ControlPlane, log_path: Path, args: Iterable[str]) -> None:
+        self.log_path = log_path
+        self.metrics_port = free_port()
+        self.health_port = free_port()
+        self.args = [
+            *args,
+            "--metrics-address",
+            f"127.0.0.1:{self.metrics_port}",
+            "--health-address",
+            f"127.0.0.1:{self.health_port}",
+        ]
+        self.env = {
+            **control_plane.env(),
+            "PYTHONPATH": str(REPO / "operator"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "egain_token_operator", "run", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until(self._healthy, "the operator's health endpoint", timeout=60)
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"the operator exited with {self.process.returncode}; see {self.log_path}"
+            )
+        try:
+            return (
+                httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code
+                == 200
+            )
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+# Issued tokens and client secrets are runs of URL-safe characters; any such run
+# in captured text is looked up among what the emulator issued.
+_CANDIDATE = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
+
+
+def leaks(text: str, emulator: EgainEmulator, client_secrets: Iterable[str] = ()) -> list[str]:
+    """What in `text` is a client secret or an issued token (described, never shown)."""
+    found = []
+    known = {c.client_secret: c.client_id for c in emulator.clients()}
+    known.update({secret: "a test client" for secret in client_secrets if secret not in known})
+    for secret, client_id in known.items():
+        if secret in text:
+            found.append(f"the client secret of {client_id}")
+    for candidate in set(_CANDIDATE.findall(text)):
+        for part in {candidate, *re.split(r"[./=+]", candidate)}:
+            info = emulator.token_info(part)
+            if info is not None:
+                found.append(f"a token issued to {info.client_id} at {info.issued_at}")
+    return found

@@ -1,0 +1,316 @@
+import asyncio
+import json
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from egain_token_operator.egain import (
+    ClientCredentials,
+    EgainClient,
+    InvalidCredentialsError,
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTokenResponseError,
+    RateLimitedError,
+    TokenEndpointUnavailableError,
+    TokenRequestError,
+    TokenUrlNotAllowedError,
+    UnauthorizedClientError,
+    build_request,
+    parse_token_response,
+)
+from egain_token_operator.hosts import HostAllowList
+from egain_token_operator.reasons import Reason
+from egain_token_operator.spec import parse_spec
+
+NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
+SECRET = "hh2Y0UE8FmaFBBawzMUua1OB8Ks4QWHNUyhDyZj1X7c"
+CREDS = ClientCredentials("b4b2c1d9-4c19-4e8a-8e7a-9a0b1c2d3e4f", SECRET)
+CLIENT_APP = parse_spec(
+    "t",
+    {
+        "tokenUrl": "https://ai.egain.cloud/system/auth/TMPRODB88619984-U/oauth2/token",
+        "scopes": ["knowledge.portalmgr.manage", "core.aiservices.read"],
+        "credentialsSecretRef": {"name": "egain-client"},
+    },
+)
+ANONYMOUS = parse_spec(
+    "t",
+    {
+        "flow": "AnonymousCustomer",
+        "tenantId": "TMPRODB88619984",
+        "scopes": [
+            "core.aiservices.read",
+            "https://api.ai.egain.cloud/auth/core.aiservices.manage",
+        ],
+        "credentialsSecretRef": {"name": "egain-client"},
+    },
+)
+
+
+def parse(status: int, body: object, headers: dict[str, str] | None = None, **kw: object) -> object:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    args: dict[str, object] = {
+        "host": "ai.egain.cloud",
+        "requested_scopes": ("a", "b"),
+        "default_lifetime": 3600.0,
+        "secrets": (SECRET,),
+        "now": NOW,
+    }
+    args.update(kw)
+    return parse_token_response(status, headers or {}, raw, **args)  # type: ignore[arg-type]
+
+
+class TestRequestBuilding:
+    def test_client_app_flow(self) -> None:
+        request = build_request(CLIENT_APP, CREDS)
+        assert request.url == "https://ai.egain.cloud/system/auth/TMPRODB88619984-U/oauth2/token"
+        assert dict(request.form) == {
+            "grant_type": "client_credentials",
+            "scope": "knowledge.portalmgr.manage core.aiservices.read",
+            "client_id": CREDS.client_id,
+            "client_secret": SECRET,
+        }
+
+    def test_anonymous_customer_flow(self) -> None:
+        request = build_request(ANONYMOUS, CREDS)
+        parts = urlsplit(request.url)
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == (
+            "https://api.ai.egain.cloud/core/authmgr/v3/oauth2/v2.0/anonymous/token"
+        )
+        assert parse_qs(parts.query) == {
+            "user_type": ["customer"],
+            "domain_hint": ["TMPRODB88619984"],
+        }
+        assert request.form["scope"] == (
+            "https://api.ai.egain.cloud/auth/core.aiservices.read "
+            "https://api.ai.egain.cloud/auth/core.aiservices.manage"
+        )
+        assert request.form["grant_type"] == "client_credentials"
+
+    def test_custom_scope_prefix(self) -> None:
+        spec = parse_spec(
+            "t",
+            {
+                "flow": "AnonymousCustomer",
+                "tenantId": "T1",
+                "scopePrefix": "https://api.aidev.egain.cloud/auth/",
+                "scopes": ["x.read"],
+                "credentialsSecretRef": {"name": "c"},
+            },
+        )
+        assert (
+            build_request(spec, CREDS).form["scope"] == "https://api.aidev.egain.cloud/auth/x.read"
+        )
+
+    def test_fingerprint_changes_with_every_input_and_hides_the_secret(self) -> None:
+        base = build_request(CLIENT_APP, CREDS).fingerprint
+        rotated = build_request(CLIENT_APP, ClientCredentials(CREDS.client_id, "other")).fingerprint
+        assert base != rotated
+        assert base != build_request(ANONYMOUS, CREDS).fingerprint
+        assert SECRET not in base
+        assert len(base) == 64
+
+    def test_secrets_stay_out_of_repr(self) -> None:
+        assert SECRET not in repr(CREDS)
+        assert SECRET not in repr(build_request(CLIENT_APP, CREDS))
+
+
+class TestResponseParsing:
+    def test_success(self) -> None:
+        got = parse(
+            200, {"access_token": "T", "token_type": "Bearer", "expires_in": 3600, "scope": "a"}
+        )
+        assert got.access_token == "T"
+        assert got.token_type == "Bearer"
+        assert got.expires_in == 3600
+        assert got.scopes == ("a",)
+        assert not got.expires_in_defaulted  # type: ignore[attr-defined]
+
+    def test_expires_in_as_numeric_string(self) -> None:
+        got = parse(200, {"access_token": "T", "expires_in": "3600"})
+        assert got.expires_in == 3600.0  # type: ignore[attr-defined]
+
+    def test_missing_optional_fields_take_defaults(self) -> None:
+        got = parse(200, {"access_token": "T"}, default_lifetime=1800.0)
+        assert got.token_type == "Bearer"  # type: ignore[attr-defined]
+        assert got.scopes == ("a", "b")  # type: ignore[attr-defined]
+        assert got.expires_in == 1800.0
+        assert got.expires_in_defaulted
+
+    def test_opaque_non_jwt_token_is_fine(self) -> None:
+        got = parse(200, {"access_token": "not.a-jwt at all?", "expires_in": 60})
+        assert got.access_token == "not.a-jwt at all?"  # type: ignore[attr-defined]
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"<html>maintenance</html>",
+            b"not json",
+            b"",
+            json.dumps([1, 2]).encode(),
+            {"token_type": "Bearer", "expires_in": 3600},
+            {"access_token": "", "expires_in": 3600},
+            {"access_token": 42, "expires_in": 3600},
+            {"access_token": "T", "expires_in": "soon"},
+            {"access_token": "T", "expires_in": -5},
+            {"access_token": "T", "expires_in": 0},
+            {"access_token": "T", "expires_in": True},
+            {"access_token": "T", "expires_in": "NaN"},
+            {"access_token": "T", "expires_in": 3600, "token_type": 7},
+        ],
+    )
+    def test_malformed_success_is_invalid_token_response(self, body: object) -> None:
+        with pytest.raises(InvalidTokenResponseError) as caught:
+            parse(200, body)
+        assert caught.value.reason is Reason.INVALID_TOKEN_RESPONSE
+
+    @pytest.mark.parametrize(
+        ("status", "body", "error"),
+        [
+            (401, {"error": "invalid_client"}, InvalidCredentialsError),
+            (401, b"", InvalidCredentialsError),
+            (400, {"error": "invalid_client"}, InvalidCredentialsError),
+            (400, {"error": "invalid_scope"}, InvalidScopeError),
+            (400, {"error": "unauthorized_client"}, UnauthorizedClientError),
+            (403, b"forbidden", UnauthorizedClientError),
+            (400, {"error": "invalid_request"}, InvalidRequestError),
+            (400, {"error": "unsupported_grant_type"}, InvalidRequestError),
+            (404, b"<html>not found</html>", InvalidRequestError),
+            (500, b"", TokenEndpointUnavailableError),
+            (503, {"error": "temporarily_unavailable"}, TokenEndpointUnavailableError),
+            (429, b"", RateLimitedError),
+            (302, b"", InvalidTokenResponseError),
+        ],
+    )
+    def test_errors_map_onto_ready_reasons(
+        self, status: int, body: object, error: type[TokenRequestError]
+    ) -> None:
+        with pytest.raises(error):
+            parse(status, body)
+
+    def test_retry_after_seconds_and_date(self) -> None:
+        with pytest.raises(RateLimitedError) as caught:
+            parse(429, b"", {"retry-after": "17"})
+        assert caught.value.retry_after == 17.0
+        with pytest.raises(TokenEndpointUnavailableError) as unavailable:
+            parse(503, b"", {"retry-after": "Mon, 23 Nov 2026 21:01:00 GMT"})
+        assert unavailable.value.retry_after == 60.0
+
+    def test_echoed_secret_is_redacted_from_messages(self) -> None:
+        body = {"error": "invalid_client", "error_description": f"bad secret {SECRET} for client"}
+        with pytest.raises(InvalidCredentialsError) as caught:
+            parse(401, body)
+        assert SECRET not in str(caught.value)
+        assert "[redacted]" in str(caught.value)
+        assert "HTTP 401 from ai.egain.cloud" in str(caught.value)
+
+
+def client(
+    handler: httpx.MockTransport, hosts: str = "*.egain.cloud", limit: int = 16
+) -> EgainClient:
+    return EgainClient(
+        allowed_hosts=HostAllowList.parse(hosts),
+        ca_bundle=None,
+        timeout=5.0,
+        max_concurrent_requests=limit,
+        default_lifetime=3600.0,
+        transport=handler,
+        clock=lambda: NOW,
+    )
+
+
+class TestClient:
+    def test_posts_the_form_and_parses_the_token(self) -> None:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json={"access_token": "T", "expires_in": 60})
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler))
+            token, at = await egain.fetch_token(CLIENT_APP, CREDS)
+            await egain.aclose()
+            assert token.access_token == "T"
+            assert at == NOW
+
+        asyncio.run(go())
+        (request,) = seen
+        assert request.method == "POST"
+        assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+        assert parse_qs(request.content.decode())["client_secret"] == [SECRET]
+
+    def test_host_outside_the_allow_list_sends_nothing(self) -> None:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json={"access_token": "T"})
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler), hosts="login.example.com")
+            with pytest.raises(TokenUrlNotAllowedError) as caught:
+                await egain.fetch_token(CLIENT_APP, CREDS)
+            await egain.aclose()
+            assert caught.value.reason is Reason.TOKEN_URL_NOT_ALLOWED
+
+        asyncio.run(go())
+        assert seen == []
+
+    def test_redirects_are_not_followed(self) -> None:
+        seen: list[str] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(str(request.url))
+            return httpx.Response(307, headers={"location": "https://evil.egain.cloud/steal"})
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler))
+            with pytest.raises(InvalidTokenResponseError):
+                await egain.fetch_token(CLIENT_APP, CREDS)
+            await egain.aclose()
+
+        asyncio.run(go())
+        assert len(seen) == 1
+
+    @pytest.mark.parametrize("exc", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")])
+    def test_transport_failures_are_unavailable(self, exc: Exception) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            raise exc
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler))
+            with pytest.raises(TokenEndpointUnavailableError) as caught:
+                await egain.fetch_token(CLIENT_APP, CREDS)
+            await egain.aclose()
+            assert "ai.egain.cloud" in caught.value.message
+
+        asyncio.run(go())
+
+    def test_concurrent_requests_are_limited(self) -> None:
+        in_flight, peak = 0, 0
+
+        async def go() -> None:
+            gate = asyncio.Event()
+
+            async def handler(request: httpx.Request) -> httpx.Response:
+                nonlocal in_flight, peak
+                in_flight += 1
+                peak = max(peak, in_flight)
+                await gate.wait()
+                in_flight -= 1
+                return httpx.Response(200, json={"access_token": "T"})
+
+            egain = client(httpx.MockTransport(handler), limit=3)
+            tasks = [asyncio.create_task(egain.fetch_token(CLIENT_APP, CREDS)) for _ in range(10)]
+            for _ in range(20):
+                await asyncio.sleep(0)
+            gate.set()
+            await asyncio.gather(*tasks)
+            await egain.aclose()
+
+        asyncio.run(go())
+        assert peak == 3

@@ -1,0 +1,290 @@
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from egain_token_operator.policy import (
+    MIN_RETRY_DELAY,
+    Failure,
+    RetryPolicy,
+    StoredToken,
+    decide,
+    is_ready,
+    refresh_at,
+    retry_delay,
+    stable_fraction,
+)
+from egain_token_operator.reasons import Reason
+
+NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
+POLICY = RetryPolicy(
+    refresh_jitter=0.1,
+    initial_delay=timedelta(seconds=1),
+    max_delay=timedelta(minutes=5),
+    permanent_delay=timedelta(minutes=10),
+)
+
+
+def token(
+    issued: datetime = NOW,
+    lifetime: timedelta = timedelta(hours=1),
+    fingerprint: str = "fp",
+    refresh_request: str | None = None,
+) -> StoredToken:
+    return StoredToken(
+        access_token="opaque",
+        token_type="Bearer",
+        scopes=("a",),
+        issued_at=issued,
+        expires_at=issued + lifetime,
+        fingerprint=fingerprint,
+        refresh_request=refresh_request,
+    )
+
+
+def failure(reason: Reason, retry_at: datetime, fingerprint: str | None = "fp") -> Failure:
+    return Failure(1, reason, "boom", NOW, retry_at, fingerprint, None)
+
+
+class TestRefreshAt:
+    def test_default_is_one_third_of_the_lifetime_before_expiry(self) -> None:
+        assert refresh_at(token(), None, POLICY, jitter=0.0) == NOW + timedelta(minutes=40)
+
+    def test_refresh_before_is_honoured(self) -> None:
+        got = refresh_at(token(), timedelta(minutes=10), POLICY, jitter=0.0)
+        assert got == NOW + timedelta(minutes=50)
+
+    def test_jitter_only_makes_it_earlier_and_by_at_most_the_fraction(self) -> None:
+        latest = refresh_at(token(), timedelta(minutes=10), POLICY, jitter=0.0)
+        earliest = refresh_at(token(), timedelta(minutes=10), POLICY, jitter=0.999999)
+        assert earliest < latest
+        assert latest - earliest <= timedelta(minutes=1)
+
+    def test_refresh_before_not_shorter_than_lifetime_falls_back_to_default(self) -> None:
+        short = token(lifetime=timedelta(minutes=5))
+        got = refresh_at(short, timedelta(minutes=10), POLICY, jitter=0.0)
+        assert got == NOW + timedelta(minutes=5) - timedelta(minutes=5) / 3
+
+    def test_tiny_lifetimes_never_refresh_sooner_than_a_second(self) -> None:
+        tiny = token(lifetime=timedelta(seconds=1))
+        assert refresh_at(tiny, None, POLICY, jitter=0.5) == NOW + timedelta(seconds=1)
+
+    def test_stable_fraction_is_deterministic_and_spread(self) -> None:
+        assert stable_fraction("uid-1", "t") == stable_fraction("uid-1", "t")
+        values = {stable_fraction(f"uid-{i}", "t") for i in range(100)}
+        assert len(values) == 100
+        assert all(0.0 <= v < 1.0 for v in values)
+        assert min(values) < 0.1
+        assert max(values) > 0.9
+
+
+class TestRetryDelay:
+    def delay(
+        self, failures: int, reason: Reason = Reason.TOKEN_ENDPOINT_UNAVAILABLE, **kw: object
+    ) -> timedelta:
+        args: dict[str, object] = {
+            "retry_after": None,
+            "remaining_validity": None,
+            "policy": POLICY,
+            "jitter": 1.0,
+        }
+        args.update(kw)
+        return retry_delay(failures=failures, reason=reason, **args)  # type: ignore[arg-type]
+
+    def test_transient_backoff_doubles_up_to_the_cap(self) -> None:
+        got = [self.delay(n).total_seconds() for n in range(1, 12)]
+        assert got[:4] == [1, 2, 4, 8]
+        assert got[-1] == 300
+        assert all(b >= a for a, b in itertools.pairwise(got))
+
+    def test_jitter_takes_at_most_half(self) -> None:
+        assert self.delay(4, jitter=0.0) == timedelta(seconds=4)
+        assert self.delay(4, jitter=1.0) == timedelta(seconds=8)
+
+    def test_never_exceeds_a_fraction_of_the_remaining_validity(self) -> None:
+        got = self.delay(20, remaining_validity=timedelta(minutes=4))
+        assert got == timedelta(minutes=1)
+
+    def test_several_retries_fit_before_expiry(self) -> None:
+        remaining = timedelta(minutes=20)
+        elapsed, tries = timedelta(0), 0
+        while elapsed < remaining:
+            elapsed += self.delay(tries + 10, remaining_validity=remaining - elapsed)
+            tries += 1
+            if tries > 50:
+                break
+        assert tries >= 4
+
+    def test_retry_after_is_honoured_up_to_the_cap(self) -> None:
+        assert self.delay(1, Reason.RATE_LIMITED, retry_after=30.0) == timedelta(seconds=30)
+        assert self.delay(1, Reason.RATE_LIMITED, retry_after=86400.0) == timedelta(minutes=5)
+
+    def test_no_retry_sooner_than_the_floor(self) -> None:
+        assert self.delay(1, jitter=0.0, retry_after=0.0) == MIN_RETRY_DELAY
+        tiny = self.delay(1, remaining_validity=timedelta(milliseconds=10))
+        assert tiny == MIN_RETRY_DELAY
+
+    @pytest.mark.parametrize(
+        "reason",
+        [
+            Reason.INVALID_CREDENTIALS,
+            Reason.INVALID_SCOPE,
+            Reason.UNAUTHORIZED_CLIENT,
+            Reason.INVALID_REQUEST,
+            Reason.CREDENTIALS_NOT_FOUND,
+            Reason.TOKEN_URL_NOT_ALLOWED,
+            Reason.SECRET_CONFLICT,
+        ],
+    )
+    def test_permanent_failures_back_off_long(self, reason: Reason) -> None:
+        assert self.delay(1, reason) == timedelta(minutes=10)
+        assert self.delay(1, reason, remaining_validity=timedelta(seconds=30)) == timedelta(
+            minutes=10
+        )
+
+
+class TestDecide:
+    def test_no_token_requests_one(self) -> None:
+        d = decide(
+            now=NOW,
+            fingerprint="fp",
+            refresh_request=None,
+            token=None,
+            refresh_time=None,
+            failure=None,
+        )
+        assert d.request_token
+
+    def test_valid_token_waits_for_its_refresh_time(self) -> None:
+        at = NOW + timedelta(minutes=40)
+        d = decide(
+            now=NOW,
+            fingerprint="fp",
+            refresh_request=None,
+            token=token(),
+            refresh_time=at,
+            failure=None,
+        )
+        assert not d.request_token
+        assert d.wake_at == at
+
+    def test_due_token_is_refreshed(self) -> None:
+        at = NOW - timedelta(seconds=1)
+        d = decide(
+            now=NOW,
+            fingerprint="fp",
+            refresh_request=None,
+            token=token(),
+            refresh_time=at,
+            failure=None,
+        )
+        assert d.request_token
+
+    def test_changed_spec_or_credentials_get_a_new_token_at_once(self) -> None:
+        at = NOW + timedelta(minutes=40)
+        d = decide(
+            now=NOW,
+            fingerprint="other",
+            refresh_request=None,
+            token=token(),
+            refresh_time=at,
+            failure=None,
+        )
+        assert d.request_token
+
+    def test_expired_token_is_replaced(self) -> None:
+        old = token(issued=NOW - timedelta(hours=2))
+        d = decide(
+            now=NOW,
+            fingerprint="fp",
+            refresh_request=None,
+            token=old,
+            refresh_time=NOW,
+            failure=None,
+        )
+        assert d.request_token
+
+    def test_new_refresh_request_forces_a_refresh_once(self) -> None:
+        at = NOW + timedelta(minutes=40)
+        d = decide(
+            now=NOW,
+            fingerprint="fp",
+            refresh_request="1",
+            token=token(),
+            refresh_time=at,
+            failure=None,
+        )
+        assert d.request_token
+        answered = token(refresh_request="1")
+        d = decide(
+            now=NOW,
+            fingerprint="fp",
+            refresh_request="1",
+            token=answered,
+            refresh_time=at,
+            failure=None,
+        )
+        assert not d.request_token
+
+    def test_failure_holds_back_until_its_retry_time(self) -> None:
+        f = failure(Reason.INVALID_CREDENTIALS, NOW + timedelta(minutes=10))
+        d = decide(
+            now=NOW,
+            fingerprint="fp",
+            refresh_request=None,
+            token=None,
+            refresh_time=None,
+            failure=f,
+        )
+        assert not d.request_token
+        assert d.wake_at == f.retry_at
+        later = decide(
+            now=f.retry_at,
+            fingerprint="fp",
+            refresh_request=None,
+            token=None,
+            refresh_time=None,
+            failure=f,
+        )
+        assert later.request_token
+
+    def test_failure_for_another_spec_does_not_hold_back(self) -> None:
+        f = failure(Reason.INVALID_CREDENTIALS, NOW + timedelta(minutes=10))
+        d = decide(
+            now=NOW,
+            fingerprint="new",
+            refresh_request=None,
+            token=None,
+            refresh_time=None,
+            failure=f,
+        )
+        assert d.request_token
+
+    def test_failure_restored_after_restart_holds_back(self) -> None:
+        f = failure(
+            Reason.TOKEN_ENDPOINT_UNAVAILABLE, NOW + timedelta(seconds=30), fingerprint=None
+        )
+        d = decide(
+            now=NOW,
+            fingerprint="any",
+            refresh_request=None,
+            token=None,
+            refresh_time=None,
+            failure=f,
+        )
+        assert not d.request_token
+
+    def test_new_refresh_request_overrides_the_backoff(self) -> None:
+        f = failure(Reason.INVALID_SCOPE, NOW + timedelta(minutes=10))
+        d = decide(
+            now=NOW, fingerprint="fp", refresh_request="2", token=None, refresh_time=None, failure=f
+        )
+        assert d.request_token
+
+
+def test_ready_needs_a_current_unexpired_token() -> None:
+    assert is_ready(token(), "fp", NOW)
+    assert not is_ready(token(), "other", NOW)
+    assert not is_ready(token(), None, NOW)
+    assert not is_ready(None, "fp", NOW)
+    assert not is_ready(token(), "fp", NOW + timedelta(hours=1))

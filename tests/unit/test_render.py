@@ -1,0 +1,205 @@
+import base64
+from datetime import UTC, datetime, timedelta
+
+from egain_token_operator.policy import Failure, StoredToken
+from egain_token_operator.reasons import Reason
+from egain_token_operator.render import (
+    Owner,
+    is_owned_by,
+    ready_condition,
+    render_secret,
+    render_status,
+    secret_is_current,
+    stored_token,
+)
+from egain_token_operator.spec import parse_spec
+
+NOW = datetime(2026, 11, 23, 21, 10, tzinfo=UTC)
+OWNER = Owner("support-apps", "knowledge-portal", "uid-1")
+SPEC = parse_spec(
+    "knowledge-portal",
+    {
+        "tokenUrl": "https://ai.egain.cloud/system/auth/T-U/oauth2/token",
+        "scopes": ["knowledge.portalmgr.manage"],
+        "credentialsSecretRef": {"name": "egain-client"},
+        "secretName": "knowledge-portal-token",
+        "secretTemplate": {"labels": {"team": "web"}, "annotations": {"note": "x"}},
+    },
+)
+TOKEN = StoredToken(
+    access_token="opaque-token",
+    token_type="Bearer",
+    scopes=("knowledge.portalmgr.manage",),
+    issued_at=NOW,
+    expires_at=NOW + timedelta(hours=1),
+    fingerprint="f" * 64,
+    refresh_request=None,
+)
+
+
+def decoded(secret: dict[str, object]) -> dict[str, str]:
+    data = secret["data"]
+    assert isinstance(data, dict)
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def test_secret_has_the_contracted_shape() -> None:
+    secret = render_secret(TOKEN, SPEC, OWNER)
+    assert secret["type"] == "Opaque"
+    assert secret["metadata"]["name"] == "knowledge-portal-token"
+    assert secret["metadata"]["namespace"] == "support-apps"
+    assert decoded(secret) == {
+        "access_token": "opaque-token",
+        "token_type": "Bearer",
+        "authorization": "Bearer opaque-token",
+        "expires_at": "2026-11-23T22:10:00Z",
+        "scope": "knowledge.portalmgr.manage",
+    }
+    labels = secret["metadata"]["labels"]
+    assert labels == {
+        "team": "web",
+        "app.kubernetes.io/managed-by": "egain-token-operator",
+        "egain.cloud/token": "knowledge-portal",
+    }
+    annotations = secret["metadata"]["annotations"]
+    assert annotations["egain.cloud/issued-at"] == "2026-11-23T21:10:00Z"
+    assert annotations["egain.cloud/expires-at"] == "2026-11-23T22:10:00Z"
+    assert annotations["note"] == "x"
+    (ref,) = secret["metadata"]["ownerReferences"]
+    assert ref == {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "EgainToken",
+        "name": "knowledge-portal",
+        "uid": "uid-1",
+        "controller": True,
+    }
+
+
+def test_round_trip_through_the_secret() -> None:
+    assert stored_token(render_secret(TOKEN, SPEC, OWNER)) == TOKEN
+
+
+def test_update_keeps_foreign_metadata_and_resource_version() -> None:
+    existing = render_secret(TOKEN, SPEC, OWNER)
+    existing["metadata"]["resourceVersion"] = "42"
+    existing["metadata"]["labels"]["added-by-someone"] = "yes"
+    newer = StoredToken(**{**TOKEN.__dict__, "access_token": "newer"})
+    updated = render_secret(newer, SPEC, OWNER, existing=existing)
+    assert updated["metadata"]["resourceVersion"] == "42"
+    assert updated["metadata"]["labels"]["added-by-someone"] == "yes"
+    assert decoded(updated)["access_token"] == "newer"
+
+
+def test_hand_edits_are_noticed() -> None:
+    secret = render_secret(TOKEN, SPEC, OWNER)
+    assert secret_is_current(secret, TOKEN, SPEC, OWNER)
+    edited = render_secret(TOKEN, SPEC, OWNER)
+    edited["data"]["access_token"] = base64.b64encode(b"hacked").decode()
+    assert not secret_is_current(edited, TOKEN, SPEC, OWNER)
+    relabelled = render_secret(TOKEN, SPEC, OWNER)
+    del relabelled["metadata"]["labels"]["egain.cloud/token"]
+    assert not secret_is_current(relabelled, TOKEN, SPEC, OWNER)
+
+
+def test_ownership() -> None:
+    assert is_owned_by(render_secret(TOKEN, SPEC, OWNER), OWNER)
+    assert not is_owned_by({"metadata": {}}, OWNER)
+    assert not is_owned_by(render_secret(TOKEN, SPEC, Owner("ns", "n", "other")), OWNER)
+
+
+def test_unusable_secrets_hold_no_token() -> None:
+    broken = render_secret(TOKEN, SPEC, OWNER)
+    del broken["metadata"]["annotations"]["egain.cloud/expires-at"]
+    assert stored_token(broken) is None
+    assert stored_token({"data": {"access_token": "!!"}}) is None
+
+
+class TestReadyCondition:
+    def failure(self, reason: Reason) -> Failure:
+        return Failure(
+            2,
+            reason,
+            "HTTP 503 from ai.egain.cloud",
+            NOW,
+            NOW + timedelta(seconds=4),
+            "f" * 64,
+            None,
+        )
+
+    def test_true_while_a_current_token_is_valid_even_with_a_failure(self) -> None:
+        c = ready_condition(
+            spec_error=None,
+            ready=True,
+            token=TOKEN,
+            fingerprint=TOKEN.fingerprint,
+            failure=self.failure(Reason.TOKEN_ENDPOINT_UNAVAILABLE),
+            now=NOW,
+        )
+        assert (c.status, c.reason) == ("True", Reason.TOKEN_ISSUED)
+        assert c.message == "token valid until 2026-11-23T22:10:00Z"
+
+    def test_failure_reason_once_not_ready(self) -> None:
+        c = ready_condition(
+            spec_error=None,
+            ready=False,
+            token=TOKEN,
+            fingerprint=TOKEN.fingerprint,
+            failure=self.failure(Reason.RATE_LIMITED),
+            now=NOW + timedelta(hours=2),
+        )
+        assert (c.status, c.reason) == ("False", Reason.RATE_LIMITED)
+
+    def test_expired_without_failure(self) -> None:
+        c = ready_condition(
+            spec_error=None,
+            ready=False,
+            token=TOKEN,
+            fingerprint=TOKEN.fingerprint,
+            failure=None,
+            now=NOW + timedelta(hours=2),
+        )
+        assert (c.status, c.reason) == ("False", Reason.TOKEN_EXPIRED)
+
+    def test_pending(self) -> None:
+        c = ready_condition(
+            spec_error=None, ready=False, token=None, fingerprint=None, failure=None, now=NOW
+        )
+        assert (c.status, c.reason) == ("Unknown", Reason.PENDING)
+
+
+def test_status_keeps_transition_time_while_status_is_unchanged() -> None:
+    condition = ready_condition(
+        spec_error=None,
+        ready=True,
+        token=TOKEN,
+        fingerprint=TOKEN.fingerprint,
+        failure=None,
+        now=NOW,
+    )
+    first = render_status(
+        generation=3,
+        condition=condition,
+        previous_conditions=[],
+        secret_name="s",
+        token=TOKEN,
+        next_refresh_at=NOW + timedelta(minutes=40),
+        failure=None,
+        now=NOW,
+    )
+    later = render_status(
+        generation=3,
+        condition=condition,
+        previous_conditions=first["conditions"],
+        secret_name="s",
+        token=TOKEN,
+        next_refresh_at=NOW + timedelta(minutes=40),
+        failure=None,
+        now=NOW + timedelta(minutes=5),
+    )
+    assert later == first
+    assert first["lastFailure"] is None
+    assert first["consecutiveFailures"] == 0
+    assert first["expiresAt"] == "2026-11-23T22:10:00Z"
+    assert first["nextRefreshAt"] == "2026-11-23T21:50:00Z"
+    assert first["conditions"][0]["observedGeneration"] == 3
+    assert "opaque-token" not in repr(first)

@@ -1,0 +1,65 @@
+from pathlib import Path
+
+import pytest
+
+from egain_token_operator.settings import parse_settings
+
+
+def test_defaults() -> None:
+    s = parse_settings(["run"], {})
+    assert s.clusterwide
+    assert s.namespaces == ()
+    assert str(s.allowed_token_hosts) == "*.egain.cloud"
+    assert s.ca_bundle is None
+    assert s.default_token_lifetime == 3600
+    assert s.max_concurrent_requests == 16
+    assert str(s.metrics_address) == "0.0.0.0:8080"
+    assert str(s.health_address) == "0.0.0.0:8081"
+    assert (s.log_format, s.log_level) == ("text", "info")
+    assert s.peering is None
+
+
+def test_environment_then_flags(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("pem")
+    env = {
+        "EGAIN_OPERATOR_NAMESPACES": "a, b,a",
+        "EGAIN_OPERATOR_ALLOWED_TOKEN_HOSTS": "*.egain.cloud,localhost:8443",
+        "EGAIN_OPERATOR_CA_BUNDLE": str(bundle),
+        "EGAIN_OPERATOR_DEFAULT_TOKEN_LIFETIME": "1800",
+        "EGAIN_OPERATOR_MAX_CONCURRENT_REQUESTS": "4",
+        "EGAIN_OPERATOR_LOG_FORMAT": "json",
+    }
+    s = parse_settings(["run"], env)
+    assert s.namespaces == ("a", "b")
+    assert s.allowed_token_hosts.allows("https://localhost:8443/x")
+    assert s.ca_bundle == bundle
+    assert (s.default_token_lifetime, s.max_concurrent_requests, s.log_format) == (1800, 4, "json")
+    s = parse_settings(["run", "--namespace", "c", "--max-concurrent-requests", "2"], env)
+    assert s.namespaces == ("c",)
+    assert s.max_concurrent_requests == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--max-concurrent-requests", "0"],
+        ["run", "--metrics-address", "8080"],
+        ["run", "--log-format", "xml"],
+        ["run", "--log-level", "loud"],
+        ["run", "--allowed-token-hosts", ""],
+        ["run", "--ca-bundle", "/no/such/file"],
+        ["run", "--refresh-jitter", "1.5"],
+        ["run", "--retry-initial-delay", "100", "--retry-max-delay", "10"],
+    ],
+)
+def test_bad_values_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_settings(argv, {})
+    assert exited.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_bad_environment_value_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(["run"], {"EGAIN_OPERATOR_HTTP_TIMEOUT": "-1"})
