@@ -90,7 +90,9 @@ def run(args: argparse.Namespace, stack: list[Any]) -> None:
     print(f"tokens live {args.lifetime}s, so a refresh comes every ~{args.lifetime * 2 // 3}s")
 
     say("Installing the EgainToken CRD")
-    plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "egaintokens.egain.cloud.yaml"))
+    plane.kubectl(
+        "apply", "--server-side", "-f", str(REPO / "crds" / "egaintokens.egain.cloud.yaml")
+    )
     plane.kubectl("wait", "--for=condition=Established", "crd/egaintokens.egain.cloud")
     plane.kubectl("create", "namespace", NAMESPACE, check=False)
 
@@ -149,7 +151,10 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, default=REPO / ".testground" / "demo")
     parser.add_argument("--lifetime", type=int, default=30, help="token lifetime in seconds")
     parser.add_argument(
-        "--refreshes", type=int, default=0, help="stop after this many refreshes (0: run until Ctrl-C)"
+        "--refreshes",
+        type=int,
+        default=0,
+        help="stop after this many refreshes (0: run until Ctrl-C)",
     )
     args = parser.parse_args()
     stack: list[Any] = []

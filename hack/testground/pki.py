@@ -136,3 +136,22 @@ def issue(
     _write_key(pair.key, key)
     pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return pair
+
+
+def create_signing_key(directory: Path, name: str) -> KeyPair:
+    """Create (or reuse) a bare key pair: `cert` holds the public key, `key` the private one.
+
+    Used for ServiceAccount token signing, which needs no certificate.
+    """
+    pair = KeyPair(directory / f"{name}.pub", directory / f"{name}.key")
+    if pair.cert.exists() and pair.key.exists():
+        return pair
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    _write_key(pair.key, key)
+    pair.cert.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return pair

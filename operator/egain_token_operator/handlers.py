@@ -62,7 +62,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         max_concurrent_requests=config.max_concurrent_requests,
         default_lifetime=config.default_token_lifetime,
     )
-    restarter = RolloutRestarter(kube, timedelta(seconds=config.rollout_restart_min_interval))
+    restarter = RolloutRestarter(
+        kube,
+        timedelta(seconds=config.rollout_restart_min_interval),
+        enabled=config.rollout_restarts,
+    )
     memo.kube, memo.egain, memo.restarter = kube, egain, restarter
     memo.controller = Controller(
         kube=kube,

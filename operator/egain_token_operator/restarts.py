@@ -52,15 +52,24 @@ class RolloutRestarter:
         self,
         kube: Kube,
         min_interval: timedelta,
+        *,
+        enabled: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._kube = kube
+        self._enabled = enabled
         self._min_interval = min_interval
         self._clock = clock
         self._pending: dict[TargetKey, asyncio.Task[None]] = {}
 
     def request(self, namespace: str, targets: Iterable[RolloutTarget], now: datetime) -> None:
         """Ask for each target to be restarted; a pending restart already covers it."""
+        if not self._enabled:
+            logger.warning(
+                "rollout restarts are disabled (--rollout-restarts=false); not restarting %s",
+                ", ".join(f"{t.kind} {namespace}/{t.name}" for t in targets),
+            )
+            return
         for target in targets:
             key = (namespace, target)
             if key in self._pending:

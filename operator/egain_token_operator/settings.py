@@ -48,6 +48,7 @@ class Settings:
     retry_initial_delay: float
     retry_max_delay: float
     permanent_failure_retry_delay: float
+    rollout_restarts: bool
     rollout_restart_min_interval: float
     peering: str | None
 
@@ -101,6 +102,13 @@ def _hosts(value: str) -> HostAllowList:
         return HostAllowList.parse(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return lowered == "true"
 
 
 def _comma_list(value: str) -> list[str]:
@@ -170,6 +178,14 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
         "600",
         "seconds between retries of permanent failures (a spec or credentials change retries "
         "at once)",
+    ),
+    (
+        "--rollout-restarts",
+        "ROLLOUT_RESTARTS",
+        _boolean,
+        "true",
+        "whether rolloutRestartTargets are restarted (false when the operator may not patch "
+        "workloads)",
     ),
     (
         "--rollout-restart-min-interval",
@@ -252,6 +268,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         retry_initial_delay=float(args.retry_initial_delay),
         retry_max_delay=float(args.retry_max_delay),
         permanent_failure_retry_delay=float(args.permanent_failure_retry_delay),
+        rollout_restarts=bool(args.rollout_restarts),
         rollout_restart_min_interval=float(args.rollout_restart_min_interval),
         peering=args.peering or None,
     )

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from testground.controlplane import ControlPlane
 
+from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
 from tests.e2e.support import CRD, Cluster, OperatorProcess, credentials_secret, leaks
 
@@ -95,10 +95,14 @@ def start_operator(
     """Start the operator for the test's namespace; stop it and check for leaks after."""
     started: list[OperatorProcess] = []
 
-    def start(*extra: str, allowed_hosts: str | None = None) -> OperatorProcess:
+    def start(
+        *extra: str,
+        allowed_hosts: str | None = None,
+        kubeconfig: Path | None = None,
+        all_namespaces: bool = False,
+    ) -> OperatorProcess:
         args = [
-            "--namespace",
-            namespace,
+            *(() if all_namespaces else ("--namespace", namespace)),
             "--allowed-token-hosts",
             allowed_hosts or f"*.egain.cloud,localhost:{emulator.port}",
             "--ca-bundle",
@@ -118,7 +122,7 @@ def start_operator(
             *extra,
         ]
         log = tmp_path / f"operator-{len(started)}.log"
-        process = OperatorProcess(cluster.control_plane, log, args)
+        process = OperatorProcess(cluster.control_plane, log, args, kubeconfig)
         started.append(process)
         return process.start()
 

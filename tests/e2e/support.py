@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from testground.controlplane import ControlPlane
 
+from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,10 +26,29 @@ CRD = REPO / "crds" / "egaintokens.egain.cloud.yaml"
 T = TypeVar("T")
 
 
-class Hidden(str):
-    """A secret value: compares like a string, never shows in test output."""
+class Hidden:
+    """A secret value: compares with strings and other `Hidden`, never shows in test output.
 
-    __slots__ = ()
+    Deliberately not a `str`: pytest diffs strings character by character on a
+    failed assertion, which would print the value.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself, for code that needs it (never for messages)."""
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Hidden):
+            return self._value == other._value
+        return isinstance(other, str) and self._value == other
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
     def __repr__(self) -> str:
         return "<hidden>"
@@ -111,7 +130,7 @@ class Cluster:
         def check() -> dict[str, Any] | None:
             token = self.token(namespace, name)
             conditions = (token.get("status") or {}).get("conditions") or []
-            ready = next((c for c in conditions if c.get("type") == "Ready"), {})
+            ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
             matches = ready.get("status") == status and reason in (None, ready.get("reason"))
             return token if matches else None
 
@@ -158,7 +177,13 @@ def egain_token(namespace: str, name: str, spec: Mapping[str, Any]) -> dict[str,
 class OperatorProcess:
     """The operator, run as its console script would run it, logging to a file."""
 
-    def __init__(self, control_plane: ControlPlane, log_path: Path, args: Iterable[str]) -> None:
+    def __init__(
+        self,
+        control_plane: ControlPlane,
+        log_path: Path,
+        args: Iterable[str],
+        kubeconfig: Path | None = None,
+    ) -> None:
         self.log_path = log_path
         self.metrics_port = free_port()
         self.health_port = free_port()
@@ -173,6 +198,7 @@ class OperatorProcess:
             **control_plane.env(),
             "PYTHONPATH": str(REPO / "operator"),
             "PYTHONUNBUFFERED": "1",
+            **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
 

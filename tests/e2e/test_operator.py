@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from testground.emulator import EgainEmulator, FaultKind
 from tests.e2e.conftest import TENANT, EgainClient
 from tests.e2e.support import (
     Cluster,
+    Hidden,
     OperatorProcess,
     credentials_secret,
     egain_token,
@@ -70,13 +72,13 @@ def test_client_app_flow_writes_the_exact_secret(
     data = cluster.secret_data(namespace, "portal-token")
     assert data is not None
     assert set(data) == {"access_token", "token_type", "authorization", "expires_at", "scope"}
-    assert emulator.is_issued_token(data["access_token"], client_id=client.client_id)
+    assert emulator.is_issued_token(data["access_token"].reveal(), client_id=client.client_id)
     assert data["token_type"] == "Bearer"
-    assert data["authorization"] == f"Bearer {data['access_token']}"
+    assert data["authorization"] == Hidden(f"Bearer {data['access_token'].reveal()}")
     assert data["scope"] == "knowledge.portalmgr.manage core.aiservices.read"
     status = token["status"]
     assert data["expires_at"] == status["expiresAt"]
-    assert parse_time(data["expires_at"]) > datetime.now(UTC)
+    assert parse_time(data["expires_at"].reveal()) > datetime.now(UTC)
 
     metadata = secret["metadata"]
     assert metadata["labels"] == {
@@ -148,7 +150,7 @@ def test_anonymous_customer_flow(
     cluster.wait_ready(namespace, "anonymous", "True", "TokenIssued")
     data = cluster.secret_data(namespace, "anonymous")
     assert data is not None
-    assert emulator.is_issued_token(data["access_token"], client_id=client.client_id)
+    assert emulator.is_issued_token(data["access_token"].reveal(), client_id=client.client_id)
     (request,) = emulator.requests(client.client_id)
     assert request.flow == "AnonymousCustomer"
     assert (request.user_type, request.domain_hint) == ("customer", TENANT)
@@ -237,13 +239,12 @@ def test_short_lived_token_is_replaced_before_it_expires(
     while time.monotonic() < deadline:
         data = cluster.secret_data(namespace, "short")
         assert data is not None
-        info = emulator.token_info(data["access_token"])
+        info = emulator.token_info(data["access_token"].reveal())
         assert info is not None and not info.expired, "the Secret held an expired token"
         seen.add(info.fingerprint)
         time.sleep(0.2)
     # 12 s of 3 s tokens refreshed a second before expiry: about six tokens.
     assert len(seen) >= 4
-    assert cluster.ready(namespace, "short") == cluster.ready(namespace, "short")
     assert (cluster.ready(namespace, "short") or {}).get("status") == "True"
 
 
@@ -272,7 +273,7 @@ def test_rotated_client_secret_gets_a_new_token_within_seconds(
     assert time.monotonic() - rotated_at < 10
     data = cluster.secret_data(namespace, "rotating")
     assert data is not None
-    assert emulator.is_issued_token(data["access_token"], client_id=client.client_id)
+    assert emulator.is_issued_token(data["access_token"].reveal(), client_id=client.client_id)
     assert all(r.status == 200 for r in emulator.requests(client.client_id)), (
         "sent stale credentials"
     )
@@ -327,7 +328,9 @@ def test_refresh_annotation_forces_a_refresh(
             f"egain.cloud/refresh-requested-at=r{attempt}",
         )
         wait_until(
-            lambda n=attempt: successes(emulator, client) == n + 1, f"refresh {attempt}", timeout=15
+            functools.partial(lambda n: successes(emulator, client) == n, attempt + 1),
+            f"refresh {attempt}",
+            timeout=15,
         )
     time.sleep(2)
     assert successes(emulator, client) == 3, "a handled refresh request was answered again"
@@ -570,19 +573,21 @@ def test_transient_failures_back_off_and_recover(
         return
     cluster.wait_ready(namespace, "flaky", "False", reason)
     started = time.monotonic()
-    time.sleep(6)
-    attempts = len(emulator.requests(client.client_id))
-    # Backoff 0.5, 1, 2, 4 s (with jitter; Retry-After 2 s for 429): a handful, not hundreds.
-    assert 2 <= attempts <= 8, attempts
+    time.sleep(8)
     status = cluster.token(namespace, "flaky")["status"]
     assert status["consecutiveFailures"] >= 2
-    assert parse_time(status["nextRefreshAt"]) > datetime.now(UTC)
+    if fault is not FaultKind.HANG:  # hung requests are logged only once released
+        attempts = len(emulator.requests(client.client_id))
+        # Backoff 0.5, 1, 2, 4 s (jitter; Retry-After 2 s for 429): a handful, not hundreds.
+        assert 3 <= attempts <= 12, attempts
+    if fault is not FaultKind.HANG:  # otherwise a request may be in flight right now
+        assert parse_time(status["nextRefreshAt"]) > datetime.now(UTC)
     if fault is FaultKind.REDIRECT:
         target = emulator.redirect_target_url.split("localhost:")[1].split("/", 1)[1]
         assert all(r.path != "/" + target for r in emulator.requests()), "a redirect was followed"
     emulator.clear_faults()
     cluster.wait_ready(namespace, "flaky", "True", "TokenIssued", timeout=15)
-    assert time.monotonic() - started < 25
+    assert time.monotonic() - started < 30
     assert 'result="failure"' in operator.metrics()
 
 
@@ -676,7 +681,7 @@ def test_rollout_restart_is_coalesced(
         annotations = (found or {})["spec"]["template"]["metadata"].get("annotations") or {}
         return found if "egain.cloud/restarted-at" in annotations else None
 
-    found = wait_until(restarted, "the restart annotation", timeout=15)
+    wait_until(restarted, "the restart annotation", timeout=15)
     time.sleep(3)
     found = cluster.get("deployment", "web", namespace)
     assert found is not None

@@ -16,6 +16,7 @@ from egain_token_operator.egain import (
     RateLimitedError,
     TokenEndpointUnavailableError,
     TokenRequestError,
+    TokenResponse,
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
     build_request,
@@ -50,7 +51,9 @@ ANONYMOUS = parse_spec(
 )
 
 
-def parse(status: int, body: object, headers: dict[str, str] | None = None, **kw: object) -> object:
+def parse(
+    status: int, body: object, headers: dict[str, str] | None = None, **kw: object
+) -> TokenResponse:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     args: dict[str, object] = {
         "host": "ai.egain.cloud",
@@ -127,22 +130,22 @@ class TestResponseParsing:
         assert got.token_type == "Bearer"
         assert got.expires_in == 3600
         assert got.scopes == ("a",)
-        assert not got.expires_in_defaulted  # type: ignore[attr-defined]
+        assert not got.expires_in_defaulted
 
     def test_expires_in_as_numeric_string(self) -> None:
         got = parse(200, {"access_token": "T", "expires_in": "3600"})
-        assert got.expires_in == 3600.0  # type: ignore[attr-defined]
+        assert got.expires_in == 3600.0
 
     def test_missing_optional_fields_take_defaults(self) -> None:
         got = parse(200, {"access_token": "T"}, default_lifetime=1800.0)
-        assert got.token_type == "Bearer"  # type: ignore[attr-defined]
-        assert got.scopes == ("a", "b")  # type: ignore[attr-defined]
+        assert got.token_type == "Bearer"
+        assert got.scopes == ("a", "b")
         assert got.expires_in == 1800.0
         assert got.expires_in_defaulted
 
     def test_opaque_non_jwt_token_is_fine(self) -> None:
         got = parse(200, {"access_token": "not.a-jwt at all?", "expires_in": 60})
-        assert got.access_token == "not.a-jwt at all?"  # type: ignore[attr-defined]
+        assert got.access_token == "not.a-jwt at all?"
 
     @pytest.mark.parametrize(
         "body",

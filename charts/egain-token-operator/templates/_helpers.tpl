@@ -1,0 +1,133 @@
+{{/*
+Names, labels and small computed values shared by every template.
+Kubernetes names are limited to 63 characters (DNS-1123 labels), hence the truncation.
+*/}}
+
+{{/* The chart name, or nameOverride. */}}
+{{- define "egain-token-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The base name of every resource: fullnameOverride, else "<release>-<chart>",
+collapsed to "<release>" when the release name already contains the chart name
+(so `helm install egain-token-operator .` does not yield a doubled name).
+*/}}
+{{- define "egain-token-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<chart>-<version>" for the helm.sh/chart label ("+" is not allowed in label values). */}}
+{{- define "egain-token-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Selector labels: the subset that identifies the operator's Pods. They must
+never change between releases, because a Deployment's selector is immutable.
+*/}}
+{{- define "egain-token-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "egain-token-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The standard labels carried by every object the chart creates. */}}
+{{- define "egain-token-operator.labels" -}}
+helm.sh/chart: {{ include "egain-token-operator.chart" . }}
+{{ include "egain-token-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: egain-token-operator
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "egain-token-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "egain-token-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The container image: a digest pins it exactly and wins over the tag; the tag
+defaults to the chart's appVersion so chart and operator versions move together.
+*/}}
+{{- define "egain-token-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces the operator serves, de-duplicated; empty means all namespaces. */}}
+{{- define "egain-token-operator.watchNamespaces" -}}
+{{- .Values.watchNamespaces | uniq | join "," }}
+{{- end }}
+
+{{/*
+"true" when kopf peering (leader election between replicas) is on: explicitly
+via peering.enabled, else whenever more than one replica runs. Templates test
+the result with `eq ... "true"` because `include` always returns a string.
+*/}}
+{{- define "egain-token-operator.peeringEnabled" -}}
+{{- if kindIs "bool" .Values.peering.enabled }}
+{{- .Values.peering.enabled }}
+{{- else }}
+{{- gt (int .Values.replicaCount) 1 }}
+{{- end }}
+{{- end }}
+
+{{/* The peering object's name, shared by all replicas of this release. */}}
+{{- define "egain-token-operator.peeringName" -}}
+{{- default (include "egain-token-operator.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{/*
+A number for an environment variable. Helm reads YAML numbers as float64, and
+printing a large whole float gives "3.6e+06", which the operator would reject;
+whole numbers are therefore printed as integers, fractions as they are.
+*/}}
+{{- define "egain-token-operator.number" -}}
+{{- if eq (float64 .) (floor .) }}
+{{- int64 . }}
+{{- else }}
+{{- . }}
+{{- end }}
+{{- end }}
+
+{{/* Where the extra CA bundle is mounted in the container. */}}
+{{- define "egain-token-operator.caBundleDir" -}}
+/etc/egain-token-operator/ca
+{{- end }}
+
+{{/*
+Checks that cannot be expressed in values.schema.json, run once from the
+Deployment template so that `helm template` and `helm install` fail early
+with a message that names the values involved.
+*/}}
+{{- define "egain-token-operator.validate" -}}
+{{- if and .Values.caBundle.configMap.name .Values.caBundle.secret.name }}
+{{- fail "caBundle: set either caBundle.configMap.name or caBundle.secret.name, not both" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (ne (include "egain-token-operator.peeringEnabled" .) "true") }}
+{{- fail "replicaCount > 1 needs peering (leave peering.enabled unset or true): without it every replica would refresh every token" }}
+{{- end }}
+{{- if and (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" }}
+{{- end }}
+{{- end }}

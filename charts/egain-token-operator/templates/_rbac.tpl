@@ -1,0 +1,36 @@
+{{/*
+The rules for the objects the operator reads and writes in the namespaces it
+serves. They are granted by the ClusterRole in all-namespaces mode and by one
+Role per namespace in namespaced mode, so both modes grant the same verbs.
+Each verb is one the operator (or kopf under it) actually sends; see
+docs/helm.md for the reasoning.
+*/}}
+{{- define "egain-token-operator.namespacedRules" }}
+  # EgainTokens: kopf lists and watches them. The operator uses only event
+  # handlers, so kopf adds no finalizers or annotations: no get/patch.
+  - apiGroups: ["egain.cloud"]
+    resources: ["egaintokens"]
+    verbs: ["list", "watch"]
+  # Ready condition, expiry and failure details (a merge patch).
+  - apiGroups: ["egain.cloud"]
+    resources: ["egaintokens/status"]
+    verbs: ["patch"]
+  # Credentials are read, token Secrets are created and replaced (a
+  # conditional update), and all are watched (to notice rotated credentials and
+  # restore a token Secret deleted or edited by hand). No delete: token Secrets
+  # are owned by their EgainToken and removed by the garbage collector.
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get", "list", "watch", "create", "update"]
+  # TokenIssued and failure Events (kopf only ever creates them).
+  - apiGroups: [""]
+    resources: ["events"]
+    verbs: ["create"]
+{{- if .Values.rolloutRestarts.enabled }}
+  # spec.rolloutRestartTargets: the pod template of each target gets a
+  # restarted-at annotation, as `kubectl rollout restart` does.
+  - apiGroups: ["apps"]
+    resources: ["deployments", "statefulsets", "daemonsets"]
+    verbs: ["get", "patch"]
+{{- end }}
+{{- end }}

@@ -1,0 +1,213 @@
+"""Helpers for testing the Helm chart against the local control plane.
+
+Besides rendering and installing the chart, this module builds a kubeconfig
+that authenticates as the chart's ServiceAccount (`kubectl create token`), so
+a test can run the operator with exactly the permissions the chart grants:
+
+    release = install_chart(control_plane, values={"watchNamespaces": [ns]})
+    kubeconfig = service_account_kubeconfig(
+        control_plane, release.namespace, release.service_account, tmp_path / "sa.kubeconfig"
+    )
+    # run the operator with KUBECONFIG=kubeconfig
+
+The `chart_release` and `chart_service_account_kubeconfig` fixtures wrap the
+same two steps (import them into a test module or conftest to use them).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "egain-token-operator"
+CHART_NAME = "egain-token-operator"
+
+Manifest = dict[str, Any]
+
+
+class ControlPlaneLike(Protocol):
+    """What these helpers need from the `control_plane` fixture."""
+
+    # Read-only properties, so that a frozen dataclass satisfies the protocol.
+    @property
+    def kubeconfig(self) -> Path: ...
+
+    @property
+    def server(self) -> str: ...
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]: ...
+
+    def helm(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def unique_name(prefix: str) -> str:
+    """A DNS-1123 name unlikely to collide with other tests sharing the control plane."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def fullname(release: str) -> str:
+    """The chart's base resource name for `release` (see `_helpers.tpl`)."""
+    name = release if CHART_NAME in release else f"{release}-{CHART_NAME}"
+    return name[:63].rstrip("-")
+
+
+def render_chart(
+    control_plane: ControlPlaneLike,
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str = "test",
+    namespace: str = "default",
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """`helm template` the chart with `values` (passed as JSON on stdin)."""
+    return control_plane.helm(
+        "template",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--values",
+        "-",
+        input=json.dumps(dict(values or {})),
+        check=check,
+    )
+
+
+def parse_manifests(text: str) -> list[Manifest]:
+    """The objects of a multi-document YAML stream, empty documents dropped."""
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def render_manifests(
+    control_plane: ControlPlaneLike,
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str = "test",
+    namespace: str = "default",
+) -> list[Manifest]:
+    """The objects `helm template` renders for `values`."""
+    rendered = render_chart(control_plane, values, release=release, namespace=namespace)
+    return parse_manifests(rendered.stdout)
+
+
+def of_kind(manifests: Sequence[Manifest], kind: str) -> list[Manifest]:
+    """The manifests of one kind."""
+    return [manifest for manifest in manifests if manifest["kind"] == kind]
+
+
+@dataclass(frozen=True)
+class ChartRelease:
+    """A release of the chart installed into the control plane."""
+
+    name: str
+    namespace: str
+    fullname: str
+    service_account: str
+
+
+def install_chart(
+    control_plane: ControlPlaneLike,
+    values: Mapping[str, Any] | None = None,
+    *,
+    release: str | None = None,
+    namespace: str | None = None,
+) -> ChartRelease:
+    """`helm install` the chart into a (new) namespace; no `--wait`: no Pod ever runs."""
+    name = release or unique_name("egt")
+    ns = namespace or unique_name("chart")
+    control_plane.helm(
+        "install",
+        name,
+        str(CHART),
+        "--namespace",
+        ns,
+        "--create-namespace",
+        "--values",
+        "-",
+        input=json.dumps(dict(values or {})),
+    )
+    base = fullname(name)
+    service_account = str((values or {}).get("serviceAccount", {}).get("name") or base)
+    return ChartRelease(name=name, namespace=ns, fullname=base, service_account=service_account)
+
+
+def uninstall_chart(control_plane: ControlPlaneLike, release: ChartRelease) -> None:
+    """`helm uninstall` the release and delete its namespace."""
+    control_plane.helm("uninstall", release.name, "--namespace", release.namespace)
+    control_plane.kubectl("delete", "namespace", release.namespace, "--wait=false")
+
+
+def service_account_kubeconfig(
+    control_plane: ControlPlaneLike,
+    namespace: str,
+    service_account: str,
+    path: Path,
+    *,
+    duration: str = "2h",
+) -> Path:
+    """Write a kubeconfig at `path` that authenticates as `namespace/service_account`.
+
+    The token comes from the TokenRequest API (`kubectl create token`), as a
+    Pod's projected token would; the cluster entry (server and CA) is copied
+    from the control plane's own kubeconfig, so TLS is verified the same way.
+    """
+    token = control_plane.kubectl(
+        "create", "token", service_account, "--namespace", namespace, "--duration", duration
+    ).stdout.strip()
+    admin = json.loads(
+        control_plane.kubectl("config", "view", "--raw", "--minify", "--output", "json").stdout
+    )
+    cluster = admin["clusters"][0]["cluster"]
+    user = f"system:serviceaccount:{namespace}:{service_account}"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "chart", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "chart",
+                "context": {"cluster": "chart", "user": user, "namespace": namespace},
+            }
+        ],
+        "current-context": "chart",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The token is a credential: keep the file private to this user.
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+@pytest.fixture
+def chart_release(control_plane: ControlPlaneLike) -> Iterator[ChartRelease]:
+    """The chart installed with default values (all namespaces) in a fresh namespace."""
+    release = install_chart(control_plane)
+    yield release
+    uninstall_chart(control_plane, release)
+
+
+@pytest.fixture
+def chart_service_account_kubeconfig(
+    control_plane: ControlPlaneLike, chart_release: ChartRelease, tmp_path: Path
+) -> Path:
+    """A kubeconfig for the ServiceAccount of `chart_release`: the operator's permissions."""
+    return service_account_kubeconfig(
+        control_plane,
+        chart_release.namespace,
+        chart_release.service_account,
+        tmp_path / "chart-service-account.kubeconfig",
+    )
