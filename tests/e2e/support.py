@@ -145,6 +145,14 @@ class Cluster:
             k: Hidden(base64.b64decode(v).decode()) for k, v in (secret.get("data") or {}).items()
         }
 
+    def restarted_at(self, namespace: str, deployment: str) -> str | None:
+        """The `egain.cloud/restarted-at` pod-template annotation of a Deployment."""
+        found = self.get("deployment", deployment, namespace) or {}
+        template = found.get("spec", {}).get("template", {})
+        annotations = template.get("metadata", {}).get("annotations") or {}
+        value = annotations.get("egain.cloud/restarted-at")
+        return value if isinstance(value, str) else None
+
     def events(self, namespace: str) -> list[dict[str, Any]]:
         result = self.kubectl("get", "events", "-n", namespace, "-o", "json")
         items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
@@ -171,6 +179,23 @@ def egain_token(namespace: str, name: str, spec: Mapping[str, Any]) -> dict[str,
         "kind": "EgainToken",
         "metadata": {"name": name, "namespace": namespace},
         "spec": dict(spec),
+    }
+
+
+def deployment(namespace: str, name: str) -> dict[str, Any]:
+    """A Deployment (its Pods never run here: there is no kubelet)."""
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": name, "image": f"registry.invalid/{name}:1"}]},
+            },
+        },
     }
 
 

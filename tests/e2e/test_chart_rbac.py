@@ -6,42 +6,67 @@ ServiceAccount, so every API call it makes is checked by the real RBAC.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from testground.emulator import EgainEmulator
-from tests.e2e.chart_support import install_chart, service_account_kubeconfig, uninstall_chart
+from tests.e2e.chart_support import (
+    ChartRelease,
+    install_chart,
+    service_account_kubeconfig,
+    uninstall_chart,
+)
 from tests.e2e.conftest import TENANT, EgainClient
-from tests.e2e.support import Cluster, OperatorProcess, egain_token, wait_until
+from tests.e2e.support import Cluster, OperatorProcess, deployment, egain_token, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 RBAC_DENIAL = "is forbidden: User"
 
 
-def deployment(namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "consumer", "namespace": namespace},
-        "spec": {
-            "selector": {"matchLabels": {"app": "consumer"}},
-            "template": {
-                "metadata": {"labels": {"app": "consumer"}},
-                "spec": {"containers": [{"name": "c", "image": "registry.invalid/c:1"}]},
-            },
-        },
-    }
+@dataclass
+class ChartOperator:
+    """The operator running with the permissions of a chart release's ServiceAccount."""
+
+    process: OperatorProcess
+    release: ChartRelease
+    kubeconfig: Path
+
+    def log(self) -> str:
+        return self.process.log()
+
+
+@contextlib.contextmanager
+def chart_operator(
+    cluster: Cluster,
+    values: dict[str, Any],
+    start_operator: Callable[..., OperatorProcess],
+    tmp_path: Path,
+    *,
+    all_namespaces: bool = False,
+) -> Iterator[ChartOperator]:
+    """Install the chart with `values` and run the operator as its ServiceAccount."""
+    release = install_chart(cluster.control_plane, values)
+    try:
+        kubeconfig = service_account_kubeconfig(
+            cluster.control_plane, release.namespace, release.service_account, tmp_path / "sa"
+        )
+        process = start_operator(kubeconfig=kubeconfig, all_namespaces=all_namespaces)
+        yield ChartOperator(process, release, kubeconfig)
+    finally:
+        uninstall_chart(cluster.control_plane, release)
 
 
 def do_the_whole_job(
     cluster: Cluster, namespace: str, emulator: EgainEmulator, client: EgainClient
 ) -> None:
     """Issue, restore, rotate and restart, as the operator does for users."""
-    cluster.apply(deployment(namespace))
+    cluster.apply(deployment(namespace, "consumer"))
     spec = {
         "tokenUrl": emulator.client_app_token_url(TENANT),
         "scopes": ["knowledge.portalmgr.manage"],
@@ -63,12 +88,7 @@ def do_the_whole_job(
 
     wait_until(refreshed, "a refreshed token")
 
-    def restarted() -> bool:
-        found = cluster.get("deployment", "consumer", namespace) or {}
-        annotations = found["spec"]["template"]["metadata"].get("annotations") or {}
-        return "egain.cloud/restarted-at" in annotations
-
-    wait_until(restarted, "the rollout restart")
+    wait_until(lambda: cluster.restarted_at(namespace, "consumer"), "the rollout restart")
     events = cluster.events(namespace)
     assert any(e["reason"] == "TokenIssued" for e in events)
 
@@ -81,16 +101,9 @@ def test_all_namespaces_chart_rbac_is_sufficient(
     start_operator: Callable[..., OperatorProcess],
     tmp_path: Path,
 ) -> None:
-    release = install_chart(cluster.control_plane)
-    try:
-        kubeconfig = service_account_kubeconfig(
-            cluster.control_plane, release.namespace, release.service_account, tmp_path / "sa"
-        )
-        operator = start_operator(kubeconfig=kubeconfig, all_namespaces=True)
+    with chart_operator(cluster, {}, start_operator, tmp_path, all_namespaces=True) as operator:
         do_the_whole_job(cluster, namespace, emulator, make_client())
         assert RBAC_DENIAL not in operator.log()
-    finally:
-        uninstall_chart(cluster.control_plane, release)
 
 
 def test_namespaced_chart_rbac_is_sufficient_and_confined(
@@ -101,12 +114,9 @@ def test_namespaced_chart_rbac_is_sufficient_and_confined(
     start_operator: Callable[..., OperatorProcess],
     tmp_path: Path,
 ) -> None:
-    release = install_chart(cluster.control_plane, {"watchNamespaces": [namespace]})
-    try:
-        kubeconfig = service_account_kubeconfig(
-            cluster.control_plane, release.namespace, release.service_account, tmp_path / "sa"
-        )
-        operator = start_operator(kubeconfig=kubeconfig)
+    values = {"watchNamespaces": [namespace]}
+    with chart_operator(cluster, values, start_operator, tmp_path) as operator:
+        release, kubeconfig = operator.release, operator.kubeconfig
         do_the_whole_job(cluster, namespace, emulator, make_client())
         assert RBAC_DENIAL not in operator.log()
         # The same identity is refused a Secret in a namespace it does not serve.
@@ -137,5 +147,3 @@ def test_namespaced_chart_rbac_is_sufficient_and_confined(
         )
         assert listed.returncode != 0
         assert "Forbidden" in listed.stderr
-    finally:
-        uninstall_chart(cluster.control_plane, release)

@@ -18,6 +18,7 @@ from tests.e2e.support import (
     Hidden,
     OperatorProcess,
     credentials_secret,
+    deployment,
     egain_token,
     wait_until,
 )
@@ -646,19 +647,7 @@ def test_rollout_restart_is_coalesced(
     make_client: MakeClient,
     operator: OperatorProcess,
 ) -> None:
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": namespace},
-        "spec": {
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1"}]},
-            },
-        },
-    }
-    cluster.apply(deployment)
+    cluster.apply(deployment(namespace, "web"))
     client = make_client()
     targets = [{"kind": "Deployment", "name": "web"}]
     cluster.apply(
@@ -676,12 +665,7 @@ def test_rollout_restart_is_coalesced(
     cluster.wait_ready(namespace, "one")
     cluster.wait_ready(namespace, "two")
 
-    def restarted() -> dict[str, Any] | None:
-        found = cluster.get("deployment", "web", namespace)
-        annotations = (found or {})["spec"]["template"]["metadata"].get("annotations") or {}
-        return found if "egain.cloud/restarted-at" in annotations else None
-
-    wait_until(restarted, "the restart annotation", timeout=15)
+    wait_until(lambda: cluster.restarted_at(namespace, "web"), "the restart annotation", 15)
     time.sleep(3)
     found = cluster.get("deployment", "web", namespace)
     assert found is not None
