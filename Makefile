@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/hack
 
-.PHONY: venv tools cluster-up cluster-down lint test demo clean
+.PHONY: venv tools cluster-up cluster-down lint test demo bench clean
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ test: lint tools
 
 demo: venv tools
 	$(PY) hack/demo.py
+
+# Figures (time to Ready, API and token requests, memory) for many EgainTokens.
+bench: venv tools
+	$(PY) hack/bench.py
 
 clean:
 	rm -rf $(VENV) .testground .pytest_cache .mypy_cache .ruff_cache
