@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 # Builds (once, then cached) kube-apiserver, kube-controller-manager, kubectl,
 # etcd and helm from the pinned modules under hack/tools/.
 tools:
-	hack/tools/build.sh
+	@hack/tools/build.sh >/dev/null
 
 cluster-up: venv tools
 	@$(PY) -m testground.controlplane up
