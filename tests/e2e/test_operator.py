@@ -126,7 +126,21 @@ def test_client_app_flow_writes_the_exact_secret(
         "portal-token",
         status["expiresAt"],
     ]
-    assert 'egain_token_expiration_timestamp_seconds{name="portal"' in operator.metrics()
+    metrics = operator.metrics()
+    for series in (
+        'egain_token_expiration_timestamp_seconds{name="portal",namespace="%s"}',
+        'egain_token_renewal_timestamp_seconds{name="portal",namespace="%s"}',
+        'egain_token_ready_status{condition="True",name="portal",namespace="%s"} 1.0',
+        'egain_token_ready_status{condition="False",name="portal",namespace="%s"} 0.0',
+        'egain_token_refresh_total{name="portal",namespace="%s",'
+        'reason="TokenIssued",result="success"} 1.0',
+        'egain_token_consecutive_failures{name="portal",namespace="%s"} 0.0',
+    ):
+        assert series % namespace in metrics, series
+    assert (
+        'egain_token_request_duration_seconds_count{flow="ClientApp",host="localhost",status_code="200"}'
+        in metrics
+    )
 
 
 def test_anonymous_customer_flow(
