@@ -76,7 +76,7 @@ _LOCAL_REASONS = frozenset(
     }
 )
 _CHECKED_ABOVE = _LOCAL_REASONS - {Reason.TOKEN_URL_NOT_ALLOWED}
-# Backoff after failed Kubernetes API calls (the API server down, RBAC missing).
+# Backoff after a failed look (the API server down, RBAC missing, a bug).
 _API_RETRY_INITIAL = 2.0
 _API_RETRY_MAX = 60.0
 
@@ -275,14 +275,19 @@ class Controller:
             try:
                 wake_at = await self.reconcile(worker)
                 api_failures = 0
-            except KubeError as exc:
+            except Exception as exc:
+                # A worker must outlive any failure, or its token would silently
+                # stop being refreshed: log, back off, look again.
                 api_failures += 1
                 delay = min(_API_RETRY_INITIAL * 2 ** (api_failures - 1), _API_RETRY_MAX)
                 logger.warning(
-                    "EgainToken %s/%s: Kubernetes API call failed (%s); retrying in %.0fs",
+                    "EgainToken %s/%s: %s; retrying in %.0fs",
                     *worker.key,
-                    exc,
+                    f"Kubernetes API call failed ({exc})"
+                    if isinstance(exc, KubeError)
+                    else f"unexpected {type(exc).__name__}",
                     delay,
+                    exc_info=not isinstance(exc, KubeError),
                 )
                 wake_at = self._clock() + timedelta(seconds=delay)
             timeout = None if wake_at is None else (wake_at - self._clock()).total_seconds()

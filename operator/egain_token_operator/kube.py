@@ -13,6 +13,7 @@ import os
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+import aiohttp
 from kubernetes.aio import client, config
 
 from egain_token_operator.spec import GROUP, PLURAL, VERSION, WorkloadKind
@@ -52,11 +53,14 @@ async def load_api_client() -> client.ApiClient:
 
 
 async def _json(call: Awaitable[Any]) -> dict[str, Any]:
-    response = await call
     try:
-        payload = await response.read()
-    finally:
-        response.release()
+        response = await call
+        try:
+            payload = await response.read()
+        finally:
+            response.release()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise KubeError(0, f"API server unreachable ({type(exc).__name__})") from exc
     if response.status < 400:
         result: dict[str, Any] = json.loads(payload)
         return result

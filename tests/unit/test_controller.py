@@ -1,0 +1,207 @@
+"""One look of the controller, with in-memory Kubernetes and eGain and an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from egain_token_operator.controller import Controller, TokenWorker
+from egain_token_operator.egain import (
+    ClientCredentials,
+    EgainClient,
+    TokenEndpointUnavailableError,
+    TokenResponse,
+)
+from egain_token_operator.hosts import HostAllowList
+from egain_token_operator.kube import Kube
+from egain_token_operator.policy import RetryPolicy
+from egain_token_operator.restarts import RolloutRestarter
+from egain_token_operator.spec import TokenSpec
+
+START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.statuses: list[dict[str, Any]] = []
+        self.version = 0
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.secrets.get((namespace, name))
+
+    async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._store(namespace, body)
+
+    async def replace_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._store(namespace, body)
+
+    def _store(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        stored = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
+        self.secrets[(namespace, body["metadata"]["name"])] = stored
+        return stored
+
+    async def patch_token_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self.statuses.append(dict(status))
+        return {}
+
+
+class FakeEgain:
+    def __init__(self, clock: Clock, lifetime: float = 3600) -> None:
+        self.clock, self.lifetime = clock, lifetime
+        self.requests = 0
+        self.failing = False
+
+    async def fetch_token(
+        self, spec: TokenSpec, credentials: ClientCredentials
+    ) -> tuple[TokenResponse, datetime]:
+        self.requests += 1
+        if self.failing:
+            raise TokenEndpointUnavailableError("HTTP 503 from ai.egain.cloud")
+        token = TokenResponse(f"token-{self.requests}", "Bearer", self.lifetime, spec.scopes, False)
+        return token, self.clock()
+
+
+BODY = {
+    "apiVersion": "egain.cloud/v1alpha1",
+    "kind": "EgainToken",
+    "metadata": {"namespace": "ns", "name": "portal", "uid": "uid-1", "generation": 1},
+    "spec": {
+        "tokenUrl": "https://ai.egain.cloud/system/auth/T-U/oauth2/token",
+        "scopes": ["knowledge.portalmgr.manage"],
+        "credentialsSecretRef": {"name": "creds"},
+    },
+}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def controller(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[Controller, list[str]]:
+    events: list[str] = []
+    made = Controller(
+        kube=cast(Kube, kube),
+        egain=cast(EgainClient, egain),
+        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
+        policy=RetryPolicy(),
+        restarter=cast(RolloutRestarter, None),
+        post_event=lambda body, kind, reason, message: events.append(f"{kind} {reason}"),
+        clock=clock,
+    )
+    return made, events
+
+
+def setup() -> tuple[FakeKube, FakeEgain, Clock]:
+    clock = Clock()
+    kube = FakeKube()
+    kube.secrets[("ns", "creds")] = {"data": {"client_id": b64("id"), "client_secret": b64("s")}}
+    return kube, FakeEgain(clock), clock
+
+
+def look(made: Controller, worker: TokenWorker) -> datetime | None:
+    return asyncio.run(made.reconcile(worker))
+
+
+def ready(kube: FakeKube) -> tuple[str, str]:
+    condition = kube.statuses[-1]["conditions"][0]
+    return condition["status"], condition["reason"]
+
+
+def test_issues_writes_and_sleeps_until_the_refresh_time() -> None:
+    kube, egain, clock = setup()
+    made, events = controller(kube, egain, clock)
+    worker = TokenWorker(("ns", "portal"), BODY)
+    wake_at = look(made, worker)
+    assert egain.requests == 1
+    secret = kube.secrets[("ns", "portal")]
+    assert base64.b64decode(secret["data"]["access_token"]).decode() == "token-1"
+    assert ready(kube) == ("True", "TokenIssued")
+    assert events == ["Normal TokenIssued"]
+    assert wake_at is not None
+    assert START + timedelta(minutes=36) <= wake_at <= START + timedelta(minutes=40)
+
+    clock.now = wake_at - timedelta(seconds=1)
+    assert look(made, worker) == wake_at
+    assert egain.requests == 1, "a look before the refresh time requested a token"
+    statuses = len(kube.statuses)
+    clock.now = wake_at
+    look(made, worker)
+    assert egain.requests == 2
+    assert len(kube.statuses) == statuses + 1
+
+
+def test_failed_refresh_keeps_ready_until_expiry() -> None:
+    kube, egain, clock = setup()
+    made, events = controller(kube, egain, clock)
+    worker = TokenWorker(("ns", "portal"), BODY)
+    refresh = look(made, worker)
+    assert refresh is not None
+    egain.failing = True
+    clock.now = refresh
+    retry = look(made, worker)
+    assert ready(kube) == ("True", "TokenIssued")
+    assert kube.statuses[-1]["lastFailure"]["reason"] == "TokenEndpointUnavailable"
+    assert kube.statuses[-1]["consecutiveFailures"] == 1
+    assert events[-1] == "Warning TokenEndpointUnavailable"
+    assert retry is not None
+    assert retry - clock.now <= timedelta(seconds=1)
+    clock.now = START + timedelta(hours=1)
+    look(made, worker)
+    assert ready(kube) == ("False", "TokenEndpointUnavailable")
+    egain.failing = False
+    clock.now += timedelta(minutes=10)
+    look(made, worker)
+    assert ready(kube) == ("True", "TokenIssued")
+    assert kube.statuses[-1]["lastFailure"] is None
+
+
+def test_a_restarted_controller_keeps_the_stored_token() -> None:
+    kube, egain, clock = setup()
+    first, _ = controller(kube, egain, clock)
+    refresh = look(first, TokenWorker(("ns", "portal"), BODY))
+    clock.now += timedelta(minutes=5)
+    second, _ = controller(kube, egain, clock)
+    assert look(second, TokenWorker(("ns", "portal"), BODY)) == refresh
+    assert egain.requests == 1
+
+
+def test_rotated_credentials_get_a_new_token_at_once() -> None:
+    kube, egain, clock = setup()
+    made, _ = controller(kube, egain, clock)
+    worker = TokenWorker(("ns", "portal"), BODY)
+    look(made, worker)
+    kube.secrets[("ns", "creds")] = {"data": {"client_id": b64("id"), "client_secret": b64("new")}}
+    look(made, worker)
+    assert egain.requests == 2
+
+
+def test_missing_credentials_and_foreign_secret_send_nothing() -> None:
+    kube, egain, clock = setup()
+    made, _ = controller(kube, egain, clock)
+    del kube.secrets[("ns", "creds")]
+    worker = TokenWorker(("ns", "portal"), BODY)
+    look(made, worker)
+    assert ready(kube) == ("False", "CredentialsNotFound")
+    kube.secrets[("ns", "creds")] = {"data": {"client_id": b64("id"), "client_secret": b64("s")}}
+    kube.secrets[("ns", "portal")] = {"metadata": {"name": "portal"}, "data": {}}
+    look(made, worker)
+    assert ready(kube) == ("False", "SecretConflict")
+    assert egain.requests == 0
+    del kube.secrets[("ns", "portal")]
+    look(made, worker)
+    assert ready(kube) == ("True", "TokenIssued")
