@@ -35,6 +35,7 @@ DEFAULT_STATE_DIR = REPO / ".testground" / "cluster"
 SERVICE_IP = "10.0.0.1"  # first address of the service range: the `kubernetes` Service
 ISSUER = "https://kubernetes.default.svc"
 _READY_TIMEOUT = 120.0
+_STOP_GRACE = 15.0  # seconds a process gets for each of SIGTERM and SIGKILL
 
 _AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -135,13 +136,15 @@ def _kubeconfig(path: Path, server: str, ca: Path, client: pki.KeyPair, user: st
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs; a zombie (exited, not yet reaped) does not."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True
-    return True
+    # The state follows the command name, which is in parentheses.
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _state_file(state_dir: Path) -> Path:
@@ -335,27 +338,24 @@ def stop(state_dir: Path) -> None:
     except (OSError, ValueError):
         return
     pids: dict[str, int] = state["pids"]
-    # The controller manager and the API server first, etcd last.
+    # One at a time, the controller manager first and etcd last: an API server
+    # that loses etcd while shutting down hangs instead of exiting.
     for pid in reversed(list(pids.values())):
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for pid in pids.values():
-        while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.1)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            _reap(pid)
+        _terminate(pid)
     _state_file(state_dir).unlink(missing_ok=True)
 
 
-def _reap(pid: int) -> None:
-    # Children of this process stay zombies (still "alive") until waited for.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+def _terminate(pid: int) -> None:
+    for sig, grace in ((signal.SIGTERM, _STOP_GRACE), (signal.SIGKILL, _STOP_GRACE)):
+        if not _alive(pid):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + grace
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if _alive(pid):
+        raise RuntimeError(f"process {pid} survived SIGKILL")
 
 
 def main(argv: list[str] | None = None) -> None:
