@@ -4,8 +4,8 @@
 #
 #   docker build -t egain-token-operator:0.1.0 .
 #
-# Two stages: the builder turns the project (pyproject.toml, with its pinned
-# dependencies) into wheels and installs them into a virtual environment; the
+# Two stages: the builder turns the project and its dependencies, at the
+# versions constraints.txt records, into wheels and installs them into a virtual environment; the
 # runtime stage copies only that environment onto a clean python:3.11-slim,
 # so no compiler, build backend or source tree ends up in the image.
 
@@ -20,13 +20,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 # Only what the wheel is built from (see .dockerignore): a change to the tests
 # or the docs does not invalidate this layer.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY operator/ operator/
 
 # A wheel of the project and one of each dependency, at the versions
-# pyproject.toml pins; then an install from those files only, so what is
+# constraints.txt records (the ones the tests ran with); then an install from those files only, so what is
 # installed is exactly what was just built.
-RUN pip wheel --wheel-dir /wheels . \
+RUN pip wheel --constraint constraints.txt --wheel-dir /wheels . \
  && python -m venv /opt/egain-token-operator \
  && /opt/egain-token-operator/bin/pip install --no-index --find-links /wheels egain-token-operator \
  && /opt/egain-token-operator/bin/pip uninstall --yes pip

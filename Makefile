@@ -8,10 +8,11 @@ export PYTHONPATH := $(CURDIR)/hack
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every distribution at the version constraints.txt records (see hack/lock.sh).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet --constraint constraints.txt -e '.[dev]'
 	touch $@
 
 # Builds (once, then cached) kube-apiserver, kube-controller-manager, kubectl,

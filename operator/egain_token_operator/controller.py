@@ -150,6 +150,21 @@ def _credentials(secret: Mapping[str, Any] | None, spec: TokenSpec) -> ClientCre
     return ClientCredentials(values[0], values[1])
 
 
+def _changed_since(secret: Mapping[str, Any] | None, instant: datetime) -> bool:
+    """Whether `secret` was created or written at or after `instant` (whole seconds).
+
+    The API server stamps every write in `metadata.managedFields[].time`; this is
+    how a restarted operator learns that credentials changed while it was down.
+    """
+    metadata = (secret or {}).get("metadata") or {}
+    stamps = [metadata.get("creationTimestamp")]
+    stamps += [entry.get("time") for entry in metadata.get("managedFields") or []]
+    return any(
+        isinstance(stamp, str) and parse_rfc3339(stamp) >= _whole_seconds(instant)
+        for stamp in stamps
+    )
+
+
 def _whole_seconds(instant: datetime) -> datetime:
     # Times are written with whole seconds; keeping them so in memory makes a
     # token read back from its Secret equal to the one that was written.
@@ -314,6 +329,13 @@ class Controller:
             self._index(worker)
             credentials_secret = await self._kube.read_secret(namespace, spec.credentials.name)
             worker.credentials_digest = _credentials_digest(credentials_secret)
+            restored = worker.failure
+            if (
+                restored is not None
+                and restored.fingerprint is None
+                and _changed_since(credentials_secret, restored.at)
+            ):
+                worker.failure = None  # the credentials changed since: the cause may be gone
             credentials = _credentials(credentials_secret, spec)
             fingerprint = build_request(spec, credentials).fingerprint
             secret = await self._kube.read_secret(namespace, spec.secret_name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +100,7 @@ def start_operator(
         allowed_hosts: str | None = None,
         kubeconfig: Path | None = None,
         all_namespaces: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> OperatorProcess:
         args = [
             *(() if all_namespaces else ("--namespace", namespace)),
@@ -122,7 +123,7 @@ def start_operator(
             *extra,
         ]
         log = tmp_path / f"operator-{len(started)}.log"
-        process = OperatorProcess(cluster.control_plane, log, args, kubeconfig)
+        process = OperatorProcess(cluster.control_plane, log, args, kubeconfig, env)
         started.append(process)
         return process.start()
 

@@ -208,6 +208,7 @@ class OperatorProcess:
         log_path: Path,
         args: Iterable[str],
         kubeconfig: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.log_path = log_path
         self.metrics_port = free_port()
@@ -224,6 +225,7 @@ class OperatorProcess:
             "PYTHONPATH": str(REPO / "operator"),
             "PYTHONUNBUFFERED": "1",
             **({"KUBECONFIG": str(kubeconfig)} if kubeconfig else {}),
+            **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
 

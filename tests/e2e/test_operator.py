@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from testground.emulator import EgainEmulator, FaultKind
+from testground.proxy import ConnectProxy
 from tests.e2e.conftest import TENANT, EgainClient
 from tests.e2e.support import (
     Cluster,
@@ -441,6 +442,38 @@ def test_restarted_operator_keeps_valid_tokens(
         assert cluster.token(namespace, name)["status"] == before[name]
 
 
+def test_restarted_operator_keeps_the_backoff_until_the_credentials_change(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: MakeClient,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    # A backoff far longer than the test, so only the change can end it.
+    long_backoff = ("--permanent-failure-retry-delay", "600")
+    first = start_operator(*long_backoff)
+    client = make_client()
+    right_secret = client.used_secrets[0]
+    cluster.apply(
+        credentials_secret(namespace, client.secret_name, client.client_id, "not-the-secret-0000")
+    )
+    cluster.apply(egain_token(namespace, "locked", client_app_spec(emulator, client)))
+    cluster.wait_ready(namespace, "locked", "False", "InvalidCredentials")
+    first.stop()
+
+    second = start_operator(*long_backoff)
+    seen = f'egain_token_consecutive_failures{{name="locked",namespace="{namespace}"}} 1.0'
+    wait_until(lambda: seen in second.metrics(), "the restarted operator to look at it", 30)
+    time.sleep(3)
+    assert len(emulator.requests(client.client_id)) == 1, "a restart cut a permanent backoff short"
+    second.stop()
+
+    cluster.apply(credentials_secret(namespace, client.secret_name, client.client_id, right_secret))
+    start_operator(*long_backoff)
+    cluster.wait_ready(namespace, "locked", "True", "TokenIssued", timeout=15)
+    assert len(emulator.requests(client.client_id)) == 2
+
+
 def test_deleting_the_egaintoken_deletes_its_secret(
     cluster: Cluster,
     namespace: str,
@@ -654,6 +687,22 @@ def test_token_url_outside_the_allow_list_sends_nothing(
     assert "no request was sent" in token["status"]["conditions"][0]["message"]
     time.sleep(2)
     assert emulator.requests() == []
+
+
+def test_token_requests_go_through_the_proxy_from_the_environment(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: MakeClient,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    client = make_client()
+    with ConnectProxy() as proxy:
+        # The API server is at 127.0.0.1, the emulator at localhost.
+        start_operator(env={"HTTPS_PROXY": proxy.url, "NO_PROXY": "127.0.0.1"})
+        cluster.apply(egain_token(namespace, "proxied", client_app_spec(emulator, client)))
+        cluster.wait_ready(namespace, "proxied")
+        assert f"localhost:{emulator.port}" in proxy.targets
 
 
 def test_rollout_restart_is_coalesced(

@@ -12,7 +12,9 @@ from egain_token_operator.controller import Controller, TokenWorker
 from egain_token_operator.egain import (
     ClientCredentials,
     EgainClient,
+    InvalidCredentialsError,
     TokenEndpointUnavailableError,
+    TokenRequestError,
     TokenResponse,
 )
 from egain_token_operator.hosts import HostAllowList
@@ -64,14 +66,14 @@ class FakeEgain:
     def __init__(self, clock: Clock, lifetime: float = 3600) -> None:
         self.clock, self.lifetime = clock, lifetime
         self.requests = 0
-        self.failing = False
+        self.failure: TokenRequestError | None = None
 
     async def fetch_token(
         self, spec: TokenSpec, credentials: ClientCredentials
     ) -> tuple[TokenResponse, datetime]:
         self.requests += 1
-        if self.failing:
-            raise TokenEndpointUnavailableError("HTTP 503 from ai.egain.cloud")
+        if self.failure is not None:
+            raise self.failure
         token = TokenResponse(f"token-{self.requests}", "Bearer", self.lifetime, spec.scopes, False)
         return token, self.clock()
 
@@ -151,7 +153,7 @@ def test_failed_refresh_keeps_ready_until_expiry() -> None:
     worker = TokenWorker(("ns", "portal"), BODY)
     refresh = look(made, worker)
     assert refresh is not None
-    egain.failing = True
+    egain.failure = TokenEndpointUnavailableError("HTTP 503 from ai.egain.cloud")
     clock.now = refresh
     retry = look(made, worker)
     assert ready(kube) == ("True", "TokenIssued")
@@ -163,7 +165,7 @@ def test_failed_refresh_keeps_ready_until_expiry() -> None:
     clock.now = START + timedelta(hours=1)
     look(made, worker)
     assert ready(kube) == ("False", "TokenEndpointUnavailable")
-    egain.failing = False
+    egain.failure = None
     clock.now += timedelta(minutes=10)
     look(made, worker)
     assert ready(kube) == ("True", "TokenIssued")
@@ -178,6 +180,37 @@ def test_a_restarted_controller_keeps_the_stored_token() -> None:
     second, _ = controller(kube, egain, clock)
     assert look(second, TokenWorker(("ns", "portal"), BODY)) == refresh
     assert egain.requests == 1
+
+
+def restarted(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[Controller, TokenWorker]:
+    """A new controller, and a worker seeing the EgainToken with the last status written."""
+    made, _ = controller(kube, egain, clock)
+    return made, TokenWorker(("ns", "portal"), {**BODY, "status": kube.statuses[-1]})
+
+
+def test_a_restarted_controller_keeps_the_backoff_until_the_credentials_change() -> None:
+    kube, egain, clock = setup()
+    kube.secrets[("ns", "creds")]["metadata"] = {"creationTimestamp": "2026-11-23T20:00:00Z"}
+    egain.failure = InvalidCredentialsError("invalid_client")
+    first, _ = controller(kube, egain, clock)
+    retry = look(first, TokenWorker(("ns", "portal"), BODY))
+    assert ready(kube) == ("False", "InvalidCredentials")
+    assert retry is not None
+    assert retry - clock.now >= timedelta(minutes=5)
+
+    clock.now += timedelta(minutes=1)
+    second, worker = restarted(kube, egain, clock)
+    assert look(second, worker) == retry
+    assert egain.requests == 1, "a restart retried a permanent failure before its backoff"
+
+    kube.secrets[("ns", "creds")]["metadata"]["managedFields"] = [
+        {"manager": "kubectl", "time": "2026-11-23T21:01:00Z"}
+    ]
+    egain.failure = None
+    third, worker = restarted(kube, egain, clock)
+    look(third, worker)
+    assert egain.requests == 2, "credentials changed while down were not tried at once"
+    assert ready(kube) == ("True", "TokenIssued")
 
 
 def test_rotated_credentials_get_a_new_token_at_once() -> None:
