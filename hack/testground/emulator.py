@@ -71,6 +71,9 @@ _HANDSHAKE_TIMEOUT = 5.0
 # A hang is released by clear_faults()/reset()/stop(); this only bounds a
 # forgotten one so that a thread cannot outlive a long demo forever.
 _MAX_HANG = 600.0
+# Issued tokens and client secrets are runs of URL-safe characters; any such run
+# in a text is looked up among what the emulator issued (see `secrets_in`).
+_CANDIDATE = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
 
 
 class Flow(StrEnum):
@@ -359,6 +362,9 @@ class EgainEmulator:
         self._faults: list[Fault] = []
         self._records: deque[RequestRecord] = deque(maxlen=_MAX_LOG)
         self._tokens: dict[str, IssuedToken] = {}  # _digest(token) → metadata
+        # Every client secret ever registered → its client id, so that a
+        # rotated or removed one is still found by secrets_in().
+        self._secrets: dict[str, str] = {}
         self._hang_release = threading.Event()
         self._stopping = threading.Event()
         self._connections: set[ssl.SSLSocket] = set()
@@ -500,6 +506,7 @@ class EgainEmulator:
             raise ValueError("lifetime must not be negative")
         with self._lock:
             self._clients[client_id] = client
+            self._secrets[client_secret] = client_id
 
     def update_client(
         self,
@@ -674,6 +681,26 @@ class EgainEmulator:
         with self._lock:
             tokens = list(self._tokens.values())
         return [t for t in tokens if client_id in (None, t.client_id)]
+
+    def secrets_in(self, text: str) -> dict[str, str]:
+        """Every client secret ever registered and every issued token in `text`.
+
+        The keys are the secret values themselves (for redaction); only the
+        values, which describe them, are safe to show.
+        """
+        with self._lock:
+            known = dict(self._secrets)
+        found = {
+            secret: f"a client secret of {client_id}"
+            for secret, client_id in known.items()
+            if secret in text
+        }
+        for candidate in set(_CANDIDATE.findall(text)):
+            for part in {candidate, *re.split(r"[./=+]", candidate)}:
+                info = self.token_info(part)
+                if info is not None:
+                    found[part] = f"a token issued to {info.client_id} at {info.issued_at}"
+        return found
 
     def last_issued_expiry(self, client_id: str) -> datetime.datetime | None:
         """When the newest token issued to `client_id` expires, or None if none was."""

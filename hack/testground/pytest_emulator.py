@@ -5,11 +5,15 @@ One emulator serves the whole session; each test that asks for `emulator`
 gets it with an empty request log and no faults, and leaves it that way (so a
 hang fault can never outlive its test). Registered clients and issued tokens
 persist across tests: register clients with ids unique to the test.
+
+The report of a failed test is redacted: any client secret the emulator was
+given and any token it issued is replaced by `<hidden>`, so that an assertion
+message that happens to show one never reaches the test output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -29,3 +33,19 @@ def emulator(egain_emulator: EgainEmulator) -> Iterator[EgainEmulator]:
     egain_emulator.reset()
     yield egain_emulator
     egain_emulator.reset()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    emulator = getattr(item, "funcargs", {}).get("egain_emulator")
+    if report.longrepr is not None and isinstance(emulator, EgainEmulator):
+        text = str(report.longrepr)
+        found = emulator.secrets_in(text)
+        for secret in sorted(found, key=len, reverse=True):
+            text = text.replace(secret, "<hidden>")
+        if found:
+            report.longrepr = text
+    return report

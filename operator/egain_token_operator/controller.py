@@ -151,16 +151,18 @@ def _credentials(secret: Mapping[str, Any] | None, spec: TokenSpec) -> ClientCre
 
 
 def _changed_since(secret: Mapping[str, Any] | None, instant: datetime) -> bool:
-    """Whether `secret` was created or written at or after `instant` (whole seconds).
+    """Whether `secret` was created or written in a later second than `instant`.
 
     The API server stamps every write in `metadata.managedFields[].time`; this is
     how a restarted operator learns that credentials changed while it was down.
+    A write in the same second is taken as older: credentials are usually
+    applied together with the EgainToken whose first request fails at once.
     """
     metadata = (secret or {}).get("metadata") or {}
     stamps = [metadata.get("creationTimestamp")]
     stamps += [entry.get("time") for entry in metadata.get("managedFields") or []]
     return any(
-        isinstance(stamp, str) and parse_rfc3339(stamp) >= _whole_seconds(instant)
+        isinstance(stamp, str) and parse_rfc3339(stamp) > _whole_seconds(instant)
         for stamp in stamps
     )
 

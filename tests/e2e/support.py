@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,7 +17,6 @@ from typing import Any, TypeVar
 import httpx
 
 from testground.controlplane import ControlPlane
-from testground.emulator import EgainEmulator
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "egaintokens.egain.cloud.yaml"
@@ -270,24 +268,3 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-# Issued tokens and client secrets are runs of URL-safe characters; any such run
-# in captured text is looked up among what the emulator issued.
-_CANDIDATE = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
-
-
-def leaks(text: str, emulator: EgainEmulator, client_secrets: Iterable[str] = ()) -> list[str]:
-    """What in `text` is a client secret or an issued token (described, never shown)."""
-    found = []
-    known = {c.client_secret: c.client_id for c in emulator.clients()}
-    known.update({secret: "a test client" for secret in client_secrets if secret not in known})
-    for secret, client_id in known.items():
-        if secret in text:
-            found.append(f"the client secret of {client_id}")
-    for candidate in set(_CANDIDATE.findall(text)):
-        for part in {candidate, *re.split(r"[./=+]", candidate)}:
-            info = emulator.token_info(part)
-            if info is not None:
-                found.append(f"a token issued to {info.client_id} at {info.issued_at}")
-    return found

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-import uuid
+from collections.abc import Callable
 
 import pytest
 import yaml
@@ -40,14 +39,11 @@ def test_both_flow_examples_become_ready(
     cluster: Cluster,
     namespace: str,
     emulator: EgainEmulator,
-    clients_made: list[EgainClient],
+    make_client: Callable[..., EgainClient],
     operator: OperatorProcess,
 ) -> None:
-    client_id, client_secret = str(uuid.uuid4()), secrets.token_urlsafe(32)
     scopes = ("knowledge.portalmgr.manage", "core.aiservices.read", "core.aiservices.manage")
-    emulator.register_client(client_id, client_secret, TENANT, scopes)
-    client = EgainClient(client_id, "unused", [client_secret])
-    clients_made.append(client)
+    client = make_client(scopes=scopes, write_secret=False)
     for example in ("client-app.yaml", "anonymous-customer.yaml"):
         cluster.apply(*load_example(example, namespace, emulator, client))
     cluster.wait_ready(namespace, "knowledge-portal", "True", "TokenIssued")
@@ -59,7 +55,6 @@ def test_both_flow_examples_become_ready(
         ["anonymous-customer", "True", "TokenIssued", "anonymous-customer"],
         ["knowledge-portal", "True", "TokenIssued", "knowledge-portal-token"],
     ]
-    emulator.remove_client(client_id)
 
 
 def test_workload_examples_are_valid(cluster: Cluster, namespace: str) -> None:

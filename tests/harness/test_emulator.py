@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -44,7 +44,7 @@ HACK_DIR = Path(testground.__file__).resolve().parents[1]
 @dataclass(frozen=True)
 class Creds:
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)  # an assertion message may print this object
 
 
 def new_client(emulator: EgainEmulator, flows: tuple[Flow, ...] = tuple(Flow)) -> Creds:
@@ -787,3 +787,32 @@ def test_command_line(tmp_path: Path) -> None:
     tokens = [response.json()["access_token"] for response in (app, anon)]
     for value in (flag_secret, file_secret, *tokens):
         assert value not in out + err
+
+
+def test_secrets_in_finds_client_secrets_and_issued_tokens(
+    http: httpx.Client, emulator: EgainEmulator, creds: Creds
+) -> None:
+    token = token_request(http, emulator, CA, creds).json()["access_token"]
+    old_secret = creds.client_secret
+    emulator.rotate_secret(creds.client_id)
+    found = emulator.secrets_in(f"id={creds.client_id} secret={old_secret} Bearer {token}.")
+    assert set(found) == {old_secret, token}
+    for description in found.values():
+        assert old_secret not in description
+        assert token not in description
+    assert emulator.secrets_in(f"{creds.client_id} and a-long-run-of-harmless-characters") == {}
+
+
+def test_failure_reports_never_show_a_secret(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_shows_a_secret(emulator):
+            emulator.register_client("c", "the-client-secret-0123456789", "T", ["s"])
+            assert "the-client-secret-0123456789" == "", "the-client-secret-0123456789"
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "testground.pytest_emulator", "-ra")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "the-client-secret-0123456789" not in output
+    assert "<hidden>" in output

@@ -190,7 +190,8 @@ def restarted(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[Controlle
 
 def test_a_restarted_controller_keeps_the_backoff_until_the_credentials_change() -> None:
     kube, egain, clock = setup()
-    kube.secrets[("ns", "creds")]["metadata"] = {"creationTimestamp": "2026-11-23T20:00:00Z"}
+    # Created in the same second as the failure: taken as older than it.
+    kube.secrets[("ns", "creds")]["metadata"] = {"creationTimestamp": "2026-11-23T21:00:00Z"}
     egain.failure = InvalidCredentialsError("invalid_client")
     first, _ = controller(kube, egain, clock)
     retry = look(first, TokenWorker(("ns", "portal"), BODY))
@@ -204,7 +205,7 @@ def test_a_restarted_controller_keeps_the_backoff_until_the_credentials_change()
     assert egain.requests == 1, "a restart retried a permanent failure before its backoff"
 
     kube.secrets[("ns", "creds")]["metadata"]["managedFields"] = [
-        {"manager": "kubectl", "time": "2026-11-23T21:01:00Z"}
+        {"manager": "kubectl", "time": "2026-11-23T21:00:01Z"}
     ]
     egain.failure = None
     third, worker = restarted(kube, egain, clock)
