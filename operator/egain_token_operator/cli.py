@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import sys
 from collections.abc import Sequence
 
@@ -31,17 +30,14 @@ def configure_logging(settings: Settings) -> None:
 
 async def run(settings: Settings) -> None:
     """Run the operator until it is told to stop."""
-    peering = settings.peering is not None
     await kopf.operator(
         registry=handlers.registry,
         memo=kopf.Memo(config=settings),
         clusterwide=settings.clusterwide,
         namespaces=settings.namespaces,
-        standalone=not peering,
-        peering_name=settings.peering,
-        # Replicas sharing a peering pick random priorities: the highest acts,
-        # the others stand by (kopf pauses operators of lower priority).
-        priority=random.randint(1, 2**31) if peering else 0,  # noqa: S311
+        # Replicas elect their leader with a Lease (see leader.py), not kopf peering,
+        # which pauses kopf's own processing but not the workers of this operator.
+        standalone=True,
         liveness_endpoint=f"http://{settings.health_address}/healthz",
     )
 

@@ -186,6 +186,7 @@ class Controller:
         restarter: RolloutRestarter,
         post_event: EventPoster,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        active: bool = True,
     ) -> None:
         self._kube = kube
         self._egain = egain
@@ -197,6 +198,8 @@ class Controller:
         self._workers: dict[Key, TokenWorker] = {}
         # Secrets that matter to workers: (namespace, Secret name) -> worker keys.
         self._secret_watchers: dict[Key, set[Key]] = {}
+        # Whether workers run; a replica standing by only keeps track of EgainTokens.
+        self._active = active
 
     # --- watch events -------------------------------------------------------
 
@@ -215,9 +218,8 @@ class Controller:
             worker = TokenWorker(key, body)
             self._workers[key] = worker
             self._index(worker)
-            worker.task = asyncio.get_running_loop().create_task(
-                self._run(worker), name=f"egaintoken {key[0]}/{key[1]}"
-            )
+            if self._active:
+                self._start(worker)
             return
         previous = (worker.generation, worker.refresh_request)
         worker.body = body
@@ -274,12 +276,40 @@ class Controller:
             worker.task.cancel()
         metrics.forget(*key)
 
-    async def stop(self) -> None:
-        """Cancel every worker and wait for them to end."""
+    def _start(self, worker: TokenWorker) -> None:
+        worker.task = asyncio.get_running_loop().create_task(
+            self._run(worker), name=f"egaintoken {worker.key[0]}/{worker.key[1]}"
+        )
+
+    async def _cancel_all(self) -> None:
         tasks = [w.task for w in self._workers.values() if w.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def activate(self) -> None:
+        """Start acting (this replica became the leader): a worker for every EgainToken.
+
+        Each starts afresh, as after a restart, from what the cluster holds: the
+        token in its Secret and the backoff in its status.
+        """
+        self._active = True
+        for key, worker in list(self._workers.items()):
+            self._workers[key] = fresh = TokenWorker(key, worker.body)
+            self._index(fresh)
+            self._start(fresh)
+
+    async def deactivate(self) -> None:
+        """Stop acting (this replica stands by): end every worker, keep the EgainTokens."""
+        self._active = False
+        await self._cancel_all()
+        for key, worker in self._workers.items():
+            worker.task = None
+            metrics.forget(*key)
+
+    async def stop(self) -> None:
+        """Cancel every worker and wait for them to end."""
+        await self._cancel_all()
         self._workers.clear()
         self._secret_watchers.clear()
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
+import socket
 from datetime import timedelta
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
+from egain_token_operator import metrics
 from egain_token_operator.controller import Controller
 from egain_token_operator.egain import EgainClient
 from egain_token_operator.kube import Kube, load_api_client
+from egain_token_operator.leader import LeaderElector
 from egain_token_operator.policy import RetryPolicy
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.settings import Settings
@@ -75,13 +80,31 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         policy=retry_policy(config),
         restarter=restarter,
         post_event=_post_event,
+        # With leader election, workers run only while this replica leads.
+        active=config.leader_election_lease is None,
     )
+    memo.elector, memo.election = None, None
+    if config.leader_election_lease is not None:
+        memo.elector = LeaderElector(
+            kube,
+            config.leader_election_lease,
+            f"{socket.gethostname()}-{secrets.token_hex(4)}",
+            on_started=memo.controller.activate,
+            on_stopped=memo.controller.deactivate,
+        )
+        memo.election = asyncio.create_task(memo.elector.run(), name="leader election")
+    else:
+        metrics.LEADER.set(1)
     start_http_server(config.metrics_address.port, config.metrics_address.host)
 
 
 @kopf.on.cleanup(registry=registry)
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    """Stop every worker and close the clients."""
+    """Stop every worker, hand the Lease over, and close the clients."""
+    if memo.election is not None:
+        memo.election.cancel()
+        await asyncio.gather(memo.election, return_exceptions=True)
+        await memo.elector.release()
     await memo.controller.stop()
     await memo.restarter.stop()
     await memo.egain.aclose()

@@ -75,6 +75,14 @@ async def _json(call: Awaitable[Any]) -> dict[str, Any]:
     raise KubeError(response.status, message)
 
 
+async def _json_or_none(call: Awaitable[Any]) -> dict[str, Any] | None:
+    """`_json`, with None for an object that does not exist."""
+    try:
+        return await _json(call)
+    except NotFoundError:
+        return None
+
+
 class Kube:
     """Typed access to the few API calls the operator makes."""
 
@@ -83,6 +91,7 @@ class Kube:
         self._core = client.CoreV1Api(api_client)
         self._apps = client.AppsV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._coordination = client.CoordinationV1Api(api_client)
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -90,12 +99,9 @@ class Kube:
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret, or None when there is none."""
-        try:
-            return await _json(
-                self._core.read_namespaced_secret_without_preload_content(name, namespace)
-            )
-        except NotFoundError:
-            return None
+        return await _json_or_none(
+            self._core.read_namespaced_secret_without_preload_content(name, namespace)
+        )
 
     async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create a Secret; `ConflictError` if one of that name exists."""
@@ -142,10 +148,7 @@ class Kube:
             ),
             WorkloadKind.DAEMON_SET: self._apps.read_namespaced_daemon_set_without_preload_content,
         }[kind]
-        try:
-            return await _json(read(name, namespace))
-        except NotFoundError:
-            return None
+        return await _json_or_none(read(name, namespace))
 
     async def patch_workload(
         self, namespace: str, kind: WorkloadKind, name: str, patch: Mapping[str, Any]
@@ -163,5 +166,27 @@ class Kube:
         return await _json(
             send(
                 name, namespace, dict(patch), field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH
+            )
+        )
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A coordination.k8s.io Lease, or None when there is none."""
+        return await _json_or_none(
+            self._coordination.read_namespaced_lease_without_preload_content(name, namespace)
+        )
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a Lease; `ConflictError` if one of that name exists."""
+        return await _json(
+            self._coordination.create_namespaced_lease_without_preload_content(
+                namespace, dict(body), field_manager=FIELD_MANAGER
+            )
+        )
+
+    async def replace_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a Lease; `ConflictError` if it changed since its `resourceVersion`."""
+        return await _json(
+            self._coordination.replace_namespaced_lease_without_preload_content(
+                body["metadata"]["name"], namespace, dict(body), field_manager=FIELD_MANAGER
             )
         )

@@ -36,6 +36,11 @@ CONSECUTIVE_FAILURES = Gauge(
     ["namespace", "name"],
 )
 
+LEADER = Gauge(
+    "egain_token_operator_leader",
+    "1 while this replica acts (holds the leader election Lease, or runs without one).",
+)
+
 _CONDITION_STATUSES = ("True", "False", "Unknown")
 
 

@@ -50,7 +50,8 @@ class Settings:
     permanent_failure_retry_delay: float
     rollout_restarts: bool
     rollout_restart_min_interval: float
-    peering: str | None
+    # (namespace, name) of the Lease replicas elect their leader with; None: no election.
+    leader_election_lease: tuple[str, str] | None
 
     @property
     def clusterwide(self) -> bool:
@@ -109,6 +110,15 @@ def _boolean(value: str) -> bool:
     if lowered not in ("true", "false"):
         raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
     return lowered == "true"
+
+
+def _lease(value: str) -> tuple[str, str] | None:
+    if not value:
+        return None
+    namespace, sep, name = value.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {value!r}")
+    return namespace, name
 
 
 def _comma_list(value: str) -> list[str]:
@@ -195,11 +205,12 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
         "a rollout-restart target is restarted at most once per this many seconds",
     ),
     (
-        "--peering",
-        "PEERING",
-        str,
+        "--leader-election-lease",
+        "LEADER_ELECTION_LEASE",
+        _lease,
         "",
-        "kopf peering name; when set, only one of the replicas sharing it acts",
+        "NAMESPACE/NAME of a coordination.k8s.io Lease; when set, the replicas sharing it "
+        "elect one that acts while the others stand by",
     ),
 )
 
@@ -270,5 +281,5 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         permanent_failure_retry_delay=float(args.permanent_failure_retry_delay),
         rollout_restarts=bool(args.rollout_restarts),
         rollout_restart_min_interval=float(args.rollout_restart_min_interval),
-        peering=args.peering or None,
+        leader_election_lease=args.leader_election_lease,
     )

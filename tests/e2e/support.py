@@ -263,8 +263,18 @@ class OperatorProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """End it the hard way (SIGKILL), as a crashed or evicted Pod ends."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+
+    def leading(self) -> bool:
+        """Whether this replica says it acts (its `egain_token_operator_leader` gauge)."""
+        return "\negain_token_operator_leader 1.0" in self.metrics()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

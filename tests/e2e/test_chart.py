@@ -41,7 +41,15 @@ chart_release = chart_support.chart_release
 chart_service_account_kubeconfig = chart_support.chart_service_account_kubeconfig
 
 SECRET_VERBS = ["get", "list", "watch", "create", "update"]
-KOPF_PEERING_CRDS = ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev")
+LEASE_RULES = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [fullname("r")],
+        "verbs": ["get", "update"],
+    },
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+]
 
 # Value combinations rendered and validated on the server. Namespace names in
 # watchNamespaces are placeholders replaced per run (see `_materialise`).
@@ -87,6 +95,13 @@ def _rules_for(manifest: Manifest, group: str, resource: str) -> list[dict[str, 
     ]
 
 
+def _watched_namespace_roles(manifests: list[Manifest]) -> list[Manifest]:
+    """The Roles other than the leader election one."""
+    return [
+        r for r in of_kind(manifests, "Role") if not r["metadata"]["name"].endswith("-election")
+    ]
+
+
 def _container(manifests: list[Manifest]) -> dict[str, Any]:
     (deployment,) = of_kind(manifests, "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -95,26 +110,6 @@ def _container(manifests: list[Manifest]) -> dict[str, Any]:
 
 def _env(manifests: list[Manifest]) -> dict[str, str]:
     return {item["name"]: item["value"] for item in _container(manifests)["env"] if "value" in item}
-
-
-def _is_peering(manifest: Manifest) -> bool:
-    return bool(
-        manifest["apiVersion"].startswith("kopf.dev/")
-        or manifest["metadata"]["name"] in KOPF_PEERING_CRDS
-    )
-
-
-def _crd_exists(control_plane: ControlPlaneLike, name: str) -> bool:
-    result = control_plane.kubectl("get", "crd", name, "--ignore-not-found", "-o", "name")
-    return bool(result.stdout.strip())
-
-
-def _wait_crds_deleted(control_plane: ControlPlaneLike, *names: str) -> None:
-    # Deleting a CRD first deletes its objects: it lingers for a moment after
-    # `helm uninstall` or `helm upgrade` returned.
-    control_plane.kubectl(
-        "wait", "--for=delete", "--timeout=60s", *[f"crd/{name}" for name in names]
-    )
 
 
 # --- fixtures ----------------------------------------------------------------
@@ -130,32 +125,6 @@ def run_prefix(control_plane: ControlPlaneLike) -> Iterator[str]:
     yield prefix
     for namespace in namespaces:
         control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
-
-
-@pytest.fixture
-def kopf_peering_crds(control_plane: ControlPlaneLike) -> Iterator[None]:
-    """kopf's peering CRDs installed for real, as Helm does before running its hooks.
-
-    A server-side dry run cannot validate a custom object whose CRD is only
-    part of the same dry run; Helm itself creates the release's CRDs before
-    the post-install hook that creates the peering objects. CRDs this fixture
-    created are deleted afterwards so that a later `helm install` can own them.
-    """
-    manifests = render_manifests(control_plane, {"replicaCount": 2})
-    crds = [m for m in of_kind(manifests, "CustomResourceDefinition") if _is_peering(m)]
-    created = [
-        m["metadata"]["name"] for m in crds if not _crd_exists(control_plane, m["metadata"]["name"])
-    ]
-    for crd in crds:
-        if crd["metadata"]["name"] in created:
-            control_plane.kubectl("create", "-f", "-", input=json.dumps(crd))
-    if created:
-        control_plane.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in created]
-        )
-    yield
-    if created:
-        control_plane.kubectl("delete", "crd", *created)
 
 
 # --- lint ----------------------------------------------------------------------
@@ -185,13 +154,11 @@ def test_helm_lint_passes_with_scenario_values(
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_rendered_chart_is_accepted_by_the_api_server(
-    control_plane: ControlPlaneLike, run_prefix: str, scenario: str, request: pytest.FixtureRequest
+    control_plane: ControlPlaneLike, run_prefix: str, scenario: str
 ) -> None:
     values = _materialise(SCENARIOS[scenario], run_prefix)
     rendered = render_chart(control_plane, values, release=run_prefix, namespace=run_prefix)
     manifests = parse_manifests(rendered.stdout)
-    if any(m["apiVersion"].startswith("kopf.dev/") for m in manifests):
-        request.getfixturevalue("kopf_peering_crds")
     applied = control_plane.kubectl(
         "apply", "--dry-run=server", "-f", "-", input=rendered.stdout, check=False
     )
@@ -243,8 +210,7 @@ def test_secret_verbs_are_exactly_what_the_operator_uses(
 
 def test_all_namespaces_mode_uses_one_cluster_role(control_plane: ControlPlaneLike) -> None:
     manifests = render_manifests(control_plane, {}, release="r", namespace="ops")
-    assert of_kind(manifests, "Role") == []
-    assert of_kind(manifests, "RoleBinding") == []
+    assert _watched_namespace_roles(manifests) == []
     (role,) = of_kind(manifests, "ClusterRole")
     (binding,) = of_kind(manifests, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -262,8 +228,8 @@ def test_namespaced_mode_has_a_role_per_namespace(control_plane: ControlPlaneLik
     manifests = render_manifests(
         control_plane, {"watchNamespaces": ["a", "b", "a"]}, release="r", namespace="ops"
     )
-    roles = of_kind(manifests, "Role")
-    bindings = of_kind(manifests, "RoleBinding")
+    roles = _watched_namespace_roles(manifests)
+    bindings = [b for b in of_kind(manifests, "RoleBinding") if b["metadata"]["namespace"] != "ops"]
     assert sorted(role["metadata"]["namespace"] for role in roles) == ["a", "b"]
     assert sorted(binding["metadata"]["namespace"] for binding in bindings) == ["a", "b"]
     for binding in bindings:
@@ -291,49 +257,49 @@ def test_rollout_restart_rules_follow_the_value(
     assert [rule for rule in _rules(disabled) if "apps" in rule["apiGroups"]] == []
 
 
-@pytest.mark.parametrize("replicas", [1, 3])
 @pytest.mark.parametrize("namespaced", [False, True], ids=["all-namespaces", "namespaced"])
-def test_peering_and_disruption_budget_only_with_several_replicas(
-    control_plane: ControlPlaneLike, replicas: int, namespaced: bool
+def test_leader_election_lease_role(control_plane: ControlPlaneLike, namespaced: bool) -> None:
+    values: dict[str, Any] = {"watchNamespaces": ["a", "ops"]} if namespaced else {}
+    manifests = render_manifests(control_plane, values, release="r", namespace="ops")
+    (role,) = [r for r in of_kind(manifests, "Role") if r["metadata"]["name"].endswith("-election")]
+    assert role["metadata"]["namespace"] == "ops"
+    assert role["rules"] == LEASE_RULES
+    (binding,) = [
+        b
+        for b in of_kind(manifests, "RoleBinding")
+        if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    assert binding["metadata"]["namespace"] == "ops"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": fullname("r"), "namespace": "ops"}
+    ]
+    # Leases appear nowhere else.
+    lease_rules = [rule for rule in _rules(manifests) if "leases" in rule["resources"]]
+    assert lease_rules == LEASE_RULES
+    assert _env(manifests)["EGAIN_OPERATOR_LEADER_ELECTION_LEASE"] == f"ops/{fullname('r')}"
+
+
+def test_leader_election_can_be_turned_off_with_one_replica(
+    control_plane: ControlPlaneLike,
 ) -> None:
-    values: dict[str, Any] = {"replicaCount": replicas}
-    if namespaced:
-        values["watchNamespaces"] = ["a", "b"]
-    manifests = render_manifests(control_plane, values, release="r")
-    peering_objects = [m for m in manifests if _is_peering(m)]
-    peering_rules = [rule for rule in _rules(manifests) if "kopf.dev" in rule["apiGroups"]]
-    env = _env(manifests)
+    manifests = render_manifests(
+        control_plane, {"leaderElection": {"enabled": False}}, release="r", namespace="ops"
+    )
+    assert of_kind(manifests, "Role") == []
+    assert of_kind(manifests, "RoleBinding") == []
+    assert "EGAIN_OPERATOR_LEADER_ELECTION_LEASE" not in _env(manifests)
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_disruption_budget_only_with_several_replicas(
+    control_plane: ControlPlaneLike, replicas: int
+) -> None:
+    manifests = render_manifests(control_plane, {"replicaCount": replicas}, release="r")
     if replicas == 1:
         assert of_kind(manifests, "PodDisruptionBudget") == []
-        assert peering_objects == []
-        assert peering_rules == []
-        assert "EGAIN_OPERATOR_PEERING" not in env
         return
     (budget,) = of_kind(manifests, "PodDisruptionBudget")
     assert budget["spec"]["minAvailable"] == 1
-    assert env["EGAIN_OPERATOR_PEERING"] == fullname("r")
-    crds = sorted(m["metadata"]["name"] for m in of_kind(manifests, "CustomResourceDefinition"))
-    assert crds == sorted(KOPF_PEERING_CRDS)
-    if namespaced:
-        peerings = of_kind(manifests, "KopfPeering")
-        assert sorted(p["metadata"]["namespace"] for p in peerings) == ["a", "b"]
-        assert {tuple(rule["resources"]) for rule in peering_rules} == {("kopfpeerings",)}
-    else:
-        (peering,) = of_kind(manifests, "ClusterKopfPeering")
-        assert peering["metadata"]["name"] == fullname("r")
-        assert {tuple(rule["resources"]) for rule in peering_rules} == {("clusterkopfpeerings",)}
-    # get/patch only on this release's peering object.
-    named = [rule for rule in peering_rules if "patch" in rule["verbs"]]
-    assert named
-    assert all(rule["resourceNames"] == [fullname("r")] for rule in named)
-
-
-def test_peering_crds_can_be_left_to_someone_else(control_plane: ControlPlaneLike) -> None:
-    manifests = render_manifests(
-        control_plane, {"replicaCount": 2, "peering": {"installCRDs": False}}
-    )
-    assert of_kind(manifests, "CustomResourceDefinition") == []
-    assert of_kind(manifests, "ClusterKopfPeering")
 
 
 # --- the Deployment ----------------------------------------------------------------
@@ -393,6 +359,7 @@ def test_every_operator_setting_reaches_the_environment(control_plane: ControlPl
         "EGAIN_OPERATOR_LOG_LEVEL": "debug",
         "EGAIN_OPERATOR_METRICS_ADDRESS": "0.0.0.0:9090",
         "EGAIN_OPERATOR_HEALTH_ADDRESS": "0.0.0.0:9091",
+        "EGAIN_OPERATOR_LEADER_ELECTION_LEASE": f"default/{fullname('test')}",
     }
 
 
@@ -430,7 +397,7 @@ def test_no_ca_bundle_by_default(control_plane: ControlPlaneLike) -> None:
             {"caBundle": {"configMap": {"name": "a"}, "secret": {"name": "b"}}},
             "not both",
         ),
-        ({"replicaCount": 2, "peering": {"enabled": False}}, "peering"),
+        ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "leaderElection"),
     ],
 )
 def test_invalid_values_are_refused(
@@ -473,57 +440,27 @@ def test_install_and_uninstall(control_plane: ControlPlaneLike) -> None:
 
 
 @pytest.mark.parametrize("namespaced", [False, True], ids=["all-namespaces", "namespaced"])
-def test_install_with_several_replicas_creates_the_peering(
+def test_install_with_several_replicas(
     control_plane: ControlPlaneLike, run_prefix: str, namespaced: bool
 ) -> None:
     values: dict[str, Any] = {"replicaCount": 3}
     if namespaced:
         values["watchNamespaces"] = [f"{run_prefix}-a", f"{run_prefix}-b"]
-    # CRDs someone else installed cannot be adopted by Helm: leave them alone then.
-    preinstalled = all(_crd_exists(control_plane, name) for name in KOPF_PEERING_CRDS)
-    values["peering"] = {"installCRDs": not preinstalled}
     release = install_chart(control_plane, values, namespace=run_prefix)
     try:
         if namespaced:
             for namespace in values["watchNamespaces"]:
-                control_plane.kubectl("get", "kopfpeering", release.fullname, "-n", namespace)
                 control_plane.kubectl("get", "role,rolebinding", release.fullname, "-n", namespace)
-        else:
-            control_plane.kubectl("get", "clusterkopfpeering", release.fullname)
+        election = f"{release.fullname}-leader-election"
+        control_plane.kubectl("get", "role,rolebinding", election, "-n", run_prefix)
         control_plane.kubectl("get", "poddisruptionbudget", release.fullname, "-n", run_prefix)
-
-        # An upgrade must keep the peering object (and the keep-alives in it).
-        kind = "kopfpeering" if namespaced else "clusterkopfpeering"
-        where = ["-n", values["watchNamespaces"][0]] if namespaced else []
-        uid = control_plane.kubectl(
-            "get", kind, release.fullname, *where, "-o", "jsonpath={.metadata.uid}"
-        ).stdout
-        control_plane.helm(
-            "upgrade",
-            release.name,
-            str(CHART),
-            "-n",
-            run_prefix,
-            "--reuse-values",
-            "--set",
-            "logLevel=debug",
-        )
-        after = control_plane.kubectl(
-            "get", kind, release.fullname, *where, "-o", "jsonpath={.metadata.uid}"
-        ).stdout
-        assert after == uid
     finally:
         control_plane.helm("uninstall", release.name, "-n", run_prefix)
-    if not preinstalled:
-        # Uninstalling removes the peering CRDs, and with them the peering objects.
-        _wait_crds_deleted(control_plane, *KOPF_PEERING_CRDS)
 
 
 def test_scaling_between_one_and_several_replicas(
     control_plane: ControlPlaneLike, run_prefix: str
 ) -> None:
-    if any(_crd_exists(control_plane, name) for name in KOPF_PEERING_CRDS):
-        pytest.skip("kopf peering CRDs installed by something else")
     release = install_chart(control_plane, namespace=run_prefix)
     try:
         for replicas in (3, 1, 2):
@@ -542,13 +479,12 @@ def test_scaling_between_one_and_several_replicas(
                 ).stdout
             )
             assert deployment["spec"]["replicas"] == replicas
-            if replicas > 1:
-                control_plane.kubectl("get", "clusterkopfpeering", release.fullname)
-            else:
-                _wait_crds_deleted(control_plane, *KOPF_PEERING_CRDS)
+            budget = control_plane.kubectl(
+                "get", "pdb", release.fullname, "-n", run_prefix, "--ignore-not-found", "-o", "name"
+            )
+            assert bool(budget.stdout.strip()) == (replicas > 1)
     finally:
         control_plane.helm("uninstall", release.name, "-n", run_prefix)
-    _wait_crds_deleted(control_plane, *KOPF_PEERING_CRDS)
 
 
 # --- the ServiceAccount's permissions ------------------------------------------------
@@ -585,6 +521,16 @@ def test_service_account_has_exactly_the_operator_permissions(
     assert not _can_i(control_plane, kubeconfig, "create", "deployments.apps", *ns)
     assert not _can_i(control_plane, kubeconfig, "get", "configmaps", *ns)
     assert not _can_i(control_plane, kubeconfig, "create", "customresourcedefinitions")
+    # The leader election Lease: this release's own, in its namespace, and nothing more.
+    home = ["--namespace", chart_release.namespace]
+    lease = f"leases.coordination.k8s.io/{chart_release.fullname}"
+    assert _can_i(control_plane, kubeconfig, "get", lease, *home)
+    assert _can_i(control_plane, kubeconfig, "update", lease, *home)
+    assert _can_i(control_plane, kubeconfig, "create", "leases.coordination.k8s.io", *home)
+    assert not _can_i(control_plane, kubeconfig, "update", "leases.coordination.k8s.io/x", *home)
+    assert not _can_i(control_plane, kubeconfig, "delete", lease, *home)
+    assert not _can_i(control_plane, kubeconfig, "list", "leases.coordination.k8s.io", *home)
+    assert not _can_i(control_plane, kubeconfig, "create", "leases.coordination.k8s.io", *ns)
 
 
 def test_namespaced_service_account_is_confined_to_its_namespaces(

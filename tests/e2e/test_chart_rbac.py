@@ -56,10 +56,25 @@ def chart_operator(
         kubeconfig = service_account_kubeconfig(
             cluster.control_plane, release.namespace, release.service_account, tmp_path / "sa"
         )
-        process = start_operator(kubeconfig=kubeconfig, all_namespaces=all_namespaces)
+        # Leader election as the chart's Deployment configures it: the Lease
+        # in the release's namespace is part of what the RBAC must allow.
+        lease = _deployment_env(cluster, release)["EGAIN_OPERATOR_LEADER_ELECTION_LEASE"]
+        process = start_operator(
+            kubeconfig=kubeconfig,
+            all_namespaces=all_namespaces,
+            env={"EGAIN_OPERATOR_LEADER_ELECTION_LEASE": lease},
+        )
+        wait_until(process.leading, "the operator to hold the chart's Lease", 30)
         yield ChartOperator(process, release, kubeconfig)
     finally:
         uninstall_chart(cluster.control_plane, release)
+
+
+def _deployment_env(cluster: Cluster, release: ChartRelease) -> dict[str, str]:
+    deployment = cluster.get("deployment", release.fullname, release.namespace)
+    assert deployment is not None
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
 
 
 def do_the_whole_job(

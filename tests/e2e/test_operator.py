@@ -705,6 +705,49 @@ def test_token_requests_go_through_the_proxy_from_the_environment(
         assert f"localhost:{emulator.port}" in proxy.targets
 
 
+def test_only_the_leader_acts_and_a_standby_takes_over(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: MakeClient,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    lease = ("--leader-election-lease", f"{namespace}/egain-token-operator")
+    first = start_operator(*lease)
+    wait_until(first.leading, "the first replica to lead", 30)
+    second = start_operator(*lease)
+    client = make_client()
+    cluster.apply(egain_token(namespace, "shared", client_app_spec(emulator, client)))
+    cluster.wait_ready(namespace, "shared")
+    time.sleep(3)
+    assert successes(emulator, client) == 1, "both replicas requested a token"
+    assert not second.leading()
+
+    first.stop()  # a graceful stop hands the Lease over
+    wait_until(second.leading, "the standby to take over a released Lease", 10)
+    cluster.kubectl(
+        "annotate", "egt", "shared", "-n", namespace, "egain.cloud/refresh-requested-at=1"
+    )
+    wait_until(lambda: successes(emulator, client) == 2, "the new leader to refresh", 15)
+
+    third = start_operator(*lease)
+    second.kill()  # no hand-over: the Lease must run out first
+    wait_until(third.leading, "a standby to take over an expired Lease", 40)
+    cluster.kubectl(
+        "annotate",
+        "egt",
+        "shared",
+        "-n",
+        namespace,
+        "--overwrite",
+        "egain.cloud/refresh-requested-at=2",
+    )
+    wait_until(lambda: successes(emulator, client) == 3, "the third leader to refresh", 15)
+    lease_spec = cluster.get("lease", "egain-token-operator", namespace)
+    assert lease_spec is not None
+    assert lease_spec["spec"]["leaseTransitions"] == 2
+
+
 def test_rollout_restart_is_coalesced(
     cluster: Cluster,
     namespace: str,

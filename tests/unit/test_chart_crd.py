@@ -25,6 +25,5 @@ def test_chart_crd_is_byte_identical_to_the_repository_crd() -> None:
 
 
 def test_chart_crds_directory_holds_only_the_egaintoken_crd() -> None:
-    # kopf's peering CRDs are conditional templates; crds/ cannot be conditional.
     shipped = sorted(path.name for path in CHART_CRD.parent.iterdir())
     assert shipped == [CRD_NAME]

@@ -22,16 +22,9 @@ from egain_token_operator.kube import Kube
 from egain_token_operator.policy import RetryPolicy
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.spec import TokenSpec
+from tests.unit.clock import Clock
 
 START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class FakeKube:
@@ -94,7 +87,9 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def controller(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[Controller, list[str]]:
+def controller(
+    kube: FakeKube, egain: FakeEgain, clock: Clock, *, active: bool = True
+) -> tuple[Controller, list[str]]:
     events: list[str] = []
     made = Controller(
         kube=cast(Kube, kube),
@@ -104,12 +99,13 @@ def controller(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[Controll
         restarter=cast(RolloutRestarter, None),
         post_event=lambda body, kind, reason, message: events.append(f"{kind} {reason}"),
         clock=clock,
+        active=active,
     )
     return made, events
 
 
 def setup() -> tuple[FakeKube, FakeEgain, Clock]:
-    clock = Clock()
+    clock = Clock(START)
     kube = FakeKube()
     kube.secrets[("ns", "creds")] = {"data": {"client_id": b64("id"), "client_secret": b64("s")}}
     return kube, FakeEgain(clock), clock
@@ -239,3 +235,26 @@ def test_missing_credentials_and_foreign_secret_send_nothing() -> None:
     del kube.secrets[("ns", "portal")]
     look(made, worker)
     assert ready(kube) == ("True", "TokenIssued")
+
+
+def test_a_standby_controller_acts_only_while_active() -> None:
+    kube, egain, clock = setup()
+    standby, _ = controller(kube, egain, clock, active=False)
+
+    async def scenario() -> None:
+        standby.observe_token("ADDED", BODY)
+        await asyncio.sleep(0)
+        assert egain.requests == 0, "a standby replica requested a token"
+        await standby.activate()
+        for _ in range(20):  # let the new worker take its first look
+            await asyncio.sleep(0)
+        assert egain.requests == 1
+        assert ready(kube) == ("True", "TokenIssued")
+        await standby.deactivate()
+        await standby.activate()  # leads again: starts afresh from the Secret
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 1, "a new leader requested a token the Secret holds"
+        await standby.stop()
+
+    asyncio.run(scenario())

@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert str(s.metrics_address) == "0.0.0.0:8080"
     assert str(s.health_address) == "0.0.0.0:8081"
     assert (s.log_format, s.log_level) == ("text", "info")
-    assert s.peering is None
+    assert s.leader_election_lease is None
 
 
 def test_environment_then_flags(tmp_path: Path) -> None:
@@ -29,12 +29,14 @@ def test_environment_then_flags(tmp_path: Path) -> None:
         "EGAIN_OPERATOR_DEFAULT_TOKEN_LIFETIME": "1800",
         "EGAIN_OPERATOR_MAX_CONCURRENT_REQUESTS": "4",
         "EGAIN_OPERATOR_LOG_FORMAT": "json",
+        "EGAIN_OPERATOR_LEADER_ELECTION_LEASE": "ops/egain-token-operator",
     }
     s = parse_settings(["run"], env)
     assert s.namespaces == ("a", "b")
     assert s.allowed_token_hosts.allows("https://localhost:8443/x")
     assert s.ca_bundle == bundle
     assert (s.default_token_lifetime, s.max_concurrent_requests, s.log_format) == (1800, 4, "json")
+    assert s.leader_election_lease == ("ops", "egain-token-operator")
     s = parse_settings(["run", "--namespace", "c", "--max-concurrent-requests", "2"], env)
     assert s.namespaces == ("c",)
     assert s.max_concurrent_requests == 2
@@ -51,6 +53,8 @@ def test_environment_then_flags(tmp_path: Path) -> None:
         ["run", "--ca-bundle", "/no/such/file"],
         ["run", "--refresh-jitter", "1.5"],
         ["run", "--retry-initial-delay", "100", "--retry-max-delay", "10"],
+        ["run", "--leader-election-lease", "no-namespace"],
+        ["run", "--leader-election-lease", "a/b/c"],
     ],
 )
 def test_bad_values_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -80,21 +80,11 @@ defaults to the chart's appVersion so chart and operator versions move together.
 {{- end }}
 
 {{/*
-"true" when kopf peering (leader election between replicas) is on: explicitly
-via peering.enabled, else whenever more than one replica runs. Templates test
-the result with `eq ... "true"` because `include` always returns a string.
+The leader election Lease, "<namespace>/<name>": one per release, in the
+release's namespace, shared by all its replicas.
 */}}
-{{- define "egain-token-operator.peeringEnabled" -}}
-{{- if kindIs "bool" .Values.peering.enabled }}
-{{- .Values.peering.enabled }}
-{{- else }}
-{{- gt (int .Values.replicaCount) 1 }}
-{{- end }}
-{{- end }}
-
-{{/* The peering object's name, shared by all replicas of this release. */}}
-{{- define "egain-token-operator.peeringName" -}}
-{{- default (include "egain-token-operator.fullname" .) .Values.peering.name }}
+{{- define "egain-token-operator.leaderElectionLease" -}}
+{{- printf "%s/%s" .Release.Namespace (include "egain-token-operator.fullname" .) }}
 {{- end }}
 
 {{/*
@@ -124,8 +114,8 @@ with a message that names the values involved.
 {{- if and .Values.caBundle.configMap.name .Values.caBundle.secret.name }}
 {{- fail "caBundle: set either caBundle.configMap.name or caBundle.secret.name, not both" }}
 {{- end }}
-{{- if and (gt (int .Values.replicaCount) 1) (ne (include "egain-token-operator.peeringEnabled" .) "true") }}
-{{- fail "replicaCount > 1 needs peering (leave peering.enabled unset or true): without it every replica would refresh every token" }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled=true: without it every replica would refresh every token" }}
 {{- end }}
 {{- if and (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" }}
