@@ -37,11 +37,13 @@ from egain_token_operator.policy import (
     StoredToken,
     decide,
     is_ready,
+    propagation_shortfall,
+    propagation_warning_is_new,
     refresh_at,
     retry_delay,
     stable_fraction,
 )
-from egain_token_operator.reasons import Reason
+from egain_token_operator.reasons import LIFETIME_SHORTER_THAN_ALLOWANCE, Reason
 from egain_token_operator.render import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -457,6 +459,7 @@ class Controller:
             self._note_default_lifetime(worker, response)
         recovered = worker.failure is not None
         worker.failure = None
+        previous = worker.token
         worker.token = StoredToken(
             access_token=response.access_token,
             token_type=response.token_type,
@@ -471,6 +474,14 @@ class Controller:
             message += " (recovered)"
         logger.info("EgainToken %s/%s: new token issued, %s", namespace, name, message)
         self._post_event(worker.body, "Normal", Reason.TOKEN_ISSUED.value, message)
+        shortfall = propagation_shortfall(worker.token, spec.refresh_before, self._policy)
+        if shortfall is not None and propagation_warning_is_new(
+            previous, worker.token, spec.refresh_before, self._policy
+        ):
+            # Once when it starts or changes, not at every refresh.
+            warning = shortfall.describe()
+            logger.warning("EgainToken %s/%s: %s", namespace, name, warning)
+            self._post_event(worker.body, "Warning", LIFETIME_SHORTER_THAN_ALLOWANCE, warning)
         if spec.rollout_targets:
             self._restarter.request(namespace, spec.rollout_targets, now)
 
@@ -566,6 +577,11 @@ class Controller:
         if ready and token is not None:
             next_look.append(token.expires_at)  # Ready turns False at expiry
         wake_at = min(next_look) if next_look else None
+        shortfall = (
+            propagation_shortfall(token, worker.spec.refresh_before, self._policy)
+            if ready and worker.spec is not None
+            else None
+        )
         condition = ready_condition(
             spec_error=spec_error,
             ready=ready,
@@ -573,6 +589,7 @@ class Controller:
             fingerprint=fingerprint,
             failure=failure,
             now=now,
+            shortfall=shortfall,
         )
         planned = failure.retry_at if failure is not None else refresh_time
         status = render_status(

@@ -32,6 +32,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         initial_delay=timedelta(seconds=settings.retry_initial_delay),
         max_delay=timedelta(seconds=settings.retry_max_delay),
         permanent_delay=timedelta(seconds=settings.permanent_failure_retry_delay),
+        propagation_allowance=timedelta(seconds=settings.propagation_allowance),
     )
 
 

@@ -18,6 +18,10 @@ from egain_token_operator.reasons import Reason
 MIN_REFRESH_INTERVAL = timedelta(seconds=1)
 # No retry comes sooner than this, whatever the backoff or `Retry-After` says.
 MIN_RETRY_DELAY = timedelta(seconds=0.5)
+# The propagation allowance never brings a refresh before this fraction of a
+# token's lifetime has passed (jitter aside), so short tokens are not refreshed
+# continuously; they are warned about instead (`propagation_shortfall`).
+ALLOWANCE_MIN_AGE = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ class RetryPolicy:
     # While the current token is valid, one retry waits at most this fraction of
     # its remaining validity, so several retries happen before it expires.
     validity_fraction: float = 0.25
+    # How long a new token may take to reach the files of Pods that mount the
+    # Secret (the kubelet's pod sync loop); the refresh comes at least this long
+    # before expiry when the lifetime allows. Zero turns it off.
+    propagation_allowance: timedelta = timedelta(seconds=120)
 
 
 @dataclass(frozen=True)
@@ -92,22 +100,106 @@ def stable_fraction(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def refresh_at(
-    token: StoredToken, refresh_before: timedelta | None, policy: RetryPolicy, jitter: float
-) -> datetime:
-    """The instant the next token is requested: `expiresAt - refreshBefore - jitter`.
+def _refresh_lead(
+    token: StoredToken, refresh_before: timedelta | None, policy: RetryPolicy
+) -> timedelta:
+    """How long before expiry the next token is requested, before jitter.
 
-    `refreshBefore` defaults to a third of the lifetime; one that is not shorter
-    than the lifetime is ignored for the default (a token cannot be renewed
-    before it is issued). Up to `policy.refresh_jitter` of it is taken off, at
-    random, so tokens created together do not refresh together.
+    The longer of `refreshBefore` (default a third of the lifetime; one that is
+    not shorter than the lifetime falls back to the default, since a token
+    cannot be renewed before it is issued) and the propagation allowance,
+    which is capped so that it never brings the refresh before
+    `ALLOWANCE_MIN_AGE` of the lifetime has passed: a short token is not
+    refreshed continuously.
     """
     lifetime = token.expires_at - token.issued_at
     before = refresh_before if refresh_before is not None else lifetime / 3
     if before >= lifetime:
         before = lifetime / 3
+    allowance = min(policy.propagation_allowance, lifetime * (1 - ALLOWANCE_MIN_AGE))
+    return max(before, allowance)
+
+
+def refresh_at(
+    token: StoredToken, refresh_before: timedelta | None, policy: RetryPolicy, jitter: float
+) -> datetime:
+    """The instant the next token is requested.
+
+    The earlier of `expiresAt - refreshBefore` and `expiresAt - allowance`, the
+    latter never before half the lifetime has passed (see `_refresh_lead`).
+    Up to `policy.refresh_jitter` of that lead is then taken off, at random, so
+    tokens created together do not refresh together. With no allowance this is
+    `expiresAt - refreshBefore - jitter`.
+    """
+    before = _refresh_lead(token, refresh_before, policy)
     before += before * policy.refresh_jitter * jitter
     return max(token.expires_at - before, token.issued_at + MIN_REFRESH_INTERVAL)
+
+
+@dataclass(frozen=True)
+class PropagationShortfall:
+    """A token refreshed closer to its expiry than the propagation allowance.
+
+    Pods that mount the Secret may then still read it after it has expired.
+    """
+
+    lifetime: timedelta
+    # How long before expiry the refresh is planned (before jitter).
+    lead: timedelta
+    allowance: timedelta
+
+    def describe(self) -> str:
+        """A sentence for the Ready condition and the Event; no token in it."""
+        return (
+            f"the token lifetime ({_seconds(self.lifetime)}) is too short for the "
+            f"propagation allowance ({_seconds(self.allowance)}): it is refreshed "
+            f"{_seconds(self.lead)} before expiry, so Pods that mount the Secret may "
+            "still read it after it has expired"
+        )
+
+
+def _seconds(span: timedelta) -> str:
+    return f"{span.total_seconds():g}s"
+
+
+def propagation_shortfall(
+    token: StoredToken | None, refresh_before: timedelta | None, policy: RetryPolicy
+) -> PropagationShortfall | None:
+    """How `token` falls short of the propagation allowance, or None when it does not.
+
+    It falls short when its refresh, before jitter, comes less than the
+    allowance before its expiry: the lifetime is too short for the allowance
+    (the cap of `_refresh_lead` applied) and `refreshBefore` does not make up
+    for it.
+    """
+    if token is None or policy.propagation_allowance <= timedelta(0):
+        return None
+    lead = _refresh_lead(token, refresh_before, policy)
+    if lead >= policy.propagation_allowance:
+        return None
+    return PropagationShortfall(
+        lifetime=token.expires_at - token.issued_at,
+        lead=lead,
+        allowance=policy.propagation_allowance,
+    )
+
+
+def propagation_warning_is_new(
+    previous: StoredToken | None,
+    token: StoredToken,
+    refresh_before: timedelta | None,
+    policy: RetryPolicy,
+) -> bool:
+    """Whether a newly issued `token` deserves a warning Event.
+
+    Only when it falls short of the propagation allowance and the token it
+    replaces did not, or fell short differently (another lifetime, say): one
+    Event when the situation starts or changes, not one per refresh.
+    """
+    shortfall = propagation_shortfall(token, refresh_before, policy)
+    return shortfall is not None and shortfall != propagation_shortfall(
+        previous, refresh_before, policy
+    )
 
 
 def retry_delay(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The reason of the Warning Event posted when a token's lifetime is too short
+# for the propagation allowance. An Event reason only: Ready stays TokenIssued.
+LIFETIME_SHORTER_THAN_ALLOWANCE = "LifetimeShorterThanAllowance"
+
 
 class Reason(StrEnum):
     """`status.conditions[Ready].reason`, as listed in the API contract."""

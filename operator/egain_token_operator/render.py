@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from egain_token_operator.policy import Failure, StoredToken
+from egain_token_operator.policy import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.reasons import Reason
 from egain_token_operator.spec import GROUP, KIND, VERSION, TokenSpec
 
@@ -208,19 +208,23 @@ def ready_condition(
     fingerprint: str | None,
     failure: Failure | None,
     now: datetime,
+    shortfall: PropagationShortfall | None = None,
 ) -> Condition:
     """The Ready condition for what was observed.
 
     True exactly when the Secret holds an unexpired token for the current
     request; a failure while such a token remains is reported in `lastFailure`
     only. Otherwise the failure's reason, else `TokenExpired`, else `Pending`.
+    A token that falls short of the propagation allowance (`shortfall`) stays
+    `TokenIssued`, with a note in the message.
     """
     if spec_error is not None:
         return Condition("False", Reason.INVALID_SPEC, spec_error)
     if ready and token is not None:
-        return Condition(
-            "True", Reason.TOKEN_ISSUED, f"token valid until {rfc3339(token.expires_at)}"
-        )
+        message = f"token valid until {rfc3339(token.expires_at)}"
+        if shortfall is not None:
+            message += f"; warning: {shortfall.describe()}"
+        return Condition("True", Reason.TOKEN_ISSUED, message)
     if failure is not None:
         return Condition("False", failure.reason, failure.message)
     if token is not None and token.fingerprint == fingerprint and not token.is_valid(now):

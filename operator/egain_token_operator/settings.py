@@ -45,6 +45,8 @@ class Settings:
     log_level: str
     http_timeout: float
     refresh_jitter: float
+    # Seconds a Secret update may take to reach Pods that mount it; 0: none.
+    propagation_allowance: float
     retry_initial_delay: float
     retry_max_delay: float
     permanent_failure_retry_delay: float
@@ -77,6 +79,16 @@ def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
         return number
 
     return parse
+
+
+def _non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value!r}")
+    return number
 
 
 def _fraction(value: str) -> float:
@@ -165,7 +177,17 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
         "REFRESH_JITTER",
         _fraction,
         "0.1",
-        "up to this fraction of refreshBefore is taken off each refresh time at random",
+        "up to this fraction of refreshBefore (or of the propagation allowance, when that "
+        "wins) is taken off each refresh time at random",
+    ),
+    (
+        "--propagation-allowance",
+        "PROPAGATION_ALLOWANCE",
+        _non_negative,
+        "120",
+        "seconds a token update may take to reach Pods that mount the Secret (the kubelet "
+        "sync loop); each token is refreshed at least this long before it expires, unless "
+        "that would come before half its lifetime (0: no allowance)",
     ),
     (
         "--retry-initial-delay",
@@ -276,6 +298,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         log_level=log_level,
         http_timeout=float(args.http_timeout),
         refresh_jitter=float(args.refresh_jitter),
+        propagation_allowance=float(args.propagation_allowance),
         retry_initial_delay=float(args.retry_initial_delay),
         retry_max_delay=float(args.retry_max_delay),
         permanent_failure_retry_delay=float(args.permanent_failure_retry_delay),

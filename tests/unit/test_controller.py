@@ -258,3 +258,90 @@ def test_a_standby_controller_acts_only_while_active() -> None:
         await standby.stop()
 
     asyncio.run(scenario())
+
+
+def short_lived(
+    lifetime: float, allowance: timedelta = timedelta(seconds=120)
+) -> tuple[FakeKube, FakeEgain, Clock, Controller, list[tuple[str, str, str]]]:
+    """A controller whose eGain issues `lifetime`-second tokens; events with their messages."""
+    kube, _, clock = setup()
+    egain = FakeEgain(clock, lifetime=lifetime)
+    events: list[tuple[str, str, str]] = []
+    made = Controller(
+        kube=cast(Kube, kube),
+        egain=cast(EgainClient, egain),
+        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
+        policy=RetryPolicy(propagation_allowance=allowance),
+        restarter=cast(RolloutRestarter, None),
+        post_event=lambda body, kind, reason, message: events.append((kind, reason, message)),
+        clock=clock,
+    )
+    return kube, egain, clock, made, events
+
+
+def test_short_lifetime_warns_once_and_notes_it_in_ready() -> None:
+    kube, egain, clock, made, events = short_lived(60)
+    worker = TokenWorker(("ns", "portal"), BODY)
+    wake_at = look(made, worker)
+    # Refreshed at half the lifetime (less jitter), not at two thirds.
+    assert wake_at is not None
+    assert START + timedelta(seconds=27) <= wake_at <= START + timedelta(seconds=30)
+    assert [(kind, reason) for kind, reason, _ in events] == [
+        ("Normal", "TokenIssued"),
+        ("Warning", "LifetimeShorterThanAllowance"),
+    ]
+    warning = events[1][2]
+    assert "(60s)" in warning and "(120s)" in warning and "30s before expiry" in warning
+    condition = kube.statuses[-1]["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("True", "TokenIssued")
+    assert condition["message"].startswith("token valid until 2026-11-23T21:01:00Z; warning: ")
+    assert warning in condition["message"]
+
+    for _ in range(3):  # later refreshes: the same situation, no new warning
+        clock.now = wake_at
+        wake_at = look(made, worker)
+        assert wake_at is not None
+    assert egain.requests == 4
+    assert [reason for _, reason, _ in events].count("LifetimeShorterThanAllowance") == 1
+
+    # A restarted operator reads the short token back from the Secret: still no repeat.
+    restarted_made = Controller(
+        kube=cast(Kube, kube),
+        egain=cast(EgainClient, egain),
+        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
+        policy=RetryPolicy(),
+        restarter=cast(RolloutRestarter, None),
+        post_event=lambda body, kind, reason, message: events.append((kind, reason, message)),
+        clock=clock,
+    )
+    fresh = TokenWorker(("ns", "portal"), BODY)
+    clock.now = wake_at
+    look(restarted_made, fresh)
+    assert egain.requests == 5
+    assert [reason for _, reason, _ in events].count("LifetimeShorterThanAllowance") == 1
+
+    # Another lifetime is another situation: said again, once.
+    egain.lifetime = 20
+    clock.now += timedelta(seconds=30)
+    look(restarted_made, fresh)
+    assert [reason for _, reason, _ in events].count("LifetimeShorterThanAllowance") == 2
+    assert "(20s)" in events[-1][2]
+
+    # Nothing secret in what was said.
+    said = " ".join(message for _, _, message in events) + repr(kube.statuses)
+    assert "token-" not in said
+
+
+def test_no_short_lifetime_warning_when_the_lifetime_allows_or_without_allowance() -> None:
+    for lifetime, allowance in ((600, timedelta(seconds=120)), (60, timedelta(0))):
+        kube, _, _, made, events = short_lived(lifetime, allowance)
+        wake_at = look(made, TokenWorker(("ns", "portal"), BODY))
+        assert [reason for _, reason, _ in events] == ["TokenIssued"]
+        assert kube.statuses[-1]["conditions"][0]["message"] == (
+            f"token valid until {(START + timedelta(seconds=lifetime)):%Y-%m-%dT%H:%M:%SZ}"
+        )
+        # Both keep the old rule: a third of the lifetime before expiry, less jitter.
+        assert wake_at is not None
+        third = timedelta(seconds=lifetime) / 3
+        assert wake_at <= START + timedelta(seconds=lifetime) - third
+        assert wake_at >= START + timedelta(seconds=lifetime) - third * 1.1

@@ -1,7 +1,7 @@
 import base64
 from datetime import UTC, datetime, timedelta
 
-from egain_token_operator.policy import Failure, StoredToken
+from egain_token_operator.policy import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.reasons import Reason
 from egain_token_operator.render import (
     Owner,
@@ -137,6 +137,45 @@ class TestReadyCondition:
         )
         assert (c.status, c.reason) == ("True", Reason.TOKEN_ISSUED)
         assert c.message == "token valid until 2026-11-23T22:10:00Z"
+
+    def test_short_lifetime_note_keeps_ready_true(self) -> None:
+        shortfall = PropagationShortfall(
+            lifetime=timedelta(seconds=60),
+            lead=timedelta(seconds=30),
+            allowance=timedelta(seconds=120),
+        )
+        c = ready_condition(
+            spec_error=None,
+            ready=True,
+            token=TOKEN,
+            fingerprint=TOKEN.fingerprint,
+            failure=None,
+            now=NOW,
+            shortfall=shortfall,
+        )
+        assert (c.status, c.reason) == ("True", Reason.TOKEN_ISSUED)
+        assert c.message == (
+            "token valid until 2026-11-23T22:10:00Z; warning: the token lifetime (60s) is "
+            "too short for the propagation allowance (120s): it is refreshed 30s before "
+            "expiry, so Pods that mount the Secret may still read it after it has expired"
+        )
+        assert TOKEN.access_token not in c.message
+
+    def test_short_lifetime_note_only_while_ready(self) -> None:
+        shortfall = PropagationShortfall(
+            timedelta(seconds=60), timedelta(seconds=30), timedelta(seconds=120)
+        )
+        c = ready_condition(
+            spec_error=None,
+            ready=False,
+            token=TOKEN,
+            fingerprint=TOKEN.fingerprint,
+            failure=None,
+            now=NOW + timedelta(hours=2),
+            shortfall=shortfall,
+        )
+        assert (c.status, c.reason) == ("False", Reason.TOKEN_EXPIRED)
+        assert "allowance" not in c.message
 
     def test_failure_reason_once_not_ready(self) -> None:
         c = ready_condition(

@@ -1,7 +1,9 @@
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from egain_token_operator.handlers import retry_policy
 from egain_token_operator.settings import parse_settings
 
 
@@ -67,3 +69,34 @@ def test_bad_values_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixtu
 def test_bad_environment_value_is_refused() -> None:
     with pytest.raises(SystemExit):
         parse_settings(["run"], {"EGAIN_OPERATOR_HTTP_TIMEOUT": "-1"})
+
+
+def test_propagation_allowance_default_env_and_flag() -> None:
+    assert parse_settings(["run"], {}).propagation_allowance == 120
+    env = {"EGAIN_OPERATOR_PROPAGATION_ALLOWANCE": "90"}
+    assert parse_settings(["run"], env).propagation_allowance == 90
+    flag = ["run", "--propagation-allowance", "30.5"]
+    assert parse_settings(flag, env).propagation_allowance == 30.5
+    assert parse_settings(["run", "--propagation-allowance", "0"], env).propagation_allowance == 0
+    assert (
+        parse_settings(["run"], {"EGAIN_OPERATOR_PROPAGATION_ALLOWANCE": "0"}).propagation_allowance
+        == 0
+    )
+
+
+@pytest.mark.parametrize("value", ["-1", "-0.5", "soon", "", "nan", "inf"])
+def test_propagation_allowance_must_be_non_negative(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_settings(["run", "--propagation-allowance", value], {})
+    assert exited.value.code == 2
+    assert "--propagation-allowance" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_settings(["run"], {"EGAIN_OPERATOR_PROPAGATION_ALLOWANCE": value})
+
+
+def test_propagation_allowance_reaches_the_retry_policy() -> None:
+    policy = retry_policy(parse_settings(["run", "--propagation-allowance", "45"], {}))
+    assert policy.propagation_allowance == timedelta(seconds=45)
+    assert retry_policy(parse_settings(["run"], {})).propagation_allowance == timedelta(seconds=120)
