@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/hack
 
-.PHONY: venv tools cluster-up cluster-down lint test demo bench clean
+.PHONY: venv tools image cluster-up cluster-down lint test demo bench bench-propagation clean
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # etcd and helm from the pinned modules under hack/tools/.
 tools:
 	@hack/tools/build.sh >/dev/null
+
+# Builds (once per change of its inputs, then cached) the operator image from
+# the Dockerfile with buildah, on a Debian base made by mmdebstrap: no Docker
+# engine. Writes dist/egain-token-operator-<tag>.oci.tar; the last line printed
+# is the image reference (see docs/development.md).
+image:
+	@hack/image/build.sh
 
 cluster-up: venv tools
 	@$(PY) -m testground.controlplane up
@@ -41,5 +48,11 @@ demo: venv tools
 bench: venv tools
 	$(PY) hack/bench.py
 
+# How long a refreshed token takes to reach a Pod's mounted file, at the
+# kubelet's sync period SYNC (default 1m, the kubelet's own default).
+SYNC ?= 1m
+bench-propagation: venv tools
+	$(PY) hack/propagation.py --sync-frequency $(SYNC)
+
 clean:
-	rm -rf $(VENV) .testground .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .testground dist .pytest_cache .mypy_cache .ruff_cache

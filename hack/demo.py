@@ -1,9 +1,11 @@
-"""`make demo`: the operator keeping a short-lived eGain token fresh, on a local control plane.
+"""`make demo`: the operator, as a Pod from its image, keeping a short-lived eGain token fresh.
 
-Starts the local control plane and the eGain emulator, installs the CRD, runs
-the operator, applies examples/client-app.yaml (pointed at the emulator, with
-a short token lifetime), then shows the Secret appear and refresh. Ctrl-C
-stops everything it started.
+Builds (first run only) and starts the local single-node cluster with the
+operator image, starts the eGain emulator where Pods reach it, installs the
+Helm chart with that image, applies examples/client-app.yaml (pointed at the
+emulator, with a short token lifetime) and a consumer Pod that mounts the
+token's Secret and prints its expiry, then shows the token refresh in the
+Secret and in the Pod's file. Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -11,11 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -23,14 +21,24 @@ from typing import Any
 
 import yaml
 
-from testground import controlplane
+from testground import controlplane, incluster
 from testground.emulator import EgainEmulator
-from testground.tools import ensure_tools
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "egain-demo"
+OPERATOR_NAMESPACE = "egain-token-operator"
 TENANT = "TMPRODB88619984"
 EXAMPLE_URL = "https://ai.egain.cloud/system/auth/TMPRODB88619984-U/oauth2/token"
+SECRET = "knowledge-portal-token"
+# The kubelet of the local node syncs Pods every 10 s: a 20 s allowance covers
+# the delivery of a new token to the consumer's file.
+PROPAGATION_ALLOWANCE = 20
+CONSUMER_SCRIPT = """
+while true; do
+  echo "$(date -u +%H:%M:%S) the token in my file expires at $(cat /var/run/egain/expires_at)"
+  sleep 2
+done
+"""
 
 
 def say(text: str) -> None:
@@ -49,37 +57,43 @@ def example_manifests(emulator: EgainEmulator, client_id: str, client_secret: st
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": documents})
 
 
-def secret_expiry(plane: controlplane.ControlPlane, name: str) -> str | None:
+def secret_expiry(plane: controlplane.ControlPlane) -> str | None:
     """The `expires_at` key of the token Secret (the token itself is never printed)."""
     result = plane.kubectl(
-        "get", "secret", name, "-n", NAMESPACE, "-o", "jsonpath={.data.expires_at}", check=False
+        "get", "secret", SECRET, "-n", NAMESPACE, "-o", "jsonpath={.data.expires_at}", check=False
     )
     if result.returncode != 0 or not result.stdout:
         return None
     return base64.b64decode(result.stdout).decode()
 
 
-def wait_for_expiry_change(
-    plane: controlplane.ControlPlane, name: str, previous: str | None, timeout: float
-) -> str:
+def consumer_expiry(plane: controlplane.ControlPlane) -> str | None:
+    """The expiry the consumer Pod last printed from its file."""
+    logs = plane.kubectl("logs", "consumer", "-n", NAMESPACE, "--tail=1", check=False).stdout
+    return logs.split()[-1] if "expires at" in logs else None
+
+
+def wait_for_change(read: Any, previous: str | None, timeout: float, what: str) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        current = secret_expiry(plane, name)
+        current = read()
         if current and current != previous:
-            return current
+            return str(current)
         time.sleep(0.5)
-    raise SystemExit(f"no new token in {timeout:.0f}s; see the operator log above")
+    raise SystemExit(f"{what} did not change in {timeout:.0f}s; see `kubectl logs` of the operator")
 
 
 def run(args: argparse.Namespace, stack: list[Any]) -> None:
-    say("Building (first run only) and starting the local control plane")
-    ensure_tools()
+    say("Building (first run only) and starting the local cluster: control plane and a node")
     plane = controlplane.start(args.state_dir / "cluster")
     stack.append(lambda: controlplane.stop(args.state_dir / "cluster"))
     print(f"export KUBECONFIG={plane.kubeconfig}")
+    print(f"operator image: {plane.images.operator.reference}")
 
-    say("Starting the eGain emulator (HTTPS, its own CA)")
-    emulator = EgainEmulator(args.state_dir / "emulator")
+    say("Starting the eGain emulator (HTTPS, its own CA) where Pods reach it")
+    emulator = EgainEmulator(
+        args.state_dir / "emulator", host=plane.gateway, url_host=plane.gateway
+    )
     emulator.start()
     stack.append(emulator.stop)
     client_id, client_secret = str(uuid.uuid4()), secrets.token_urlsafe(32)
@@ -87,60 +101,46 @@ def run(args: argparse.Namespace, stack: list[Any]) -> None:
         client_id, client_secret, TENANT, ["knowledge.portalmgr.manage"], lifetime=args.lifetime
     )
     print(f"token endpoint: {emulator.client_app_token_url(TENANT)}")
-    print(f"tokens live {args.lifetime}s, so a refresh comes every ~{args.lifetime * 2 // 3}s")
+    print(f"tokens live {args.lifetime}s")
 
-    say("Installing the EgainToken CRD")
-    plane.kubectl(
-        "apply", "--server-side", "-f", str(REPO / "crds" / "egaintokens.egain.cloud.yaml")
-    )
-    plane.kubectl("wait", "--for=condition=Established", "crd/egaintokens.egain.cloud")
+    say("helm install: the operator runs as a Pod from its image")
     plane.kubectl("create", "namespace", NAMESPACE, check=False)
-
-    say("Starting the operator")
-    operator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "egain_token_operator",
-            "run",
-            "--namespace",
-            NAMESPACE,
-            "--allowed-token-hosts",
-            f"localhost:{emulator.port}",
-            "--ca-bundle",
-            str(emulator.ca_file),
-            "--metrics-address",
-            "127.0.0.1:0",
-            "--health-address",
-            "127.0.0.1:0",
-        ],
-        env={**plane.env(), "PYTHONPATH": str(REPO / "operator")},
-        start_new_session=True,
-    )
-
-    def stop_operator() -> None:
-        os.killpg(operator.pid, signal.SIGTERM)
-        operator.wait(timeout=20)
-
-    stack.append(stop_operator)
+    values = {"watchNamespaces": [NAMESPACE], "propagationAllowance": PROPAGATION_ALLOWANCE}
+    incluster.install_operator(plane, emulator, "egain-token-operator", OPERATOR_NAMESPACE, values)
+    print(plane.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "wide").stdout)
 
     say("Applying examples/client-app.yaml (credentials Secret + EgainToken)")
     plane.kubectl("apply", "-f", "-", input=example_manifests(emulator, client_id, client_secret))
     plane.kubectl(
         "wait", "egt/knowledge-portal", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=60s"
     )
-    expiry = wait_for_expiry_change(plane, "knowledge-portal-token", None, 60)
+    expiry = wait_for_change(lambda: secret_expiry(plane), None, 60, "the Secret")
     print(plane.kubectl("get", "egt", "-n", NAMESPACE).stdout)
-    print(f"Secret knowledge-portal-token: expires_at={expiry}")
-    print(plane.kubectl("get", "secret", "knowledge-portal-token", "-n", NAMESPACE).stdout)
+    print(f"Secret {SECRET}: expires_at={expiry}")
+
+    say("Starting a consumer Pod that mounts the Secret and prints the expiry it reads")
+    incluster.apply(
+        plane, incluster.consumer_pod(plane, "consumer", NAMESPACE, CONSUMER_SCRIPT, SECRET)
+    )
+    plane.kubectl("wait", "pod/consumer", "-n", NAMESPACE, "--for=condition=Ready")
+    seen = wait_for_change(lambda: consumer_expiry(plane), None, 60, "the consumer's output")
+    print(f"consumer Pod reads: expires at {seen}")
 
     refreshes = 0
     while args.refreshes == 0 or refreshes < args.refreshes:
         say("Waiting for the operator to refresh the token before it expires")
-        expiry = wait_for_expiry_change(plane, "knowledge-portal-token", expiry, args.lifetime * 2)
+        expiry = wait_for_change(
+            lambda: secret_expiry(plane), expiry, args.lifetime * 2, "the Secret"
+        )
+        written = time.monotonic()
         refreshes += 1
         print(plane.kubectl("get", "egt", "-n", NAMESPACE).stdout)
-        print(f"Secret knowledge-portal-token: new expires_at={expiry} (refresh {refreshes})")
+        print(f"Secret {SECRET}: new expires_at={expiry} (refresh {refreshes})")
+        seen = wait_for_change(lambda: consumer_expiry(plane), seen, args.lifetime * 2, "the file")
+        print(
+            f"consumer Pod reads: expires at {seen} "
+            f"({time.monotonic() - written:.0f}s after the Secret changed)"
+        )
         print(f"token requests so far: {len(emulator.requests(client_id))}")
         if args.refreshes == 0:
             print("(Ctrl-C to stop everything)")
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace, stack: list[Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, default=REPO / ".testground" / "demo")
-    parser.add_argument("--lifetime", type=int, default=30, help="token lifetime in seconds")
+    parser.add_argument("--lifetime", type=int, default=60, help="token lifetime in seconds")
     parser.add_argument(
         "--refreshes",
         type=int,

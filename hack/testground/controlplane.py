@@ -1,9 +1,13 @@
-"""A real, local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager.
+"""A real, local single-node Kubernetes cluster.
 
-Loopback only, on free ports, with TLS from a generated CA, client-certificate
-authentication, RBAC, ServiceAccount token issuance, an audit log, and the
-controllers that make namespaces and ownerReference cascades real (namespace,
-garbage collector, service accounts). No kubelet and no scheduler: pods never run.
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with TLS from
+a generated CA, client-certificate authentication, the Node and RBAC
+authorizers, ServiceAccount token issuance and an audit log; and a node
+(containerd, runc and a kubelet, `testground.node`) that runs Pods from the
+locally built images (`testground.images`). The API server listens on the
+node bridge's gateway address, port 443, which is also the `kubernetes`
+Service's ClusterIP, so Pods reach it as they would in any cluster; etcd and
+the controllers stay on loopback.
 
     python -m testground.controlplane up [--state-dir DIR]   # prints `export KUBECONFIG=...`
     python -m testground.controlplane down [--state-dir DIR]
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -22,20 +27,50 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from testground import pki
+from testground import images, node, pki
 from testground.tools import ensure_tools
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO / ".testground" / "cluster"
-SERVICE_IP = "10.0.0.1"  # first address of the service range: the `kubernetes` Service
 ISSUER = "https://kubernetes.default.svc"
+APISERVER_PORT = 443  # the `kubernetes` Service's port, so its ClusterIP needs no proxy
 _READY_TIMEOUT = 120.0
+_DRAIN_TIMEOUT = 20.0
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+_NO_REGISTRY = "http://127.0.0.1:9"  # the discard port: nothing listens
 _STOP_GRACE = 15.0  # seconds a process gets for each of SIGTERM and SIGKILL
+
+# Deployments, ReplicaSets and the other workloads roll for real; ownerReference
+# cascades and namespace deletion are real.
+_CONTROLLERS = (
+    "daemonset-controller",
+    "deployment-controller",
+    "disruption-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "node-lifecycle-controller",  # lifts the node's not-ready taint
+    "pod-garbage-collector-controller",
+    "replicaset-controller",
+    "root-ca-certificate-publisher-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "statefulset-controller",
+)
+_COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "containerd",
+    "kubelet",
+)
 
 _AUDIT_POLICY = """\
 apiVersion: audit.k8s.io/v1
@@ -56,6 +91,8 @@ class ControlPlane:
     audit_log: Path
     bin_dir: Path
     state_dir: Path
+    gateway: str  # the host's address as Pods see it (the API server listens there)
+    images: images.Images
 
     def env(self) -> dict[str, str]:
         """This process's environment, pointed at the control plane and its tools."""
@@ -151,10 +188,11 @@ def _state_file(state_dir: Path) -> Path:
     return state_dir / "state.json"
 
 
-def _spawn(command: list[str], log: Path) -> int:
+def _spawn(command: list[str], log: Path, env: dict[str, str] | None = None) -> int:
     with log.open("ab") as out:
         process = subprocess.Popen(
             command,
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -181,41 +219,98 @@ def _client_context(ca: Path, client: pki.KeyPair) -> ssl.SSLContext:
     return context
 
 
-def _plane(state_dir: Path, port: int, bin_dir: Path) -> ControlPlane:
+def _plane(state_dir: Path, gateway: str, bin_dir: Path, built: images.Images) -> ControlPlane:
     return ControlPlane(
         kubeconfig=state_dir / "admin.kubeconfig",
-        server=f"https://127.0.0.1:{port}",
+        server=f"https://{gateway}:{APISERVER_PORT}",
         ca_file=state_dir / "pki" / "cluster-ca.crt",
         audit_log=state_dir / "audit.log",
         bin_dir=bin_dir,
         state_dir=state_dir,
+        gateway=gateway,
+        images=built,
     )
 
 
-def _running(state_dir: Path) -> ControlPlane | None:
-    """The control plane recorded in `state_dir`, if all of it is alive and ready."""
+def _read_state(state_dir: Path) -> dict[str, Any] | None:
     try:
-        state = json.loads(_state_file(state_dir).read_text())
+        state: dict[str, Any] = json.loads(_state_file(state_dir).read_text())
     except (OSError, ValueError):
+        return None
+    return state
+
+
+def _running(state_dir: Path) -> ControlPlane | None:
+    """The cluster recorded in `state_dir`, if all of it is alive and ready."""
+    state = _read_state(state_dir)
+    if state is None or set(state["pids"]) != set(_COMPONENTS):
         return None
     if not all(_alive(pid) for pid in state["pids"].values()):
         return None
-    plane = _plane(state_dir, state["apiserver_port"], Path(state["bin_dir"]))
-    admin = pki.KeyPair(state_dir / "pki" / "admin.crt", state_dir / "pki" / "admin.key")
-    return plane if _ready(plane, admin) else None
+    built = images.ensure_images()
+    plane = _plane(state_dir, state["node"]["network"]["gateway"], Path(state["bin_dir"]), built)
+    if not _ready(plane, _admin(state_dir)):
+        return None
+    images.import_images(state["node"]["containerd_socket"], built)
+    return plane
 
 
-def start(state_dir: Path) -> ControlPlane:
-    """Start a control plane keeping its state in `state_dir`, or return the running one."""
+def _admin(state_dir: Path) -> pki.KeyPair:
+    return pki.KeyPair(state_dir / "pki" / "admin.crt", state_dir / "pki" / "admin.key")
+
+
+def _wait(what: str, ready: Callable[[], bool], state_dir: Path, pids: dict[str, int]) -> None:
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while not ready():
+        dead = [name for name, pid in pids.items() if not _alive(pid)]
+        if time.monotonic() > deadline or dead:
+            stop(state_dir)
+            why = f"{', '.join(dead)} exited" if dead else "timed out"
+            raise RuntimeError(f"{what} ({why}); see the logs in {state_dir}")
+        time.sleep(0.2)
+
+
+def _node_ready(plane: ControlPlane, admin: pki.KeyPair) -> bool:
+    try:
+        response = httpx.get(
+            f"{plane.server}/api/v1/nodes/{node.NODE_NAME}",
+            verify=_client_context(plane.ca_file, admin),
+            timeout=2,
+        )
+    except httpx.HTTPError:
+        return False
+    if response.status_code != 200:
+        return False
+    conditions = response.json().get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def start(state_dir: Path, sync_frequency: str = node.DEFAULT_SYNC_FREQUENCY) -> ControlPlane:
+    """Start a cluster keeping its state in `state_dir`, or return the running one.
+
+    `sync_frequency` is the kubelet's pod sync period: how soon a changed
+    Secret reaches the files of the Pods that mount it.
+    """
     state_dir = state_dir.resolve()
     running = _running(state_dir)
     if running is not None:
         return running
     stop(state_dir)
     bin_dir = ensure_tools()
+    node.ensure_packages()
+    built = images.ensure_images()
     started = time.monotonic()
     state_dir.mkdir(parents=True, exist_ok=True)
+    network = node.plan_network(state_dir)
+    node_state = node.new_state(state_dir, network)
+    pids: dict[str, int] = {}
+    record = functools.partial(_record, state_dir, pids, bin_dir, node_state)
+    record()  # before anything is created, so that `stop` can undo a half start
+    node.create_bridge(network)
+    node.create_cgroups(node_state.instance)
+
     certs = state_dir / "pki"
+    shutil.rmtree(certs, ignore_errors=True)  # a new cluster, maybe on another address
     ca = pki.create_ca(certs, "cluster-ca")
     serving = pki.issue(
         ca,
@@ -223,93 +318,106 @@ def start(state_dir: Path) -> ControlPlane:
         "apiserver",
         common_name="kube-apiserver",
         dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
-        ip_addresses=("127.0.0.1", SERVICE_IP),
+        ip_addresses=("127.0.0.1", network.gateway),
         server=True,
     )
-    admin = pki.issue(
-        ca, certs, "admin", common_name="admin", organizations=("system:masters",), client=True
-    )
-    manager = pki.issue(
+
+    def client(name: str, common_name: str, *organizations: str) -> pki.KeyPair:
+        return pki.issue(
+            ca, certs, name, common_name=common_name, organizations=organizations, client=True
+        )
+
+    admin = client("admin", "admin", "system:masters")
+    plane = _plane(state_dir, network.gateway, bin_dir, built)
+    _kubeconfig(plane.kubeconfig, plane.server, ca.cert, admin, "admin")
+    kubeconfigs = {}
+    # The controller manager and the scheduler act as system:masters: without
+    # per-controller ServiceAccounts their bootstrap roles lack what they need,
+    # and a throwaway local cluster can be lax here. The kubelet is a real node
+    # (system:nodes, checked by the Node authorizer and NodeRestriction).
+    for component, common_name, organization in (
+        ("kube-controller-manager", "system:kube-controller-manager", "system:masters"),
+        ("kube-scheduler", "system:kube-scheduler", "system:masters"),
+        ("kubelet", f"system:node:{node.NODE_NAME}", "system:nodes"),
+    ):
+        path = state_dir / f"{component}.kubeconfig"
+        _kubeconfig(
+            path, plane.server, ca.cert, client(component, common_name, organization), component
+        )
+        kubeconfigs[component] = path
+    kubelet_client = client("apiserver-kubelet-client", "kube-apiserver", "system:masters")
+    kubelet_serving = pki.issue(
         ca,
         certs,
-        "controller-manager",
-        common_name="system:kube-controller-manager",
-        # Without per-controller ServiceAccounts its bootstrap role lacks what
-        # the controllers need; a throwaway local plane can be lax here.
-        organizations=("system:masters",),
-        client=True,
+        "kubelet-serving",
+        common_name=node.NODE_NAME,
+        dns_names=(node.NODE_NAME,),
+        ip_addresses=(network.gateway,),
+        server=True,
     )
     sa_key = pki.create_signing_key(certs, "service-accounts")
-
-    etcd_port, peer_port, apiserver_port = _free_port(), _free_port(), _free_port()
-    plane = _plane(state_dir, apiserver_port, bin_dir)
-    _kubeconfig(plane.kubeconfig, plane.server, ca.cert, admin, "admin")
-    manager_kubeconfig = state_dir / "controller-manager.kubeconfig"
-    _kubeconfig(manager_kubeconfig, plane.server, ca.cert, manager, "controller-manager")
     audit_policy = state_dir / "audit-policy.yaml"
     audit_policy.write_text(_AUDIT_POLICY)
-    shutil.rmtree(state_dir / "etcd-data", ignore_errors=True)
+    for leftover in ("etcd-data", *node.STATE_DIRECTORIES):  # of an earlier cluster here
+        shutil.rmtree(state_dir / leftover, ignore_errors=True)
     plane.audit_log.unlink(missing_ok=True)
 
+    etcd_port, peer_port = _free_port(), _free_port()
     etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
-    pids = {
-        "etcd": _spawn(
-            [
-                str(bin_dir / "etcd"),
-                "--name=local",
-                f"--data-dir={state_dir / 'etcd-data'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=local={peer_url}",
-                "--listen-metrics-urls=",
-                "--unsafe-no-fsync",  # throwaway data: speed over durability
-                "--log-level=warn",
-            ],
-            state_dir / "etcd.log",
-        )
-    }
+    pids["etcd"] = _spawn(
+        [
+            str(bin_dir / "etcd"),
+            "--name=local",
+            f"--data-dir={state_dir / 'etcd-data'}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=local={peer_url}",
+            "--listen-metrics-urls=",
+            "--unsafe-no-fsync",  # throwaway data: speed over durability
+            "--log-level=warn",
+        ],
+        state_dir / "etcd.log",
+    )
     pids["kube-apiserver"] = _spawn(
         [
             str(bin_dir / "kube-apiserver"),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={apiserver_port}",
-            f"--advertise-address={SERVICE_IP}",
+            f"--bind-address={network.gateway}",
+            f"--secure-port={APISERVER_PORT}",
+            f"--advertise-address={network.gateway}",
             "--endpoint-reconciler-type=none",
             f"--cert-dir={certs}",
             f"--tls-cert-file={serving.cert}",
             f"--tls-private-key-file={serving.key}",
             f"--client-ca-file={ca.cert}",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
+            f"--kubelet-certificate-authority={ca.cert}",
+            "--kubelet-preferred-address-types=InternalIP",
             f"--service-account-issuer={ISSUER}",
             f"--api-audiences={ISSUER}",
             f"--service-account-key-file={sa_key.cert}",
             f"--service-account-signing-key-file={sa_key.key}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={network.service_range}",
             f"--audit-policy-file={audit_policy}",
             f"--audit-log-path={plane.audit_log}",
             "--audit-log-mode=blocking",  # each request is in the log when it returns
         ],
         state_dir / "kube-apiserver.log",
     )
-    _record(state_dir, pids, apiserver_port, bin_dir)
-    deadline = time.monotonic() + _READY_TIMEOUT
-    while not _ready(plane, admin):
-        if time.monotonic() > deadline or not all(_alive(p) for p in pids.values()):
-            stop(state_dir)
-            raise RuntimeError(
-                f"the control plane did not become ready; see the logs in {state_dir}"
-            )
-        time.sleep(0.3)
+    record()
+    _wait("the API server did not become ready", lambda: _ready(plane, admin), state_dir, pids)
     pids["kube-controller-manager"] = _spawn(
         [
             str(bin_dir / "kube-controller-manager"),
-            f"--kubeconfig={manager_kubeconfig}",
-            f"--authentication-kubeconfig={manager_kubeconfig}",
-            f"--authorization-kubeconfig={manager_kubeconfig}",
-            "--controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token,root-ca-cert-publisher",
+            f"--kubeconfig={kubeconfigs['kube-controller-manager']}",
+            f"--authentication-kubeconfig={kubeconfigs['kube-controller-manager']}",
+            f"--authorization-kubeconfig={kubeconfigs['kube-controller-manager']}",
+            f"--controllers={','.join(_CONTROLLERS)}",
             f"--service-account-private-key-file={sa_key.key}",
             f"--root-ca-file={ca.cert}",
             "--use-service-account-credentials=false",
@@ -318,31 +426,107 @@ def start(state_dir: Path) -> ControlPlane:
         ],
         state_dir / "kube-controller-manager.log",
     )
-    _record(state_dir, pids, apiserver_port, bin_dir)
+    pids["kube-scheduler"] = _spawn(
+        [
+            str(bin_dir / "kube-scheduler"),
+            f"--kubeconfig={kubeconfigs['kube-scheduler']}",
+            f"--authentication-kubeconfig={kubeconfigs['kube-scheduler']}",
+            f"--authorization-kubeconfig={kubeconfigs['kube-scheduler']}",
+            "--leader-elect=false",
+            "--secure-port=0",
+        ],
+        state_dir / "kube-scheduler.log",
+    )
+    containerd_config = node.containerd_config(state_dir, node_state, built.pause.reference)
+    pids["containerd"] = _spawn(
+        ["containerd", f"--config={containerd_config}", "--log-level=warn"],
+        state_dir / "containerd.log",
+        # Images come only from the local build: a Pod naming any other image
+        # makes containerd try a registry, which must fail at once, here,
+        # without even a DNS lookup (a proxy is asked for the whole URL).
+        env={**os.environ, **dict.fromkeys(_PROXY_VARIABLES, _NO_REGISTRY), "NO_PROXY": ""},
+    )
+    record()
+    socket_path = Path(node_state.containerd_socket)
+    _wait("containerd did not start", socket_path.is_socket, state_dir, pids)
+    images.import_images(node_state.containerd_socket, built)
+    kubelet_config = node.kubelet_config(
+        state_dir, node_state, kubelet_serving, ca, _free_port(), sync_frequency
+    )
+    pids["kubelet"] = _spawn(
+        [
+            str(bin_dir / "kubelet"),
+            f"--config={kubelet_config}",
+            f"--kubeconfig={kubeconfigs['kubelet']}",
+            f"--root-dir={node_state.kubelet_root}",
+            f"--hostname-override={node.NODE_NAME}",
+            f"--node-ip={network.gateway}",
+        ],
+        state_dir / "kubelet.log",
+    )
+    record()
+    _wait("the node did not become Ready", lambda: _node_ready(plane, admin), state_dir, pids)
     print(
-        f"control plane ready in {time.monotonic() - started:.1f}s ({plane.server})",
+        f"cluster ready in {time.monotonic() - started:.1f}s ({plane.server})",
         file=sys.stderr,
     )
     return plane
 
 
-def _record(state_dir: Path, pids: dict[str, int], port: int, bin_dir: Path) -> None:
-    state = {"pids": pids, "apiserver_port": port, "bin_dir": str(bin_dir)}
+def _record(
+    state_dir: Path, pids: dict[str, int], bin_dir: Path, node_state: node.NodeState
+) -> None:
+    state = {"pids": pids, "bin_dir": str(bin_dir), "node": node_state.to_json()}
     _state_file(state_dir).write_text(json.dumps(state))
 
 
 def stop(state_dir: Path) -> None:
-    """Stop every process recorded in `state_dir` (safe when nothing runs)."""
-    try:
-        state = json.loads(_state_file(state_dir).read_text())
-    except (OSError, ValueError):
+    """Stop everything recorded in `state_dir` and undo what it made (safe when nothing runs)."""
+    state = _read_state(state_dir)
+    if state is None:
         return
     pids: dict[str, int] = state["pids"]
-    # One at a time, the controller manager first and etcd last: an API server
-    # that loses etcd while shutting down hangs instead of exiting.
-    for pid in reversed(list(pids.values())):
-        _terminate(pid)
+    node_state = node.NodeState.from_json(state["node"])
+    # The controllers first, so that nothing recreates the Pods the kubelet is
+    # then asked to tear down; etcd last: an API server that loses etcd while
+    # shutting down hangs instead of exiting.
+    for name in ("kube-scheduler", "kube-controller-manager"):
+        if name in pids:
+            _terminate(pids[name])
+    if all(
+        name in pids and _alive(pids[name]) for name in ("kube-apiserver", "kubelet", "containerd")
+    ):
+        _drain(state_dir, Path(state["bin_dir"]), node_state)
+    for name in ("kubelet", "containerd", "kube-apiserver", "etcd"):
+        if name in pids:
+            _terminate(pids[name])
+    node.sweep(state_dir, node_state)
     _state_file(state_dir).unlink(missing_ok=True)
+
+
+def _drain(state_dir: Path, bin_dir: Path, node_state: node.NodeState) -> None:
+    """Delete every Pod and give the kubelet a moment to stop their sandboxes."""
+    subprocess.run(
+        [
+            str(bin_dir / "kubectl"),
+            f"--kubeconfig={state_dir / 'admin.kubeconfig'}",
+            "delete",
+            "pods",
+            "--all",
+            "--all-namespaces",
+            "--force",
+            "--grace-period=0",
+            "--wait=false",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    deadline = time.monotonic() + _DRAIN_TIMEOUT
+    while time.monotonic() < deadline and (
+        node.running_tasks(node_state) or node.node_netns(node_state)
+    ):
+        time.sleep(0.2)
 
 
 def _terminate(pid: int) -> None:

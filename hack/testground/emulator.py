@@ -24,6 +24,7 @@ import contextlib
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -193,6 +194,18 @@ def token_fingerprint(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_unspecified(address: str) -> bool:
+    return ipaddress.ip_address(address).is_unspecified
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -334,26 +347,30 @@ class EgainEmulator:
     ) -> None:
         """Prepare (not start) an emulator keeping its CA and certificate in `state_dir`.
 
-        `url_host` is the host name used in `base_url`; `dns_names` are extra
-        names for the serving certificate (e.g. a Service name in a cluster).
+        `url_host` is the host name (or address) used in `base_url`; `dns_names`
+        are extra names for the serving certificate (e.g. a Service name in a
+        cluster). The certificate also names `host` when it is an address, so
+        that clients elsewhere (Pods on the node's bridge) can reach it by that.
         """
         self._state_dir = Path(state_dir)
         self._host = host
         self._port = port
         self._url_host = url_host
         names = ("localhost", url_host, *dns_names)
-        self._dns_names = tuple(dict.fromkeys(names))
+        self._dns_names = tuple(name for name in dict.fromkeys(names) if not _is_address(name))
+        named = (a for a in (host, url_host) if _is_address(a) and not _is_unspecified(a))
+        addresses = tuple(dict.fromkeys(("127.0.0.1", "::1", *named)))
         self._ca = pki.create_ca(self._state_dir, "egain-emulator-ca")
         # The file name depends on the names so that reused state never serves
         # a certificate issued for other names.
-        digest = hashlib.sha256(" ".join(self._dns_names).encode()).hexdigest()[:8]
+        digest = hashlib.sha256(" ".join(self._dns_names + addresses).encode()).hexdigest()[:8]
         self._serving = pki.issue(
             self._ca,
             self._state_dir,
             f"egain-emulator-{digest}",
             common_name="egain-emulator",
             dns_names=self._dns_names,
-            ip_addresses=("127.0.0.1", "::1"),
+            ip_addresses=addresses,
             server=True,
         )
         self._lock = threading.Lock()

@@ -1,4 +1,4 @@
-"""The Go-built tools (kube-apiserver, kube-controller-manager, kubectl, etcd, helm)."""
+"""The Go-built tools: the Kubernetes components, kubectl, etcd and helm."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "tools" / "build.sh"
-TOOLS = ("etcd", "helm", "kube-apiserver", "kube-controller-manager", "kubectl")
+TOOLS = (
+    "etcd",
+    "helm",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kubelet",
+)
 
 
 def ensure_tools() -> Path:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl, etcd and helm from
-# the modules pinned under hack/tools/*/go.mod (the single place versions are
-# pinned), caches them keyed by module version and go.sum, and links them into
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+# kubectl, etcd and helm from the modules pinned under hack/tools/*/go.mod (the
+# single place versions are pinned), caches them keyed by module version and go.sum, and links them into
 # .testground/bin. Prints that directory. Needs only `go` and the module proxy.
 set -euo pipefail
 
@@ -50,7 +50,9 @@ done
 build kubernetes k8s.io/kubernetes "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet
 
 build etcd go.etcd.io/etcd/server/v3 "-s -w" go.etcd.io/etcd/server/v3
 

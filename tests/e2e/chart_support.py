@@ -125,7 +125,7 @@ def install_chart(
     release: str | None = None,
     namespace: str | None = None,
 ) -> ChartRelease:
-    """`helm install` the chart into a (new) namespace; no `--wait`: no Pod ever runs."""
+    """`helm install` the chart into a (new) namespace, without waiting for its Pods."""
     name = release or unique_name("egt")
     ns = namespace or unique_name("chart")
     control_plane.helm(
@@ -144,9 +144,13 @@ def install_chart(
     return ChartRelease(name=name, namespace=ns, fullname=base, service_account=service_account)
 
 
-def uninstall_chart(control_plane: ControlPlaneLike, release: ChartRelease) -> None:
-    """`helm uninstall` the release and delete its namespace."""
-    control_plane.helm("uninstall", release.name, "--namespace", release.namespace)
+def uninstall_chart(
+    control_plane: ControlPlaneLike, release: ChartRelease, *, wait: bool = False
+) -> None:
+    """`helm uninstall` the release (with `wait`: until its Pods are gone); delete its namespace."""
+    control_plane.helm(
+        "uninstall", release.name, "--namespace", release.namespace, *(("--wait",) if wait else ())
+    )
     control_plane.kubectl("delete", "namespace", release.namespace, "--wait=false")
 
 

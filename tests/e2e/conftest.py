@@ -51,11 +51,10 @@ class EgainClient:
     used_secrets: list[str] = field(repr=False)
 
 
-@pytest.fixture
-def make_client(
+def _client_factory(
     cluster: Cluster, namespace: str, emulator: EgainEmulator
 ) -> Iterator[Callable[..., EgainClient]]:
-    """Register eGain clients and write their credentials Secrets."""
+    """Register eGain clients with `emulator` and write their credentials Secrets."""
     made: list[EgainClient] = []
 
     def make(
@@ -77,6 +76,22 @@ def make_client(
     yield make
     for client in made:
         emulator.remove_client(client.client_id)
+
+
+@pytest.fixture
+def make_client(
+    cluster: Cluster, namespace: str, emulator: EgainEmulator
+) -> Iterator[Callable[..., EgainClient]]:
+    """Register eGain clients with the loopback emulator; write their credentials Secrets."""
+    yield from _client_factory(cluster, namespace, emulator)
+
+
+@pytest.fixture
+def make_pod_client(
+    cluster: Cluster, namespace: str, pod_emulator: EgainEmulator
+) -> Iterator[Callable[..., EgainClient]]:
+    """Register eGain clients with the emulator Pods reach; write their credentials Secrets."""
+    yield from _client_factory(cluster, namespace, pod_emulator)
 
 
 @pytest.fixture

@@ -181,7 +181,7 @@ def egain_token(namespace: str, name: str, spec: Mapping[str, Any]) -> dict[str,
 
 
 def deployment(namespace: str, name: str) -> dict[str, Any]:
-    """A Deployment (its Pods never run here: there is no kubelet)."""
+    """A Deployment whose Pods never start: their image is never pulled."""
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -191,7 +191,15 @@ def deployment(namespace: str, name: str) -> dict[str, Any]:
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": name, "image": f"registry.invalid/{name}:1"}]},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": name,
+                            "image": f"registry.invalid/{name}:1",
+                            "imagePullPolicy": "Never",
+                        }
+                    ]
+                },
             },
         },
     }

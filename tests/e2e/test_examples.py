@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -62,4 +63,6 @@ def test_workload_examples_are_valid(cluster: Cluster, namespace: str) -> None:
         documents = [d for d in yaml.safe_load_all((REPO / "examples" / example).read_text()) if d]
         for document in documents:
             document["metadata"]["namespace"] = namespace
-        cluster.apply(*documents)
+        # Validated by the API server but not created: their images are not here.
+        body = json.dumps({"apiVersion": "v1", "kind": "List", "items": documents})
+        cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=body)

@@ -698,8 +698,8 @@ def test_token_requests_go_through_the_proxy_from_the_environment(
 ) -> None:
     client = make_client()
     with ConnectProxy() as proxy:
-        # The API server is at 127.0.0.1, the emulator at localhost.
-        start_operator(env={"HTTPS_PROXY": proxy.url, "NO_PROXY": "127.0.0.1"})
+        # The API server is at the node's gateway address, the emulator at localhost.
+        start_operator(env={"HTTPS_PROXY": proxy.url, "NO_PROXY": cluster.control_plane.gateway})
         cluster.apply(egain_token(namespace, "proxied", client_app_spec(emulator, client)))
         cluster.wait_ready(namespace, "proxied")
         assert f"localhost:{emulator.port}" in proxy.targets

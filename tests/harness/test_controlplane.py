@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from testground import controlplane
+from testground import controlplane, images, node
 from testground.controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
@@ -119,9 +119,15 @@ def test_audit_log_records_requests(control_plane: ControlPlane) -> None:
     )
 
 
-def test_cli_up_and_down_leave_nothing_running(tmp_path: Path) -> None:
+def iptables_rules() -> list[str]:
+    saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False).stdout
+    return [line for line in saved.splitlines() if line.startswith("-A ")]
+
+
+def test_cli_up_and_down_leave_nothing_behind(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(controlplane.__file__).parents[1])}
     command = [sys.executable, "-m", "testground.controlplane"]
+    rules_before = iptables_rules()
     up = subprocess.run(
         [*command, "up", "--state-dir", str(tmp_path)],
         env=env,
@@ -138,7 +144,26 @@ def test_cli_up_and_down_leave_nothing_running(tmp_path: Path) -> None:
         check=True,
     )
     assert again.stdout == up.stdout
-    pids = json.loads((tmp_path / "state.json").read_text())["pids"].values()
+    state = json.loads((tmp_path / "state.json").read_text())
+    node_state = node.NodeState.from_json(state["node"])
+    # A Pod with a Secret volume: a network namespace, mounts, cgroups, a shim.
+    kubeconfig = ("--kubeconfig", str(tmp_path / "admin.kubeconfig"))
+    kubectl = str(Path(state["bin_dir"]) / "kubectl")
+    subprocess.run(
+        [kubectl, *kubeconfig, "apply", "-f", "-"],
+        input=json.dumps(mounting_pod("default", _base_image())),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    subprocess.run(
+        [kubectl, *kubeconfig, "wait", "--for=condition=Ready", "pod/mounter", "--timeout=90s"],
+        check=True,
+        capture_output=True,
+    )
+    assert node.mounts_under(str(tmp_path)), "the Pod should have mounts under the state dir"
+    assert node.node_netns(node_state), "the Pod should have a network namespace"
+    pids = state["pids"].values()
     subprocess.run(
         [*command, "down", "--state-dir", str(tmp_path)], env=env, check=True, capture_output=True
     )
@@ -146,3 +171,118 @@ def test_cli_up_and_down_leave_nothing_running(tmp_path: Path) -> None:
         assert (
             not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
         )
+    assert node.mounts_under(str(tmp_path)) == []
+    assert node.node_netns(node_state) == []
+    assert node.cgroups_left(node_state.instance) == []
+    assert node.shims(node_state) == []
+    link = subprocess.run(["ip", "link", "show", node_state.network.bridge], capture_output=True)
+    assert link.returncode != 0, "the bridge is still there"
+    assert iptables_rules() == rules_before
+
+
+def _base_image() -> str:
+    return images.ensure_images().base.reference
+
+
+# A newline after the Secret's value: the CRI log only takes whole lines.
+GREETER = 'echo "$(cat /secret/greeting)"; exec sleep infinity'
+
+
+def mounting_pod(namespace: str, image: str) -> dict[str, object]:
+    """A Pod of the base image that mounts a Secret, and the Secret."""
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "mounted", "namespace": namespace},
+                "stringData": {"greeting": "hello from a Secret"},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "mounter", "namespace": namespace},
+                "spec": {
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [
+                        {
+                            "name": "mounter",
+                            "image": image,
+                            "imagePullPolicy": "Never",
+                            "command": [
+                                "sh",
+                                "-c",
+                                'echo "$(cat /secret/greeting)"; exec sleep infinity',
+                            ],
+                            "volumeMounts": [{"name": "secret", "mountPath": "/secret"}],
+                        }
+                    ],
+                    "volumes": [{"name": "secret", "secret": {"secretName": "mounted"}}],
+                },
+            },
+        ],
+    }
+
+
+def test_node_is_ready_and_runs_a_pod_that_mounts_a_secret(control_plane: ControlPlane) -> None:
+    kubectl = control_plane.kubectl
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    assert [n["metadata"]["name"] for n in nodes] == [node.NODE_NAME]
+    kubectl("create", "namespace", "node-check")
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(mounting_pod("node-check", control_plane.images.base.reference)),
+    )
+    kubectl("wait", "--for=condition=Ready", "pod/mounter", "-n", "node-check", "--timeout=90s")
+    deadline = time.monotonic() + 30
+    while "hello from a Secret" not in kubectl("logs", "mounter", "-n", "node-check").stdout:
+        assert time.monotonic() < deadline, "the Pod did not print the mounted Secret"
+        time.sleep(0.5)
+
+
+def test_pods_reach_the_api_server_through_the_kubernetes_service(
+    control_plane: ControlPlane,
+) -> None:
+    kubectl = control_plane.kubectl
+    service = json.loads(kubectl("get", "service", "kubernetes", "-o", "json").stdout)
+    assert service["spec"]["clusterIP"] == control_plane.gateway
+    kubectl("create", "namespace", "service-check")
+    # Reads the Service's address from the environment, as client libraries do.
+    probe = (
+        "import os, ssl, urllib.request\n"
+        "ca = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt'\n"
+        "host = os.environ['KUBERNETES_SERVICE_HOST']\n"
+        "port = os.environ['KUBERNETES_SERVICE_PORT']\n"
+        "context = ssl.create_default_context(cafile=ca)\n"
+        "print(urllib.request.urlopen(f'https://{host}:{port}/readyz', context=context).read())\n"
+    )
+    kubectl(
+        "run",
+        "probe",
+        "-n",
+        "service-check",
+        "--restart=Never",
+        "--image-pull-policy=Never",
+        f"--image={control_plane.images.base.reference}",
+        "--command",
+        "--",
+        "python3",
+        "-c",
+        probe,
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        phase = kubectl(
+            "get", "pod", "probe", "-n", "service-check", "-o", "jsonpath={.status.phase}"
+        ).stdout
+        if phase in ("Succeeded", "Failed"):
+            break
+        assert time.monotonic() < deadline, f"the probe Pod is still {phase}"
+        time.sleep(0.5)
+    logs = kubectl("logs", "probe", "-n", "service-check").stdout
+    assert phase == "Succeeded", logs
+    assert "b'ok'" in logs

@@ -1,0 +1,3 @@
+module egain-token-operator/hack/image/pause
+
+go 1.19
