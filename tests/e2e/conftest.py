@@ -2,6 +2,8 @@
 
 After every test that ran the operator, its log, the namespace's Events and
 every EgainToken in it are searched for client secrets and issued tokens.
+Also the helpers the operator's tests share: the usual ClientApp spec, times
+as written in status, the count of tokens issued to a client.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
-from tests.e2e.support import CRD, Cluster, OperatorProcess, credentials_secret
+from tests.e2e.support import CRD, Cluster, OperatorProcess, credentials_secret, egain_token
 
 TENANT = "TMPRODB88619984"
 
@@ -51,9 +55,37 @@ class EgainClient:
     used_secrets: list[str] = field(repr=False)
 
 
+MakeClient = Callable[..., EgainClient]
+StartOperator = Callable[..., OperatorProcess]
+
+
+def client_app_spec(
+    emulator: EgainEmulator, client: EgainClient, **overrides: Any
+) -> dict[str, Any]:
+    """An EgainToken spec for `client` in the ClientApp flow, with `overrides` on top."""
+    spec = {
+        "flow": "ClientApp",
+        "tokenUrl": emulator.client_app_token_url(TENANT),
+        "scopes": ["knowledge.portalmgr.manage"],
+        "credentialsSecretRef": {"name": client.secret_name},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def parse_time(text: str) -> datetime:
+    """A time as the operator writes it in status and in the Secret."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def successes(emulator: EgainEmulator, client: EgainClient) -> int:
+    """How many tokens the emulator has issued to `client`."""
+    return sum(r.token_issued for r in emulator.requests(client.client_id))
+
+
 def _client_factory(
     cluster: Cluster, namespace: str, emulator: EgainEmulator
-) -> Iterator[Callable[..., EgainClient]]:
+) -> Iterator[MakeClient]:
     """Register eGain clients with `emulator` and write their credentials Secrets."""
     made: list[EgainClient] = []
 
@@ -79,17 +111,52 @@ def _client_factory(
 
 
 @pytest.fixture
-def make_client(
-    cluster: Cluster, namespace: str, emulator: EgainEmulator
-) -> Iterator[Callable[..., EgainClient]]:
+def make_client(cluster: Cluster, namespace: str, emulator: EgainEmulator) -> Iterator[MakeClient]:
     """Register eGain clients with the loopback emulator; write their credentials Secrets."""
     yield from _client_factory(cluster, namespace, emulator)
+
+
+class ReadyToken(NamedTuple):
+    """An EgainToken the operator has made Ready, and the client it gets tokens for."""
+
+    client: EgainClient
+    token: dict[str, Any]  # the EgainToken as it was when it turned Ready
+
+
+MakeReadyToken = Callable[..., ReadyToken]
+
+
+@pytest.fixture
+def make_ready_token(
+    cluster: Cluster, namespace: str, emulator: EgainEmulator, make_client: MakeClient
+) -> MakeReadyToken:
+    """Apply an EgainToken and wait until it is Ready; an operator must be running.
+
+    `make_ready_token(name, reason=None, client=None, client_options=None, **overrides)`:
+    the spec is `client_app_spec` with `overrides` for `client`, or for a new
+    client made with `client_options` (`make_client`'s arguments); it waits
+    for Ready=True, with `reason` when given.
+    """
+
+    def make(
+        name: str,
+        reason: str | None = None,
+        client: EgainClient | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> ReadyToken:
+        client = client or make_client(**(client_options or {}))
+        spec = client_app_spec(emulator, client, **overrides)
+        cluster.apply(egain_token(namespace, name, spec))
+        return ReadyToken(client, cluster.wait_ready(namespace, name, "True", reason))
+
+    return make
 
 
 @pytest.fixture
 def make_pod_client(
     cluster: Cluster, namespace: str, pod_emulator: EgainEmulator
-) -> Iterator[Callable[..., EgainClient]]:
+) -> Iterator[MakeClient]:
     """Register eGain clients with the emulator Pods reach; write their credentials Secrets."""
     yield from _client_factory(cluster, namespace, pod_emulator)
 
@@ -100,7 +167,7 @@ def start_operator(
     namespace: str,
     emulator: EgainEmulator,
     tmp_path: Path,
-) -> Iterator[Callable[..., OperatorProcess]]:
+) -> Iterator[StartOperator]:
     """Start the operator for the test's namespace; stop it and check for leaks after."""
     started: list[OperatorProcess] = []
 
@@ -147,6 +214,6 @@ def start_operator(
 
 
 @pytest.fixture
-def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+def operator(start_operator: StartOperator) -> OperatorProcess:
     """The operator, started with the test defaults."""
     return start_operator()

@@ -1,0 +1,105 @@
+"""A restarted operator keeps what it had; of several replicas only the Lease holder acts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from testground.emulator import EgainEmulator
+from tests.e2e.conftest import MakeClient, MakeReadyToken, StartOperator, client_app_spec, successes
+from tests.e2e.support import Cluster, OperatorProcess, credentials_secret, egain_token, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def test_restarted_operator_keeps_valid_tokens(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_ready_token: MakeReadyToken,
+    operator: OperatorProcess,
+    start_operator: StartOperator,
+) -> None:
+    client, _ = make_ready_token("keep-a", secretName="keep-a")
+    make_ready_token("keep-b", client=client, secretName="keep-b")
+    before = {name: cluster.token(namespace, name)["status"] for name in ("keep-a", "keep-b")}
+    operator.stop()
+    start_operator()
+    time.sleep(5)
+    assert successes(emulator, client) == 2, "a restarted operator requested tokens it already had"
+    for name in ("keep-a", "keep-b"):
+        assert cluster.token(namespace, name)["status"] == before[name]
+
+
+def test_restarted_operator_keeps_the_backoff_until_the_credentials_change(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: MakeClient,
+    start_operator: StartOperator,
+) -> None:
+    # A backoff far longer than the test, so only the change can end it.
+    long_backoff = ("--permanent-failure-retry-delay", "600")
+    first = start_operator(*long_backoff)
+    client = make_client()
+    right_secret = client.used_secrets[0]
+    cluster.apply(
+        credentials_secret(namespace, client.secret_name, client.client_id, "not-the-secret-0000")
+    )
+    cluster.apply(egain_token(namespace, "locked", client_app_spec(emulator, client)))
+    cluster.wait_ready(namespace, "locked", "False", "InvalidCredentials")
+    first.stop()
+
+    second = start_operator(*long_backoff)
+    seen = f'egain_token_consecutive_failures{{name="locked",namespace="{namespace}"}} 1.0'
+    wait_until(lambda: seen in second.metrics(), "the restarted operator to look at it", 30)
+    time.sleep(3)
+    assert len(emulator.requests(client.client_id)) == 1, "a restart cut a permanent backoff short"
+    second.stop()
+
+    cluster.apply(credentials_secret(namespace, client.secret_name, client.client_id, right_secret))
+    start_operator(*long_backoff)
+    cluster.wait_ready(namespace, "locked", "True", "TokenIssued", timeout=15)
+    assert len(emulator.requests(client.client_id)) == 2
+
+
+def test_only_the_leader_acts_and_a_standby_takes_over(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_ready_token: MakeReadyToken,
+    start_operator: StartOperator,
+) -> None:
+    lease = ("--leader-election-lease", f"{namespace}/egain-token-operator")
+    first = start_operator(*lease)
+    wait_until(first.leading, "the first replica to lead", 30)
+    second = start_operator(*lease)
+    client, _ = make_ready_token("shared")
+    time.sleep(3)
+    assert successes(emulator, client) == 1, "both replicas requested a token"
+    assert not second.leading()
+
+    first.stop()  # a graceful stop hands the Lease over
+    wait_until(second.leading, "the standby to take over a released Lease", 10)
+    cluster.kubectl(
+        "annotate", "egt", "shared", "-n", namespace, "egain.cloud/refresh-requested-at=1"
+    )
+    wait_until(lambda: successes(emulator, client) == 2, "the new leader to refresh", 15)
+
+    third = start_operator(*lease)
+    second.kill()  # no hand-over: the Lease must run out first
+    wait_until(third.leading, "a standby to take over an expired Lease", 40)
+    cluster.kubectl(
+        "annotate",
+        "egt",
+        "shared",
+        "-n",
+        namespace,
+        "--overwrite",
+        "egain.cloud/refresh-requested-at=2",
+    )
+    wait_until(lambda: successes(emulator, client) == 3, "the third leader to refresh", 15)
+    lease_spec = cluster.get("lease", "egain-token-operator", namespace)
+    assert lease_spec is not None
+    assert lease_spec["spec"]["leaseTransitions"] == 2
