@@ -22,12 +22,11 @@ import pytest
 from testground import incluster
 from testground.emulator import EgainEmulator
 from tests.e2e.chart_support import ChartRelease, fullname, uninstall_chart, unique_name
-from tests.e2e.conftest import TENANT, EgainClient
+from tests.e2e.conftest import TENANT, EgainClient, MakeClient
 from tests.e2e.support import Cluster, egain_token, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-MakeClient = Callable[..., EgainClient]
 # The node's kubelet syncs Pods every 10 s (testground.node): 20 s covers the
 # delivery of a refreshed token to a mounted file.
 ALLOWANCE = 20
