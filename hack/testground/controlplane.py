@@ -201,16 +201,19 @@ def _spawn(command: list[str], log: Path, env: dict[str, str] | None = None) -> 
     return process.pid
 
 
-def _ready(plane: ControlPlane, admin: pki.KeyPair) -> bool:
+def _get(plane: ControlPlane, admin: pki.KeyPair, path: str) -> httpx.Response | None:
+    """GET `path` as the admin; None when the API server does not answer."""
     try:
-        response = httpx.get(
-            f"{plane.server}/readyz",
-            verify=_client_context(plane.ca_file, admin),
-            timeout=2,
+        return httpx.get(
+            f"{plane.server}{path}", verify=_client_context(plane.ca_file, admin), timeout=2
         )
     except httpx.HTTPError:
-        return False
-    return response.status_code == 200
+        return None
+
+
+def _ready(plane: ControlPlane, admin: pki.KeyPair) -> bool:
+    response = _get(plane, admin, "/readyz")
+    return response is not None and response.status_code == 200
 
 
 def _client_context(ca: Path, client: pki.KeyPair) -> ssl.SSLContext:
@@ -271,15 +274,8 @@ def _wait(what: str, ready: Callable[[], bool], state_dir: Path, pids: dict[str,
 
 
 def _node_ready(plane: ControlPlane, admin: pki.KeyPair) -> bool:
-    try:
-        response = httpx.get(
-            f"{plane.server}/api/v1/nodes/{node.NODE_NAME}",
-            verify=_client_context(plane.ca_file, admin),
-            timeout=2,
-        )
-    except httpx.HTTPError:
-        return False
-    if response.status_code != 200:
+    response = _get(plane, admin, f"/api/v1/nodes/{node.NODE_NAME}")
+    if response is None or response.status_code != 200:
         return False
     conditions = response.json().get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)

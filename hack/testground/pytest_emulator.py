@@ -30,12 +30,16 @@ def egain_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EgainEm
         yield emulator
 
 
+def _reset_around(emulator: EgainEmulator) -> Iterator[EgainEmulator]:
+    emulator.reset()
+    yield emulator
+    emulator.reset()
+
+
 @pytest.fixture
 def emulator(egain_emulator: EgainEmulator) -> Iterator[EgainEmulator]:
     """The session's emulator, its log and faults reset before and after the test."""
-    egain_emulator.reset()
-    yield egain_emulator
-    egain_emulator.reset()
+    yield from _reset_around(egain_emulator)
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +56,7 @@ def pod_egain_emulator(
 @pytest.fixture
 def pod_emulator(pod_egain_emulator: EgainEmulator) -> Iterator[EgainEmulator]:
     """The emulator for Pods, its log and faults reset before and after the test."""
-    pod_egain_emulator.reset()
-    yield pod_egain_emulator
-    pod_egain_emulator.reset()
+    yield from _reset_around(pod_egain_emulator)
 
 
 @pytest.hookimpl(wrapper=True)
