@@ -11,7 +11,10 @@ a test can run the operator with exactly the permissions the chart grants:
     # run the operator with KUBECONFIG=kubeconfig
 
 The `chart_release` and `chart_service_account_kubeconfig` fixtures wrap the
-same two steps (import them into a test module or conftest to use them).
+same two steps, and `run_prefix` gives a test its own namespaces (import them
+into a test module or conftest to use them). The chart tests also share the
+value combinations they render (`SCENARIOS`) and the look at the operator's
+container in a rendered Deployment.
 """
 
 from __future__ import annotations
@@ -106,6 +109,45 @@ def render_manifests(
 def of_kind(manifests: Sequence[Manifest], kind: str) -> list[Manifest]:
     """The manifests of one kind."""
     return [manifest for manifest in manifests if manifest["kind"] == kind]
+
+
+# Value combinations rendered and validated on the server. Namespace names in
+# watchNamespaces are placeholders replaced per run (see `materialise`).
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "namespaced": {"watchNamespaces": ["@a", "@b"]},
+    "replicas-3-without-service-monitor": {
+        "replicaCount": 3,
+        "serviceMonitor": {"enabled": False},
+    },
+    "namespaced-replicas-3": {"replicaCount": 3, "watchNamespaces": ["@a", "@b"]},
+    "ca-bundle-configmap": {"caBundle": {"configMap": {"name": "corp-ca", "key": "bundle.pem"}}},
+    "ca-bundle-secret": {"caBundle": {"secret": {"name": "corp-ca", "key": "ca.crt"}}},
+    "rollout-restarts-disabled": {"rolloutRestarts": {"enabled": False}},
+}
+
+
+def materialise(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Replace "@x" namespace placeholders with per-run names."""
+    text = json.dumps(values).replace('"@', f'"{prefix}-')
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def operator_container(manifests: list[Manifest]) -> dict[str, Any]:
+    """The operator's container in the rendered Deployment."""
+    (deployment,) = of_kind(manifests, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def operator_env(manifests: list[Manifest]) -> dict[str, str]:
+    """The operator container's environment variables that have a plain value."""
+    return {
+        item["name"]: item["value"]
+        for item in operator_container(manifests)["env"]
+        if "value" in item
+    }
 
 
 @dataclass(frozen=True)
@@ -215,3 +257,15 @@ def chart_service_account_kubeconfig(
         chart_release.service_account,
         tmp_path / "chart-service-account.kubeconfig",
     )
+
+
+@pytest.fixture
+def run_prefix(control_plane: ControlPlaneLike) -> Iterator[str]:
+    """A unique prefix, with namespaces `<prefix>`, `<prefix>-a` and `<prefix>-b` created."""
+    prefix = unique_name("chart")
+    namespaces = [prefix, f"{prefix}-a", f"{prefix}-b"]
+    for namespace in namespaces:
+        control_plane.kubectl("create", "namespace", namespace)
+    yield prefix
+    for namespace in namespaces:
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false")

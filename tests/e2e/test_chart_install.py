@@ -1,0 +1,99 @@
+"""The Helm chart installed, scaled and uninstalled.
+
+`helm install` and `helm upgrade` are checked for what they create, never
+with `--wait`: the operator Pod running is `test_in_cluster.py`'s subject.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.e2e import chart_support
+from tests.e2e.chart_support import CHART, ControlPlaneLike, install_chart, uninstall_chart
+
+pytestmark = pytest.mark.e2e
+
+# Fixtures defined next to the helpers (so other modules can reuse them too).
+run_prefix = chart_support.run_prefix
+
+
+# --- install / uninstall -----------------------------------------------------------
+
+
+def test_install_and_uninstall(control_plane: ControlPlaneLike) -> None:
+    release = install_chart(control_plane)
+    status = json.loads(
+        control_plane.helm("status", release.name, "-n", release.namespace, "-o", "json").stdout
+    )
+    assert status["info"]["status"] == "deployed"
+    ns = release.namespace
+    for kind in ("deployment", "serviceaccount", "service"):
+        name = release.fullname + ("-metrics" if kind == "service" else "")
+        control_plane.kubectl("get", kind, name, "-n", ns)
+    control_plane.kubectl("get", "clusterrole", release.fullname)
+    control_plane.kubectl("get", "clusterrolebinding", release.fullname)
+    control_plane.kubectl("get", "crd", "egaintokens.egain.cloud")
+
+    uninstall_chart(control_plane, release)
+    left = control_plane.kubectl(
+        "get",
+        "clusterrole,clusterrolebinding",
+        release.fullname,
+        "--ignore-not-found",
+        "-o",
+        "name",
+    )
+    assert left.stdout.strip() == ""
+    # Helm never deletes CRDs from crds/: EgainTokens (and their Secrets) survive an uninstall.
+    control_plane.kubectl("get", "crd", "egaintokens.egain.cloud")
+
+
+@pytest.mark.parametrize("namespaced", [False, True], ids=["all-namespaces", "namespaced"])
+def test_install_with_several_replicas(
+    control_plane: ControlPlaneLike, run_prefix: str, namespaced: bool
+) -> None:
+    values: dict[str, Any] = {"replicaCount": 3}
+    if namespaced:
+        values["watchNamespaces"] = [f"{run_prefix}-a", f"{run_prefix}-b"]
+    release = install_chart(control_plane, values, namespace=run_prefix)
+    try:
+        if namespaced:
+            for namespace in values["watchNamespaces"]:
+                control_plane.kubectl("get", "role,rolebinding", release.fullname, "-n", namespace)
+        election = f"{release.fullname}-leader-election"
+        control_plane.kubectl("get", "role,rolebinding", election, "-n", run_prefix)
+        control_plane.kubectl("get", "poddisruptionbudget", release.fullname, "-n", run_prefix)
+    finally:
+        control_plane.helm("uninstall", release.name, "-n", run_prefix)
+
+
+def test_scaling_between_one_and_several_replicas(
+    control_plane: ControlPlaneLike, run_prefix: str
+) -> None:
+    release = install_chart(control_plane, namespace=run_prefix)
+    try:
+        for replicas in (3, 1, 2):
+            control_plane.helm(
+                "upgrade",
+                release.name,
+                str(CHART),
+                "-n",
+                run_prefix,
+                "--set",
+                f"replicaCount={replicas}",
+            )
+            deployment = json.loads(
+                control_plane.kubectl(
+                    "get", "deployment", release.fullname, "-n", run_prefix, "-o", "json"
+                ).stdout
+            )
+            assert deployment["spec"]["replicas"] == replicas
+            budget = control_plane.kubectl(
+                "get", "pdb", release.fullname, "-n", run_prefix, "--ignore-not-found", "-o", "name"
+            )
+            assert bool(budget.stdout.strip()) == (replicas > 1)
+    finally:
+        control_plane.helm("uninstall", release.name, "-n", run_prefix)
