@@ -24,11 +24,10 @@ from egain_token_operator import metrics
 from egain_token_operator.egain import (
     ClientCredentials,
     EgainClient,
-    TokenRequestError,
+    TokenRequest,
     TokenResponse,
     build_request,
 )
-from egain_token_operator.hosts import HostAllowList
 from egain_token_operator.kube import ConflictError, Kube, KubeError, NotFoundError
 from egain_token_operator.policy import (
     Decision,
@@ -43,7 +42,7 @@ from egain_token_operator.policy import (
     retry_delay,
     stable_fraction,
 )
-from egain_token_operator.reasons import LIFETIME_SHORTER_THAN_ALLOWANCE, Reason
+from egain_token_operator.reasons import LIFETIME_SHORTER_THAN_ALLOWANCE, Reason, TokenError
 from egain_token_operator.render import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -60,7 +59,7 @@ from egain_token_operator.render import (
     stored_token,
 )
 from egain_token_operator.restarts import RolloutRestarter
-from egain_token_operator.spec import InvalidSpecError, TokenSpec, parse_spec
+from egain_token_operator.spec import InvalidSpecError, TokenSpec, parse_spec, referenced_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +80,6 @@ _CHECKED_ABOVE = _LOCAL_REASONS - {Reason.TOKEN_URL_NOT_ALLOWED}
 # Backoff after a failed look (the API server down, RBAC missing, a bug).
 _API_RETRY_INITIAL = 2.0
 _API_RETRY_MAX = 60.0
-
-
-class LocalFailure(Exception):
-    """A failure found before any token request: no request is sent."""
-
-    def __init__(self, reason: Reason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass
@@ -136,7 +126,7 @@ def _credentials_digest(secret: Mapping[str, Any] | None) -> str:
 def _credentials(secret: Mapping[str, Any] | None, spec: TokenSpec) -> ClientCredentials:
     ref = spec.credentials
     if secret is None:
-        raise LocalFailure(Reason.CREDENTIALS_NOT_FOUND, f"Secret {ref.name} not found")
+        raise TokenError(f"Secret {ref.name} not found", reason=Reason.CREDENTIALS_NOT_FOUND)
     data = secret.get("data") or {}
     values = []
     for key in (ref.client_id_key, ref.client_secret_key):
@@ -145,8 +135,9 @@ def _credentials(secret: Mapping[str, Any] | None, spec: TokenSpec) -> ClientCre
         except (binascii.Error, UnicodeDecodeError):
             value = ""
         if not value:
-            raise LocalFailure(
-                Reason.CREDENTIALS_NOT_FOUND, f"Secret {ref.name} has no non-empty key {key}"
+            raise TokenError(
+                f"Secret {ref.name} has no non-empty key {key}",
+                reason=Reason.CREDENTIALS_NOT_FOUND,
             )
         values.append(value)
     return ClientCredentials(values[0], values[1])
@@ -183,7 +174,6 @@ class Controller:
         *,
         kube: Kube,
         egain: EgainClient,
-        allowed_hosts: HostAllowList,
         policy: RetryPolicy,
         restarter: RolloutRestarter,
         post_event: EventPoster,
@@ -192,7 +182,6 @@ class Controller:
     ) -> None:
         self._kube = kube
         self._egain = egain
-        self._allowed_hosts = allowed_hosts
         self._policy = policy
         self._restarter = restarter
         self._post_event = post_event
@@ -259,14 +248,8 @@ class Controller:
     def _index(self, worker: TokenWorker) -> None:
         for watchers in self._secret_watchers.values():
             watchers.discard(worker.key)
-        spec = worker.body.get("spec") or {}
-        names = {
-            (spec.get("credentialsSecretRef") or {}).get("name"),
-            spec.get("secretName") or worker.key[1],
-        }
-        for name in names:
-            if isinstance(name, str):
-                self._secret_watchers.setdefault((worker.key[0], name), set()).add(worker.key)
+        for name in referenced_secrets(worker.key[1], worker.body.get("spec") or {}):
+            self._secret_watchers.setdefault((worker.key[0], name), set()).add(worker.key)
 
     def _forget(self, key: Key) -> None:
         worker = self._workers.pop(key, None)
@@ -358,7 +341,7 @@ class Controller:
                 spec = parse_spec(name, worker.body.get("spec") or {})
             except InvalidSpecError as exc:
                 spec_error = str(exc)
-                raise LocalFailure(Reason.INVALID_SPEC, spec_error) from None
+                raise TokenError(spec_error, reason=Reason.INVALID_SPEC) from None
             worker.spec = spec
             self._index(worker)
             credentials_secret = await self._kube.read_secret(namespace, spec.credentials.name)
@@ -371,13 +354,14 @@ class Controller:
             ):
                 worker.failure = None  # the credentials changed since: the cause may be gone
             credentials = _credentials(credentials_secret, spec)
-            fingerprint = build_request(spec, credentials).fingerprint
+            request = build_request(spec, credentials)
+            fingerprint = request.fingerprint
             secret = await self._kube.read_secret(namespace, spec.secret_name)
             if secret is not None and not is_owned_by(secret, worker.owner):
-                raise LocalFailure(
-                    Reason.SECRET_CONFLICT,
+                raise TokenError(
                     f"Secret {spec.secret_name} exists and is not owned by this EgainToken; "
                     "it is left untouched",
+                    reason=Reason.SECRET_CONFLICT,
                 )
             if worker.token is None and secret is not None:
                 worker.token = stored_token(secret)
@@ -394,15 +378,9 @@ class Controller:
                 failure=None if failure is None or failure.reason in _LOCAL_REASONS else failure,
             )
             if decision.request_token:
-                if not self._allowed_hosts.allows(spec.request_url):
-                    raise LocalFailure(
-                        Reason.TOKEN_URL_NOT_ALLOWED,
-                        "the host of spec.tokenUrl is not in the operator's allowed token hosts "
-                        f"({self._allowed_hosts}); no request was sent",
-                    )
-                await self._request_token(worker, spec, credentials, fingerprint, now)
+                await self._request_token(worker, spec, request, now)
             await self._write_secret(worker, spec, secret)
-        except LocalFailure as failure:
+        except TokenError as failure:
             self._record_failure(worker, failure.reason, failure.message, None, fingerprint, now)
         return await self._publish(worker, fingerprint, spec_error, decision, now)
 
@@ -441,15 +419,16 @@ class Controller:
         self,
         worker: TokenWorker,
         spec: TokenSpec,
-        credentials: ClientCredentials,
-        fingerprint: str,
+        request: TokenRequest,
         now: datetime,
     ) -> None:
         namespace, name = worker.key
+        fingerprint = request.fingerprint
         try:
-            response, requested_at = await self._egain.fetch_token(spec, credentials)
-        except TokenRequestError as error:
-            metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
+            response, requested_at = await self._egain.fetch_token(request)
+        except TokenError as error:
+            if error.reason not in _LOCAL_REASONS:  # nothing was sent
+                metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
             self._record_failure(
                 worker, error.reason, error.message, error.retry_after, fingerprint, self._clock()
             )

@@ -77,7 +77,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.controller = Controller(
         kube=kube,
         egain=egain,
-        allowed_hosts=config.allowed_token_hosts,
         policy=retry_policy(config),
         restarter=restarter,
         post_event=_post_event,

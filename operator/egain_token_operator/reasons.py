@@ -1,4 +1,5 @@
-"""The reasons of the Ready condition, and which failures are worth a quick retry."""
+"""The reasons of the Ready condition, which failures are worth a quick retry,
+and the one error family that carries a reason."""
 
 from __future__ import annotations
 
@@ -41,3 +42,23 @@ class Reason(StrEnum):
 _TRANSIENT = frozenset(
     {Reason.TOKEN_ENDPOINT_UNAVAILABLE, Reason.RATE_LIMITED, Reason.INVALID_TOKEN_RESPONSE}
 )
+
+
+class TokenError(Exception):
+    """Why no token could be had, found locally or reported by eGain.
+
+    `reason` is the Ready reason it maps to: a subclass names it once for all
+    its instances, or it is given here. `message` is safe for status, events
+    and logs: it never holds the client secret or a token.
+    """
+
+    reason: Reason
+
+    def __init__(
+        self, message: str, *, reason: Reason | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        self.message = message
+        self.retry_after = retry_after

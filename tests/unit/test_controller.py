@@ -10,18 +10,16 @@ from typing import Any, cast
 
 from egain_token_operator.controller import Controller, TokenWorker
 from egain_token_operator.egain import (
-    ClientCredentials,
     EgainClient,
     InvalidCredentialsError,
     TokenEndpointUnavailableError,
-    TokenRequestError,
+    TokenRequest,
     TokenResponse,
 )
-from egain_token_operator.hosts import HostAllowList
 from egain_token_operator.kube import Kube
 from egain_token_operator.policy import RetryPolicy
+from egain_token_operator.reasons import TokenError
 from egain_token_operator.restarts import RolloutRestarter
-from egain_token_operator.spec import TokenSpec
 from tests.unit.clock import Clock
 
 START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
@@ -59,15 +57,15 @@ class FakeEgain:
     def __init__(self, clock: Clock, lifetime: float = 3600) -> None:
         self.clock, self.lifetime = clock, lifetime
         self.requests = 0
-        self.failure: TokenRequestError | None = None
+        self.failure: TokenError | None = None
 
-    async def fetch_token(
-        self, spec: TokenSpec, credentials: ClientCredentials
-    ) -> tuple[TokenResponse, datetime]:
+    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
         self.requests += 1
         if self.failure is not None:
             raise self.failure
-        token = TokenResponse(f"token-{self.requests}", "Bearer", self.lifetime, spec.scopes, False)
+        token = TokenResponse(
+            f"token-{self.requests}", "Bearer", self.lifetime, request.scopes, False
+        )
         return token, self.clock()
 
 
@@ -94,7 +92,6 @@ def controller(
     made = Controller(
         kube=cast(Kube, kube),
         egain=cast(EgainClient, egain),
-        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
         policy=RetryPolicy(),
         restarter=cast(RolloutRestarter, None),
         post_event=lambda body, kind, reason, message: events.append(f"{kind} {reason}"),
@@ -270,7 +267,6 @@ def short_lived(
     made = Controller(
         kube=cast(Kube, kube),
         egain=cast(EgainClient, egain),
-        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
         policy=RetryPolicy(propagation_allowance=allowance),
         restarter=cast(RolloutRestarter, None),
         post_event=lambda body, kind, reason, message: events.append((kind, reason, message)),
@@ -308,7 +304,6 @@ def test_short_lifetime_warns_once_and_notes_it_in_ready() -> None:
     restarted_made = Controller(
         kube=cast(Kube, kube),
         egain=cast(EgainClient, egain),
-        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
         policy=RetryPolicy(),
         restarter=cast(RolloutRestarter, None),
         post_event=lambda body, kind, reason, message: events.append((kind, reason, message)),
