@@ -31,7 +31,17 @@ import httpx
 
 from egain_token_operator.hosts import HostAllowList
 from egain_token_operator.metrics import REQUEST_DURATION
-from egain_token_operator.reasons import Reason, TokenError
+from egain_token_operator.reasons import (
+    InvalidCredentialsError,
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTokenResponseError,
+    RateLimitedError,
+    TokenEndpointUnavailableError,
+    TokenError,
+    TokenUrlNotAllowedError,
+    UnauthorizedClientError,
+)
 from egain_token_operator.spec import GRANT_TYPE, Flow, TokenSpec
 
 _MAX_DESCRIPTION = 200
@@ -143,54 +153,6 @@ class TokenResponse:
     def expires_at(self, issued_at: datetime) -> datetime:
         """The instant the token expires, for a token received at `issued_at`."""
         return issued_at + timedelta(seconds=self.expires_in)
-
-
-class InvalidCredentialsError(TokenError):
-    """HTTP 401 or `invalid_client`: the client id or secret is wrong."""
-
-    reason = Reason.INVALID_CREDENTIALS
-
-
-class InvalidScopeError(TokenError):
-    """`invalid_scope`: a requested scope is unknown or not granted to the client."""
-
-    reason = Reason.INVALID_SCOPE
-
-
-class UnauthorizedClientError(TokenError):
-    """`unauthorized_client`, or HTTP 403: the client may not use this flow."""
-
-    reason = Reason.UNAUTHORIZED_CLIENT
-
-
-class InvalidRequestError(TokenError):
-    """`invalid_request` or another 4xx: the request is malformed or the URL is wrong."""
-
-    reason = Reason.INVALID_REQUEST
-
-
-class TokenEndpointUnavailableError(TokenError):
-    """A connection error, a timeout, or a 5xx."""
-
-    reason = Reason.TOKEN_ENDPOINT_UNAVAILABLE
-
-
-class RateLimitedError(TokenError):
-    """HTTP 429."""
-
-    reason = Reason.RATE_LIMITED
-
-
-class InvalidTokenResponseError(TokenError):
-    """A 2xx (or a redirect) that is not a usable token response."""
-
-    reason = Reason.INVALID_TOKEN_RESPONSE
-
-
-class TokenUrlNotAllowedError(TokenError):
-    """The token URL's host is outside the operator's allow-list; nothing was sent."""
-
-    reason = Reason.TOKEN_URL_NOT_ALLOWED
 
 
 _OAUTH_ERRORS: Mapping[str, type[TokenError]] = {

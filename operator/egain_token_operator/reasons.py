@@ -1,5 +1,5 @@
-"""The reasons of the Ready condition, which failures are worth a quick retry,
-and the one error family that carries a reason."""
+"""The reasons of the Ready condition, and the one error family that carries
+a reason: local and eGain failures alike."""
 
 from __future__ import annotations
 
@@ -28,21 +28,6 @@ class Reason(StrEnum):
     TOKEN_EXPIRED = "TokenExpired"
     INVALID_SPEC = "InvalidSpec"
 
-    @property
-    def transient(self) -> bool:
-        """Failures that may clear by themselves, so they are retried with a short backoff.
-
-        Every other failure needs a person to change something (the spec, the
-        credentials, the operator's settings, a conflicting Secret) and is
-        retried rarely, and at once when the spec or the credentials change.
-        """
-        return self in _TRANSIENT
-
-
-_TRANSIENT = frozenset(
-    {Reason.TOKEN_ENDPOINT_UNAVAILABLE, Reason.RATE_LIMITED, Reason.INVALID_TOKEN_RESPONSE}
-)
-
 
 class TokenError(Exception):
     """Why no token could be had, found locally or reported by eGain.
@@ -62,3 +47,51 @@ class TokenError(Exception):
             self.reason = reason
         self.message = message
         self.retry_after = retry_after
+
+
+class InvalidCredentialsError(TokenError):
+    """HTTP 401 or `invalid_client`: the client id or secret is wrong."""
+
+    reason = Reason.INVALID_CREDENTIALS
+
+
+class InvalidScopeError(TokenError):
+    """`invalid_scope`: a requested scope is unknown or not granted to the client."""
+
+    reason = Reason.INVALID_SCOPE
+
+
+class UnauthorizedClientError(TokenError):
+    """`unauthorized_client`, or HTTP 403: the client may not use this flow."""
+
+    reason = Reason.UNAUTHORIZED_CLIENT
+
+
+class InvalidRequestError(TokenError):
+    """`invalid_request` or another 4xx: the request is malformed or the URL is wrong."""
+
+    reason = Reason.INVALID_REQUEST
+
+
+class TokenEndpointUnavailableError(TokenError):
+    """A connection error, a timeout, or a 5xx."""
+
+    reason = Reason.TOKEN_ENDPOINT_UNAVAILABLE
+
+
+class RateLimitedError(TokenError):
+    """HTTP 429."""
+
+    reason = Reason.RATE_LIMITED
+
+
+class InvalidTokenResponseError(TokenError):
+    """A 2xx (or a redirect) that is not a usable token response."""
+
+    reason = Reason.INVALID_TOKEN_RESPONSE
+
+
+class TokenUrlNotAllowedError(TokenError):
+    """The token URL's host is outside the operator's allow-list; nothing was sent."""
+
+    reason = Reason.TOKEN_URL_NOT_ALLOWED

@@ -9,20 +9,23 @@ import pytest
 from egain_token_operator.egain import (
     ClientCredentials,
     EgainClient,
+    TokenResponse,
+    build_request,
+    parse_token_response,
+)
+from egain_token_operator.hosts import HostAllowList
+from egain_token_operator.reasons import (
     InvalidCredentialsError,
     InvalidRequestError,
     InvalidScopeError,
     InvalidTokenResponseError,
     RateLimitedError,
+    Reason,
     TokenEndpointUnavailableError,
-    TokenResponse,
+    TokenError,
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
-    build_request,
-    parse_token_response,
 )
-from egain_token_operator.hosts import HostAllowList
-from egain_token_operator.reasons import Reason, TokenError
 from egain_token_operator.spec import parse_spec
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
