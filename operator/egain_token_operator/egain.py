@@ -1,8 +1,10 @@
-"""The eGain client-credentials flows: request building, response parsing, errors.
+"""The eGain client-credentials flows: the wire, response parsing, errors.
 
-Nothing here knows about Kubernetes. Every failure is a `TokenRequestError`
-subclass whose `reason` is exactly one Ready reason, so the caller never has
-to interpret strings. Error messages are built from status codes, hosts and
+Everything sent to eGain is decided here: the flow objects build the URL (with
+`user_type` and `domain_hint` for anonymous customers), the scopes (with the
+prefix) and the form. Nothing here knows about Kubernetes. Every failure is a
+`TokenError` whose `reason` is exactly one Ready reason, so the caller never
+has to interpret strings. Error messages are built from status codes, hosts and
 eGain's error codes only, and anything echoed from the server is scrubbed of
 the credentials, so they are safe for status, events and logs.
 """
@@ -13,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import math
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -20,18 +23,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import certifi
 import httpx
 
 from egain_token_operator.hosts import HostAllowList
 from egain_token_operator.metrics import REQUEST_DURATION
-from egain_token_operator.reasons import Reason
-from egain_token_operator.spec import GRANT_TYPE, TokenSpec
+from egain_token_operator.reasons import (
+    InvalidCredentialsError,
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTokenResponseError,
+    RateLimitedError,
+    TokenEndpointUnavailableError,
+    TokenError,
+    TokenUrlNotAllowedError,
+    UnauthorizedClientError,
+)
+from egain_token_operator.spec import GRANT_TYPE, Flow, TokenSpec
 
 _MAX_DESCRIPTION = 200
+_ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,7 @@ class TokenRequest:
 
     url: str
     flow: str
+    scopes: tuple[str, ...]
     form: Mapping[str, str] = field(repr=False)
 
     @property
@@ -66,6 +81,64 @@ class TokenRequest:
         """The host the request goes to (safe to show)."""
         return urlsplit(self.url).hostname or ""
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be echoed back in a message."""
+        return (self.form["client_secret"],)
+
+
+@dataclass(frozen=True)
+class ClientAppFlow:
+    """`POST tokenUrl` as written, the scopes as written."""
+
+    token_url: str
+    scopes: tuple[str, ...]
+
+    name = Flow.CLIENT_APP
+
+    def url(self) -> str:
+        """The URL the request is POSTed to."""
+        return self.token_url
+
+    def requested_scopes(self) -> tuple[str, ...]:
+        """The scopes as sent."""
+        return self.scopes
+
+
+@dataclass(frozen=True)
+class AnonymousCustomerFlow:
+    """`POST tokenUrl?user_type=customer&domain_hint=<tenant>`, prefixed scopes."""
+
+    token_url: str
+    tenant_id: str
+    scopes: tuple[str, ...]
+    scope_prefix: str
+
+    name = Flow.ANONYMOUS_CUSTOMER
+
+    def url(self) -> str:
+        """The token URL with the customer query appended to any it already has."""
+        parts = urlsplit(self.token_url)
+        query = urlencode({"user_type": "customer", "domain_hint": self.tenant_id})
+        joined = f"{parts.query}&{query}" if parts.query else query
+        return urlunsplit(parts._replace(query=joined))
+
+    def requested_scopes(self) -> tuple[str, ...]:
+        """Each scope prefixed with `scopePrefix`, unless already an absolute URL."""
+        return tuple(
+            scope if _ABSOLUTE_URL.match(scope) else self.scope_prefix + scope
+            for scope in self.scopes
+        )
+
+
+def flow_of(spec: TokenSpec) -> ClientAppFlow | AnonymousCustomerFlow:
+    """The flow `spec` asks for."""
+    if spec.flow is Flow.CLIENT_APP:
+        return ClientAppFlow(spec.token_url, spec.scopes)
+    return AnonymousCustomerFlow(
+        spec.token_url, spec.tenant_id or "", spec.scopes, spec.scope_prefix
+    )
+
 
 @dataclass(frozen=True)
 class TokenResponse:
@@ -82,66 +155,7 @@ class TokenResponse:
         return issued_at + timedelta(seconds=self.expires_in)
 
 
-class TokenRequestError(Exception):
-    """A token could not be obtained. `reason` is the Ready reason it maps to."""
-
-    reason: ClassVar[Reason]
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
-class InvalidCredentialsError(TokenRequestError):
-    """HTTP 401 or `invalid_client`: the client id or secret is wrong."""
-
-    reason = Reason.INVALID_CREDENTIALS
-
-
-class InvalidScopeError(TokenRequestError):
-    """`invalid_scope`: a requested scope is unknown or not granted to the client."""
-
-    reason = Reason.INVALID_SCOPE
-
-
-class UnauthorizedClientError(TokenRequestError):
-    """`unauthorized_client`, or HTTP 403: the client may not use this flow."""
-
-    reason = Reason.UNAUTHORIZED_CLIENT
-
-
-class InvalidRequestError(TokenRequestError):
-    """`invalid_request` or another 4xx: the request is malformed or the URL is wrong."""
-
-    reason = Reason.INVALID_REQUEST
-
-
-class TokenEndpointUnavailableError(TokenRequestError):
-    """A connection error, a timeout, or a 5xx."""
-
-    reason = Reason.TOKEN_ENDPOINT_UNAVAILABLE
-
-
-class RateLimitedError(TokenRequestError):
-    """HTTP 429."""
-
-    reason = Reason.RATE_LIMITED
-
-
-class InvalidTokenResponseError(TokenRequestError):
-    """A 2xx (or a redirect) that is not a usable token response."""
-
-    reason = Reason.INVALID_TOKEN_RESPONSE
-
-
-class TokenUrlNotAllowedError(TokenRequestError):
-    """The token URL's host is outside the operator's allow-list; nothing was sent."""
-
-    reason = Reason.TOKEN_URL_NOT_ALLOWED
-
-
-_OAUTH_ERRORS: Mapping[str, type[TokenRequestError]] = {
+_OAUTH_ERRORS: Mapping[str, type[TokenError]] = {
     "invalid_client": InvalidCredentialsError,
     "invalid_grant": InvalidCredentialsError,
     "invalid_scope": InvalidScopeError,
@@ -154,12 +168,15 @@ _OAUTH_ERRORS: Mapping[str, type[TokenRequestError]] = {
 
 def build_request(spec: TokenSpec, credentials: ClientCredentials) -> TokenRequest:
     """The request for `spec`'s flow, exactly as eGain documents it."""
+    flow = flow_of(spec)
+    scopes = flow.requested_scopes()
     return TokenRequest(
-        url=spec.request_url,
-        flow=spec.flow.value,
+        url=flow.url(),
+        flow=flow.name.value,
+        scopes=scopes,
         form={
             "grant_type": GRANT_TYPE,
-            "scope": " ".join(spec.requested_scopes),
+            "scope": " ".join(scopes),
             "client_id": credentials.client_id,
             "client_secret": credentials.client_secret,
         },
@@ -333,21 +350,18 @@ class EgainClient:
         """Close pooled connections."""
         await self._http.aclose()
 
-    async def fetch_token(
-        self, spec: TokenSpec, credentials: ClientCredentials
-    ) -> tuple[TokenResponse, datetime]:
-        """Request a token for `spec`; return it with the instant it was requested.
+    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
+        """Send `request`; return the token with the instant it was requested.
 
+        The allow-list is checked here, the one place, before anything is sent.
         Expiry is counted from the moment the request was sent, not received, so
         a slow response can only make the recorded expiry early, never late.
         """
-        request = build_request(spec, credentials)
         if not self._allowed_hosts.allows(request.url):
             raise TokenUrlNotAllowedError(
                 f"host {request.host} is not in the operator's allowed token hosts "
                 f"({self._allowed_hosts}); no request was sent"
             )
-        secrets = (credentials.client_secret,)
         async with self._limit:
             requested_at = self._clock()
             started = time.monotonic()
@@ -370,9 +384,9 @@ class EgainClient:
             response.headers,
             response.content,
             host=request.host,
-            requested_scopes=spec.requested_scopes,
+            requested_scopes=request.scopes,
             default_lifetime=self._default_lifetime,
-            secrets=secrets,
+            secrets=request.secrets,
             now=requested_at,
         )
         return token, requested_at

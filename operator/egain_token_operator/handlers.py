@@ -13,14 +13,15 @@ import kopf
 from prometheus_client import start_http_server
 
 from egain_token_operator import metrics
-from egain_token_operator.controller import Controller
 from egain_token_operator.egain import EgainClient
 from egain_token_operator.kube import Kube, load_api_client
 from egain_token_operator.leader import LeaderElector
-from egain_token_operator.policy import RetryPolicy
+from egain_token_operator.reconcile import Reconciler
 from egain_token_operator.restarts import RolloutRestarter
+from egain_token_operator.schedule import RetryPolicy
 from egain_token_operator.settings import Settings
 from egain_token_operator.spec import GROUP, PLURAL, VERSION
+from egain_token_operator.workers import WorkerRegistry
 
 registry = kopf.OperatorRegistry()
 
@@ -48,7 +49,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup(registry=registry)
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """Configure kopf and build the controller with its clients."""
+    """Configure kopf and build the worker registry with its clients."""
     config: Settings = memo.config
     # Resources and namespaces are fixed at start-up: no CRD or namespace
     # watching, hence no RBAC for them.
@@ -74,13 +75,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         enabled=config.rollout_restarts,
     )
     memo.kube, memo.egain, memo.restarter = kube, egain, restarter
-    memo.controller = Controller(
+    reconciler = Reconciler(
         kube=kube,
         egain=egain,
-        allowed_hosts=config.allowed_token_hosts,
         policy=retry_policy(config),
         restarter=restarter,
         post_event=_post_event,
+    )
+    memo.workers = WorkerRegistry(
+        reconciler,
         # With leader election, workers run only while this replica leads.
         active=config.leader_election_lease is None,
     )
@@ -90,8 +93,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             kube,
             config.leader_election_lease,
             f"{socket.gethostname()}-{secrets.token_hex(4)}",
-            on_started=memo.controller.activate,
-            on_stopped=memo.controller.deactivate,
+            on_started=memo.workers.activate,
+            on_stopped=memo.workers.deactivate,
         )
         memo.election = asyncio.create_task(memo.elector.run(), name="leader election")
     else:
@@ -106,7 +109,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         memo.election.cancel()
         await asyncio.gather(memo.election, return_exceptions=True)
         await memo.elector.release()
-    await memo.controller.stop()
+    await memo.workers.stop()
     await memo.restarter.stop()
     await memo.egain.aclose()
     await memo.kube.close()
@@ -114,11 +117,11 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
 async def egaintoken_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Every EgainToken change goes to the controller."""
-    memo.controller.observe_token(event.get("type"), event["object"])
+    """Every EgainToken change goes to the worker registry."""
+    memo.workers.observe_token(event.get("type"), event["object"])
 
 
 @kopf.on.event("v1", "secrets", registry=registry)
 async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """Secret changes wake the EgainTokens that read or write them."""
-    memo.controller.observe_secret(event.get("type"), event["object"])
+    memo.workers.observe_secret(event.get("type"), event["object"])

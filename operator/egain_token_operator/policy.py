@@ -1,266 +1,301 @@
-"""When to request a token, and how long to wait after a failure.
+"""The refresh decision: one look's snapshot in, one plan out.
 
-Pure functions of (what is stored, what failed, now): no I/O and no clock, so
-every rule here is unit-tested with plain values. Randomness comes in as a
-number in [0, 1) chosen by the caller.
+`plan` is the one place that answers "is a token requested now, and when does
+the operator look again?". It is pure: no I/O, no clock (`now` comes in), the
+jitter derived from the EgainToken's uid, so every rule is a table row in a
+unit test. The decision is an ordered chain of small named checks; the first
+that fires decides. `after_fetch` settles a plan with what the request gave.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from egain_token_operator.reasons import Reason
+from egain_token_operator import schedule
+from egain_token_operator.reasons import Reason, TokenError
+from egain_token_operator.render import Condition, ready_condition, rfc3339, whole_seconds
+from egain_token_operator.schedule import Failure, RetryPolicy, StoredToken
+from egain_token_operator.spec import TokenSpec
 
-# A refresh never comes sooner than this after the previous token was issued,
-# whatever the token's lifetime, so a nearly-expired token cannot cause a hot loop.
-MIN_REFRESH_INTERVAL = timedelta(seconds=1)
-# No retry comes sooner than this, whatever the backoff or `Retry-After` says.
-MIN_RETRY_DELAY = timedelta(seconds=0.5)
-# The propagation allowance never brings a refresh before this fraction of a
-# token's lifetime has passed (jitter aside), so short tokens are not refreshed
-# continuously; they are warned about instead (`propagation_shortfall`).
-ALLOWANCE_MIN_AGE = 0.5
+# Failures found without asking eGain. A look costs nothing at eGain, so they
+# are re-checked at every look and hold no request back; they are still
+# recorded, for the status and for a periodic re-check.
+LOCAL_REASONS = frozenset(
+    {
+        Reason.INVALID_SPEC,
+        Reason.CREDENTIALS_NOT_FOUND,
+        Reason.SECRET_CONFLICT,
+        Reason.TOKEN_URL_NOT_ALLOWED,
+    }
+)
 
 
 @dataclass(frozen=True)
-class StoredToken:
-    """A token as held in the managed Secret, with what it was obtained for."""
+class Snapshot:
+    """What one look found, gathered before anything is decided."""
 
-    access_token: str = field(repr=False)
-    token_type: str
-    scopes: tuple[str, ...]
-    issued_at: datetime
-    expires_at: datetime
-    # Digest of the request that obtained it (see `TokenRequest.fingerprint`).
-    fingerprint: str
-    # The `egain.cloud/refresh-requested-at` value it answered, if any.
+    uid: str
+    generation: int | None
+    # `egain.cloud/refresh-requested-at` on the EgainToken.
     refresh_request: str | None
-
-    def is_valid(self, now: datetime) -> bool:
-        """True while the token has not expired."""
-        return now < self.expires_at
-
-
-@dataclass(frozen=True)
-class Failure:
-    """The last failed attempt, and when to try again."""
-
-    count: int
-    reason: Reason
-    message: str
-    at: datetime
-    retry_at: datetime
-    # What the attempt was for; a change of either retries at once. None when
-    # unknown (restored from status after a restart), then the backoff holds.
-    fingerprint: str | None
-    refresh_request: str | None
-
-    def applies_to(self, fingerprint: str, refresh_request: str | None) -> bool:
-        """True when the failure was for the same request (so its backoff holds)."""
-        if self.fingerprint is None:
-            return True
-        return self.fingerprint == fingerprint and self.refresh_request == refresh_request
+    spec: TokenSpec | None
+    spec_error: str | None = None
+    # Of the request that would be sent now; None when none can be built.
+    fingerprint: str | None = None
+    credentials_error: str | None = None
+    # The latest write of the credentials Secret, whole seconds.
+    credentials_written_at: datetime | None = None
+    # Why the managed Secret is not this EgainToken's to write.
+    conflict: str | None = None
+    # What the managed Secret holds, when it is ours.
+    stored_token: StoredToken | None = None
+    # The failure recorded in the status, and the generation it was for.
+    recorded_failure: Failure | None = None
+    status_generation: int | None = None
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Tunables of the schedule (from the operator settings)."""
+class Memory:
+    """What a worker carries from one look to the next."""
 
-    refresh_jitter: float = 0.1
-    initial_delay: timedelta = timedelta(seconds=1)
-    max_delay: timedelta = timedelta(minutes=5)
-    permanent_delay: timedelta = timedelta(minutes=10)
-    # While the current token is valid, one retry waits at most this fraction of
-    # its remaining validity, so several retries happen before it expires.
-    validity_fraction: float = 0.25
-    # How long a new token may take to reach the files of Pods that mount the
-    # Secret (the kubelet's pod sync loop); the refresh comes at least this long
-    # before expiry when the lifetime allows. Zero turns it off.
-    propagation_allowance: timedelta = timedelta(seconds=120)
+    token: StoredToken | None = None
+    failure: Failure | None = None
+    # False until the first look, which takes the failure over from the status.
+    looked: bool = False
 
 
 @dataclass(frozen=True)
-class Decision:
-    """What to do now: request a token, or look again at `wake_at`."""
+class Plan:
+    """What one look does, and what it reports."""
 
     request_token: bool
-    wake_at: datetime | None
     why: str
+    # The token in use, and the failure after the local checks.
+    token: StoredToken | None
+    failure: Failure | None
+    # Whether the failure is new (another reason or message): said in an Event.
+    failure_is_news: bool
+    condition: Condition
+    next_refresh_at: datetime | None
+    # When to look again; None: on events only.
+    wake_at: datetime | None
+    # The token the status describes: only one for the current request.
+    reported_token: StoredToken | None
+    # A propagation-allowance warning to say once, after a new token.
+    shortfall_warning: str | None = None
+
+    @property
+    def memory(self) -> Memory:
+        """What the next look starts from."""
+        return Memory(self.token, self.failure, looked=True)
 
 
-def stable_fraction(*parts: str) -> float:
-    """A number in [0, 1) that depends only on `parts`.
+# --- the local checks: a failure found without asking eGain -----------------
 
-    Used as the refresh jitter of a token, so its refresh time is the same at
-    every look and after a restart, yet differs between tokens issued together.
-    """
-    digest = hashlib.sha256("\0".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+LocalCheck = Callable[[Snapshot], "tuple[Reason, str] | None"]
 
 
-def _refresh_lead(
-    token: StoredToken, refresh_before: timedelta | None, policy: RetryPolicy
-) -> timedelta:
-    """How long before expiry the next token is requested, before jitter.
-
-    The longer of `refreshBefore` (default a third of the lifetime; one that is
-    not shorter than the lifetime falls back to the default, since a token
-    cannot be renewed before it is issued) and the propagation allowance,
-    which is capped so that it never brings the refresh before
-    `ALLOWANCE_MIN_AGE` of the lifetime has passed: a short token is not
-    refreshed continuously.
-    """
-    lifetime = token.expires_at - token.issued_at
-    before = refresh_before if refresh_before is not None else lifetime / 3
-    if before >= lifetime:
-        before = lifetime / 3
-    allowance = min(policy.propagation_allowance, lifetime * (1 - ALLOWANCE_MIN_AGE))
-    return max(before, allowance)
+def spec_invalid(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """The spec cannot be served."""
+    found = snapshot.spec_error
+    return None if found is None else (Reason.INVALID_SPEC, found)
 
 
-def refresh_at(
-    token: StoredToken, refresh_before: timedelta | None, policy: RetryPolicy, jitter: float
-) -> datetime:
-    """The instant the next token is requested.
+def credentials_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """The credentials Secret or one of its keys is missing."""
+    found = snapshot.credentials_error
+    return None if found is None else (Reason.CREDENTIALS_NOT_FOUND, found)
 
-    The earlier of `expiresAt - refreshBefore` and `expiresAt - allowance`, the
-    latter never before half the lifetime has passed (see `_refresh_lead`).
-    Up to `policy.refresh_jitter` of that lead is then taken off, at random, so
-    tokens created together do not refresh together. With no allowance this is
-    `expiresAt - refreshBefore - jitter`.
-    """
-    before = _refresh_lead(token, refresh_before, policy)
-    before += before * policy.refresh_jitter * jitter
-    return max(token.expires_at - before, token.issued_at + MIN_REFRESH_INTERVAL)
+
+def secret_taken(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """A Secret of the managed name belongs to somebody else."""
+    found = snapshot.conflict
+    return None if found is None else (Reason.SECRET_CONFLICT, found)
+
+
+LOCAL_CHECKS: tuple[LocalCheck, ...] = (spec_invalid, credentials_missing, secret_taken)
+
+
+# --- the request checks: is a token requested now? --------------------------
 
 
 @dataclass(frozen=True)
-class PropagationShortfall:
-    """A token refreshed closer to its expiry than the propagation allowance.
+class Facts:
+    """What the request checks look at, once the local checks passed."""
 
-    Pods that mount the Secret may then still read it after it has expired.
-    """
+    now: datetime
+    fingerprint: str
+    refresh_request: str | None
+    token: StoredToken | None
+    refresh_time: datetime | None
+    # A failure that may hold the request back (local ones never do).
+    failure: Failure | None
 
-    lifetime: timedelta
-    # How long before expiry the refresh is planned (before jitter).
-    lead: timedelta
-    allowance: timedelta
+    @property
+    def current(self) -> bool:
+        """A valid token for the request that would be sent now."""
+        return is_ready(self.token, self.fingerprint, self.now)
 
-    def describe(self) -> str:
-        """A sentence for the Ready condition and the Event; no token in it."""
-        return (
-            f"the token lifetime ({_seconds(self.lifetime)}) is too short for the "
-            f"propagation allowance ({_seconds(self.allowance)}): it is refreshed "
-            f"{_seconds(self.lead)} before expiry, so Pods that mount the Secret may "
-            "still read it after it has expired"
+    @property
+    def forced(self) -> bool:
+        """A refresh asked for with a value no token answered yet."""
+        return self.refresh_request is not None and (
+            self.token is None or self.token.refresh_request != self.refresh_request
         )
 
 
-def _seconds(span: timedelta) -> str:
-    return f"{span.total_seconds():g}s"
+Verdict = tuple[bool, str]
+RequestCheck = Callable[[Facts], "Verdict | None"]
 
 
-def propagation_shortfall(
-    token: StoredToken | None, refresh_before: timedelta | None, policy: RetryPolicy
-) -> PropagationShortfall | None:
-    """How `token` falls short of the propagation allowance, or None when it does not.
+def waiting_for_refresh_time(facts: Facts) -> Verdict | None:
+    """A current token waits for its refresh time, unless a refresh is forced."""
+    if (
+        facts.current
+        and not facts.forced
+        and facts.refresh_time is not None
+        and facts.now < facts.refresh_time
+    ):
+        return False, "token valid; waiting for its refresh time"
+    return None
 
-    It falls short when its refresh, before jitter, comes less than the
-    allowance before its expiry: the lifetime is too short for the allowance
-    (the cap of `_refresh_lead` applied) and `refreshBefore` does not make up
-    for it.
-    """
-    if token is None or policy.propagation_allowance <= timedelta(0):
-        return None
-    lead = _refresh_lead(token, refresh_before, policy)
-    if lead >= policy.propagation_allowance:
-        return None
-    return PropagationShortfall(
-        lifetime=token.expires_at - token.issued_at,
-        lead=lead,
-        allowance=policy.propagation_allowance,
+
+def backing_off(facts: Facts) -> Verdict | None:
+    """A failure for the same request holds the next one back until its retry time."""
+    failure = facts.failure
+    if (
+        failure is not None
+        and failure.applies_to(facts.fingerprint, facts.refresh_request)
+        and facts.now < failure.retry_at
+    ):
+        return False, f"backing off after {failure.reason}"
+    return None
+
+
+def no_current_token(facts: Facts) -> Verdict | None:
+    """No valid token for the current spec and credentials."""
+    current = facts.current
+    return None if current else (True, "no valid token for the current spec and credentials")
+
+
+def refresh_requested(facts: Facts) -> Verdict | None:
+    """A new `egain.cloud/refresh-requested-at` value."""
+    return (True, "refresh requested by annotation") if facts.forced else None
+
+
+def due(facts: Facts) -> Verdict | None:
+    """Nothing held it back: the token is due for refresh."""
+    return True, "token due for refresh"
+
+
+REQUEST_CHECKS: tuple[RequestCheck, ...] = (
+    waiting_for_refresh_time,
+    backing_off,
+    no_current_token,
+    refresh_requested,
+    due,
+)
+
+
+# --- the plan ---------------------------------------------------------------
+
+
+def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy) -> Plan:
+    """Decide one look: request a token or not, what to report, when to look again."""
+    failure = memory.failure if memory.looked else _restored(snapshot)
+    # A write in the same second as the failure is taken as older: credentials
+    # are usually applied together with the EgainToken whose first request fails.
+    if (
+        snapshot.spec is not None
+        and failure is not None
+        and failure.fingerprint is None
+        and snapshot.credentials_written_at is not None
+        and snapshot.credentials_written_at > whole_seconds(failure.at)
+    ):
+        failure = None  # the credentials changed since: the cause may be gone
+    token = memory.token
+    local = next((found for check in LOCAL_CHECKS if (found := check(snapshot))), None)
+    if local is not None:
+        reason, message = local
+        recorded = record_failure(failure, reason, message, None, snapshot, token, now, policy)
+        news = _is_news(failure, recorded)
+        return _report(snapshot, token, recorded, news, (False, message), now, policy)
+    if snapshot.fingerprint is None:
+        raise ValueError("a snapshot that passes the local checks has a fingerprint")
+    token = token or snapshot.stored_token
+    if failure is not None and failure.reason in LOCAL_REASONS - {Reason.TOKEN_URL_NOT_ALLOWED}:
+        failure = None  # every local check passed: its cause is gone
+    facts = Facts(
+        now=now,
+        fingerprint=snapshot.fingerprint,
+        refresh_request=snapshot.refresh_request,
+        token=token,
+        refresh_time=_refresh_time(snapshot, token, policy),
+        failure=None if failure is None or failure.reason in LOCAL_REASONS else failure,
     )
+    verdict = next(fired for check in REQUEST_CHECKS if (fired := check(facts)))
+    return _report(snapshot, token, failure, False, verdict, now, policy)
 
 
-def propagation_warning_is_new(
-    previous: StoredToken | None,
-    token: StoredToken,
-    refresh_before: timedelta | None,
-    policy: RetryPolicy,
-) -> bool:
-    """Whether a newly issued `token` deserves a warning Event.
-
-    Only when it falls short of the propagation allowance and the token it
-    replaces did not, or fell short differently (another lifetime, say): one
-    Event when the situation starts or changes, not one per refresh.
-    """
-    shortfall = propagation_shortfall(token, refresh_before, policy)
-    return shortfall is not None and shortfall != propagation_shortfall(
-        previous, refresh_before, policy
-    )
-
-
-def retry_delay(
+def after_fetch(
+    snapshot: Snapshot,
+    before: Plan,
     *,
-    failures: int,
-    reason: Reason,
-    retry_after: float | None,
-    remaining_validity: timedelta | None,
-    policy: RetryPolicy,
-    jitter: float,
-) -> timedelta:
-    """How long to wait after the `failures`-th consecutive failure for `reason`.
-
-    Permanent failures wait `policy.permanent_delay`. Transient ones back off
-    exponentially from `initial_delay` up to `max_delay`, with jitter in the
-    upper half of each step; while a valid token remains, no wait exceeds
-    `validity_fraction` of its remaining validity; `Retry-After` is honoured
-    (up to `max_delay`) above all.
-    """
-    if not reason.transient:
-        return policy.permanent_delay
-    exponent = min(max(failures - 1, 0), 32)
-    delay: timedelta = min(policy.initial_delay * (2**exponent), policy.max_delay)
-    delay *= 0.5 + jitter / 2
-    if remaining_validity is not None and remaining_validity > timedelta(0):
-        delay = min(delay, remaining_validity * policy.validity_fraction)
-    if retry_after is not None:
-        delay = max(delay, min(timedelta(seconds=retry_after), policy.max_delay))
-    return max(delay, MIN_RETRY_DELAY)
-
-
-def decide(
-    *,
+    at: datetime,
     now: datetime,
-    fingerprint: str,
-    refresh_request: str | None,
-    token: StoredToken | None,
-    refresh_time: datetime | None,
-    failure: Failure | None,
-) -> Decision:
-    """Request a token now, or say when to look again.
-
-    A token is needed when there is none for the current request (the spec and
-    credentials), when it is due for refresh, or when a refresh was asked for
-    with a new `egain.cloud/refresh-requested-at` value. A failed attempt for
-    the same request holds the next one back until its retry time.
-    """
-    current = token is not None and token.fingerprint == fingerprint and token.is_valid(now)
-    forced = refresh_request is not None and (
-        token is None or token.refresh_request != refresh_request
+    policy: RetryPolicy,
+    token: StoredToken | None = None,
+    error: TokenError | None = None,
+) -> Plan:
+    """Settle `before` with what its request gave at `at`: `token`, or `error`."""
+    if token is not None:
+        refresh_before = _refresh_before(snapshot)
+        shortfall = schedule.propagation_shortfall(token, refresh_before, policy)
+        is_new = schedule.propagation_warning_is_new(before.token, token, refresh_before, policy)
+        settled = _report(snapshot, token, None, False, (False, "token issued"), now, policy)
+        warning = shortfall.describe() if shortfall is not None and is_new else None
+        return replace(settled, shortfall_warning=warning)
+    assert error is not None
+    previous, token = before.failure, before.token
+    failure = record_failure(
+        previous, error.reason, error.message, error.retry_after, snapshot, token, at, policy
     )
-    if current and not forced and refresh_time is not None and now < refresh_time:
-        return Decision(False, refresh_time, "token valid; waiting for its refresh time")
-    held_back = failure is not None and failure.applies_to(fingerprint, refresh_request)
-    if failure is not None and held_back and now < failure.retry_at:
-        return Decision(False, failure.retry_at, f"backing off after {failure.reason}")
-    if not current:
-        return Decision(True, None, "no valid token for the current spec and credentials")
-    if forced:
-        return Decision(True, None, "refresh requested by annotation")
-    return Decision(True, None, "token due for refresh")
+    news = _is_news(previous, failure)
+    return _report(snapshot, token, failure, news, (False, error.message), now, policy)
+
+
+def record_failure(
+    previous: Failure | None,
+    reason: Reason,
+    message: str,
+    retry_after: float | None,
+    snapshot: Snapshot,
+    token: StoredToken | None,
+    now: datetime,
+    policy: RetryPolicy,
+) -> Failure:
+    """The failure after `previous`, with its retry time."""
+    count = previous.count + 1 if previous is not None else 1
+    remaining = token.expires_at - now if token is not None and token.is_valid(now) else None
+    delay = schedule.retry_delay(
+        failures=count,
+        reason=reason,
+        retry_after=retry_after,
+        remaining_validity=remaining,
+        policy=policy,
+        jitter=schedule.stable_fraction(snapshot.uid, str(count), rfc3339(now)),
+    )
+    return Failure(
+        count=count,
+        reason=reason,
+        message=message,
+        at=now,
+        retry_at=now + delay,
+        fingerprint=snapshot.fingerprint,
+        refresh_request=snapshot.refresh_request,
+    )
 
 
 def is_ready(token: StoredToken | None, fingerprint: str | None, now: datetime) -> bool:
@@ -270,4 +305,83 @@ def is_ready(token: StoredToken | None, fingerprint: str | None, now: datetime) 
         and fingerprint is not None
         and token.fingerprint == fingerprint
         and token.is_valid(now)
+    )
+
+
+def _restored(snapshot: Snapshot) -> Failure | None:
+    """After a restart, the backoff recorded in the status keeps being honoured,
+    unless the spec changed since or the failure was a local one."""
+    failure = snapshot.recorded_failure
+    if failure is None or failure.reason in LOCAL_REASONS:
+        return None
+    if snapshot.status_generation != snapshot.generation:
+        return None
+    return failure
+
+
+def _is_news(previous: Failure | None, failure: Failure) -> bool:
+    return previous is None or (previous.reason, previous.message) != (
+        failure.reason,
+        failure.message,
+    )
+
+
+def _refresh_before(snapshot: Snapshot) -> timedelta | None:
+    return snapshot.spec.refresh_before if snapshot.spec is not None else None
+
+
+def _refresh_time(
+    snapshot: Snapshot, token: StoredToken | None, policy: RetryPolicy
+) -> datetime | None:
+    if token is None or snapshot.spec is None:
+        return None
+    # Derived from the uid and the issue time: the same at every look and after
+    # a restart, yet different for tokens issued together.
+    jitter = schedule.stable_fraction(snapshot.uid, rfc3339(token.issued_at))
+    return schedule.refresh_at(token, snapshot.spec.refresh_before, policy, jitter)
+
+
+def _report(
+    snapshot: Snapshot,
+    token: StoredToken | None,
+    failure: Failure | None,
+    failure_is_news: bool,
+    verdict: Verdict,
+    now: datetime,
+    policy: RetryPolicy,
+) -> Plan:
+    """The plan for a verdict: Ready, `nextRefreshAt`, and when to look again."""
+    ready = is_ready(token, snapshot.fingerprint, now)
+    refresh_time = _refresh_time(snapshot, token, policy) if ready else None
+    wake: list[datetime] = []
+    if failure is not None:
+        wake.append(failure.retry_at)  # a retry, or for local failures a periodic re-check
+    if ready and token is not None:
+        wake.append(token.expires_at)  # Ready turns False at expiry
+        if refresh_time is not None and refresh_time > now:
+            wake.append(refresh_time)  # when past, a failure holds the refresh back
+    shortfall = (
+        schedule.propagation_shortfall(token, _refresh_before(snapshot), policy) if ready else None
+    )
+    condition = ready_condition(
+        spec_error=snapshot.spec_error,
+        ready=ready,
+        token=token,
+        fingerprint=snapshot.fingerprint,
+        failure=failure,
+        now=now,
+        shortfall=shortfall,
+    )
+    return Plan(
+        request_token=verdict[0],
+        why=verdict[1],
+        token=token,
+        failure=failure,
+        failure_is_news=failure_is_news,
+        condition=condition,
+        next_refresh_at=failure.retry_at if failure is not None else refresh_time,
+        wake_at=min(wake) if wake else None,
+        reported_token=(
+            token if token is not None and token.fingerprint == snapshot.fingerprint else None
+        ),
     )

@@ -1,4 +1,5 @@
-"""The reasons of the Ready condition, and which failures are worth a quick retry."""
+"""The reasons of the Ready condition, and the one error family that carries
+a reason: local and eGain failures alike."""
 
 from __future__ import annotations
 
@@ -27,17 +28,70 @@ class Reason(StrEnum):
     TOKEN_EXPIRED = "TokenExpired"
     INVALID_SPEC = "InvalidSpec"
 
-    @property
-    def transient(self) -> bool:
-        """Failures that may clear by themselves, so they are retried with a short backoff.
 
-        Every other failure needs a person to change something (the spec, the
-        credentials, the operator's settings, a conflicting Secret) and is
-        retried rarely, and at once when the spec or the credentials change.
-        """
-        return self in _TRANSIENT
+class TokenError(Exception):
+    """Why no token could be had, found locally or reported by eGain.
+
+    `reason` is the Ready reason it maps to: a subclass names it once for all
+    its instances, or it is given here. `message` is safe for status, events
+    and logs: it never holds the client secret or a token.
+    """
+
+    reason: Reason
+
+    def __init__(
+        self, message: str, *, reason: Reason | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
 
 
-_TRANSIENT = frozenset(
-    {Reason.TOKEN_ENDPOINT_UNAVAILABLE, Reason.RATE_LIMITED, Reason.INVALID_TOKEN_RESPONSE}
-)
+class InvalidCredentialsError(TokenError):
+    """HTTP 401 or `invalid_client`: the client id or secret is wrong."""
+
+    reason = Reason.INVALID_CREDENTIALS
+
+
+class InvalidScopeError(TokenError):
+    """`invalid_scope`: a requested scope is unknown or not granted to the client."""
+
+    reason = Reason.INVALID_SCOPE
+
+
+class UnauthorizedClientError(TokenError):
+    """`unauthorized_client`, or HTTP 403: the client may not use this flow."""
+
+    reason = Reason.UNAUTHORIZED_CLIENT
+
+
+class InvalidRequestError(TokenError):
+    """`invalid_request` or another 4xx: the request is malformed or the URL is wrong."""
+
+    reason = Reason.INVALID_REQUEST
+
+
+class TokenEndpointUnavailableError(TokenError):
+    """A connection error, a timeout, or a 5xx."""
+
+    reason = Reason.TOKEN_ENDPOINT_UNAVAILABLE
+
+
+class RateLimitedError(TokenError):
+    """HTTP 429."""
+
+    reason = Reason.RATE_LIMITED
+
+
+class InvalidTokenResponseError(TokenError):
+    """A 2xx (or a redirect) that is not a usable token response."""
+
+    reason = Reason.INVALID_TOKEN_RESPONSE
+
+
+class TokenUrlNotAllowedError(TokenError):
+    """The token URL's host is outside the operator's allow-list; nothing was sent."""
+
+    reason = Reason.TOKEN_URL_NOT_ALLOWED

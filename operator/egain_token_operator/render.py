@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from egain_token_operator.policy import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.reasons import Reason
+from egain_token_operator.schedule import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.spec import GROUP, KIND, VERSION, TokenSpec
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -56,11 +56,21 @@ def parse_rfc3339(text: str) -> datetime:
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
+def whole_seconds(instant: datetime) -> datetime:
+    """`instant` as written: whole seconds.
+
+    Keeping times so in memory makes a token read back from its Secret equal
+    to the one that was written.
+    """
+    return instant.replace(microsecond=0)
+
+
 def _b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
-def _unb64(value: Any) -> str | None:
+def decode_data(value: Any) -> str | None:
+    """One value of a Secret's `data`, decoded; None when absent or not text."""
     if not isinstance(value, str):
         return None
     try:
@@ -178,9 +188,9 @@ def stored_token(secret: Mapping[str, Any]) -> StoredToken | None:
     """The token a managed Secret holds, or None when it holds no usable one."""
     data = secret.get("data") or {}
     annotations = (secret.get("metadata") or {}).get("annotations") or {}
-    access_token = _unb64(data.get("access_token"))
-    token_type = _unb64(data.get("token_type"))
-    scope = _unb64(data.get("scope"))
+    access_token = decode_data(data.get("access_token"))
+    token_type = decode_data(data.get("token_type"))
+    scope = decode_data(data.get("scope"))
     try:
         issued_at = parse_rfc3339(annotations[ISSUED_AT_ANNOTATION])
         expires_at = parse_rfc3339(annotations[EXPIRES_AT_ANNOTATION])
@@ -197,6 +207,30 @@ def stored_token(secret: Mapping[str, Any]) -> StoredToken | None:
         expires_at=expires_at,
         fingerprint=fingerprint,
         refresh_request=annotations.get(REFRESH_REQUESTED_AT_ANNOTATION),
+    )
+
+
+def recorded_failure(status: Mapping[str, Any], refresh_request: str | None) -> Failure | None:
+    """The failure a status records (`lastFailure`, `consecutiveFailures`,
+    `nextRefreshAt`), as `render_status` wrote it; None when it records none.
+
+    What the attempt was for is not stored, so its fingerprint is unknown.
+    """
+    last = status.get("lastFailure") or {}
+    try:
+        reason = Reason(str(last.get("reason")))
+        at = parse_rfc3339(last["time"])
+        retry_at = parse_rfc3339(status["nextRefreshAt"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Failure(
+        count=int(status.get("consecutiveFailures") or 1),
+        reason=reason,
+        message=str(last.get("message", "")),
+        at=at,
+        retry_at=retry_at,
+        fingerprint=None,
+        refresh_request=refresh_request,
     )
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 GROUP = "egain.cloud"
 VERSION = "v1alpha1"
@@ -29,7 +28,6 @@ GRANT_TYPE = "client_credentials"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class InvalidSpecError(ValueError):
@@ -84,29 +82,15 @@ class TokenSpec:
     refresh_before: timedelta | None
     rollout_targets: tuple[RolloutTarget, ...]
 
-    @property
-    def request_url(self) -> str:
-        """The URL the token request is POSTed to, query included."""
-        if self.flow is Flow.CLIENT_APP:
-            return self.token_url
-        parts = urlsplit(self.token_url)
-        query = urlencode({"user_type": "customer", "domain_hint": self.tenant_id or ""})
-        joined = f"{parts.query}&{query}" if parts.query else query
-        return urlunsplit(parts._replace(query=joined))
-
-    @property
-    def requested_scopes(self) -> tuple[str, ...]:
-        """Scopes as sent: anonymous-customer scopes get the prefix unless already absolute."""
-        if self.flow is Flow.CLIENT_APP:
-            return self.scopes
-        return tuple(
-            scope if _ABSOLUTE_URL.match(scope) else self.scope_prefix + scope
-            for scope in self.scopes
-        )
-
 
 def parse_duration(text: str) -> timedelta:
-    """Parse durations like `90s`, `10m` and `1h30m`."""
+    """Parse durations like `90s`, `10m` and `1h30m`.
+
+    Not `durationpy.from_str`: it takes Go durations, so it also accepts what the
+    CRD's pattern `^([0-9]+h)?([0-9]+m)?([0-9]+s)?$` rejects (`1.5h`, `-1h`,
+    `10ms`, `30m1h`), and an object stored before the schema would then be
+    served where the API server refuses it.
+    """
     match = _DURATION.match(text)
     if not text or match is None:
         raise ValueError(f"{text!r} is not a duration like 90s, 10m or 1h30m")
@@ -183,6 +167,27 @@ def _rollout_targets(spec: Mapping[str, Any]) -> tuple[RolloutTarget, ...]:
     return tuple(dict.fromkeys(targets))
 
 
+def _secret_name(name: str, spec: Mapping[str, Any]) -> Any:
+    # The one place that says `secretName` defaults to the EgainToken's name.
+    return spec.get("secretName") or name
+
+
+def referenced_secrets(name: str, spec: Mapping[str, Any]) -> set[str]:
+    """The names of the Secrets an EgainToken reads or writes, from its spec as stored.
+
+    Taken from the raw spec, valid or not, so that a fix of either Secret is
+    noticed even while the spec cannot be served.
+    """
+    names: set[str] = set()
+    ref = spec.get("credentialsSecretRef")
+    if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+        names.add(ref["name"])
+    secret_name = _secret_name(name, spec)
+    if isinstance(secret_name, str):
+        names.add(secret_name)
+    return names
+
+
 def parse_spec(name: str, spec: Mapping[str, Any]) -> TokenSpec:
     """Turn an EgainToken's `spec` into a `TokenSpec`, or raise `InvalidSpecError`."""
     flow = _flow(spec)
@@ -205,6 +210,9 @@ def parse_spec(name: str, spec: Mapping[str, Any]) -> TokenSpec:
         refresh_before = parse_duration(refresh_before_text) if refresh_before_text else None
     except ValueError as exc:
         raise InvalidSpecError(f"spec.refreshBefore: {exc}") from None
+    secret_name = _secret_name(name, spec)
+    if not isinstance(secret_name, str):
+        raise InvalidSpecError("spec.secretName must be a string")
     template = spec.get("secretTemplate") or {}
     if not isinstance(template, Mapping):
         raise InvalidSpecError("spec.secretTemplate must be an object")
@@ -215,7 +223,7 @@ def parse_spec(name: str, spec: Mapping[str, Any]) -> TokenSpec:
         scopes=_scopes(spec),
         scope_prefix=_string(spec, "scopePrefix") or DEFAULT_SCOPE_PREFIX,
         credentials=_credentials(spec),
-        secret_name=_dns_subdomain(_string(spec, "secretName") or name, "spec.secretName"),
+        secret_name=_dns_subdomain(secret_name, "spec.secretName"),
         secret_labels=_string_map(template.get("labels"), "spec.secretTemplate.labels"),
         secret_annotations=_string_map(
             template.get("annotations"), "spec.secretTemplate.annotations"

@@ -8,20 +8,21 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from egain_token_operator.controller import Controller, TokenWorker
 from egain_token_operator.egain import (
-    ClientCredentials,
     EgainClient,
-    InvalidCredentialsError,
-    TokenEndpointUnavailableError,
-    TokenRequestError,
+    TokenRequest,
     TokenResponse,
 )
-from egain_token_operator.hosts import HostAllowList
 from egain_token_operator.kube import Kube
-from egain_token_operator.policy import RetryPolicy
+from egain_token_operator.reasons import (
+    InvalidCredentialsError,
+    TokenEndpointUnavailableError,
+    TokenError,
+)
+from egain_token_operator.reconcile import EventPoster, Reconciler, TokenWorker
 from egain_token_operator.restarts import RolloutRestarter
-from egain_token_operator.spec import TokenSpec
+from egain_token_operator.schedule import RetryPolicy
+from egain_token_operator.workers import WorkerRegistry
 from tests.unit.clock import Clock
 
 START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
@@ -59,15 +60,15 @@ class FakeEgain:
     def __init__(self, clock: Clock, lifetime: float = 3600) -> None:
         self.clock, self.lifetime = clock, lifetime
         self.requests = 0
-        self.failure: TokenRequestError | None = None
+        self.failure: TokenError | None = None
 
-    async def fetch_token(
-        self, spec: TokenSpec, credentials: ClientCredentials
-    ) -> tuple[TokenResponse, datetime]:
+    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
         self.requests += 1
         if self.failure is not None:
             raise self.failure
-        token = TokenResponse(f"token-{self.requests}", "Bearer", self.lifetime, spec.scopes, False)
+        token = TokenResponse(
+            f"token-{self.requests}", "Bearer", self.lifetime, request.scopes, False
+        )
         return token, self.clock()
 
 
@@ -87,18 +88,41 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def controller(
-    kube: FakeKube, egain: FakeEgain, clock: Clock, *, active: bool = True
-) -> tuple[Controller, list[str]]:
-    events: list[str] = []
-    made = Controller(
+def registry(
+    kube: FakeKube,
+    egain: FakeEgain,
+    clock: Clock,
+    post_event: EventPoster,
+    policy: RetryPolicy | None = None,
+    *,
+    active: bool = True,
+) -> WorkerRegistry:
+    """A registry over the fakes."""
+    reconciler = Reconciler(
         kube=cast(Kube, kube),
         egain=cast(EgainClient, egain),
-        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
-        policy=RetryPolicy(),
+        policy=policy or RetryPolicy(),
         restarter=cast(RolloutRestarter, None),
-        post_event=lambda body, kind, reason, message: events.append(f"{kind} {reason}"),
+        post_event=post_event,
         clock=clock,
+    )
+    return WorkerRegistry(reconciler, clock=clock, active=active)
+
+
+def recorder(events: list[tuple[str, str, str]]) -> EventPoster:
+    """Events with their messages."""
+    return lambda body, kind, reason, message: events.append((kind, reason, message))
+
+
+def controller(
+    kube: FakeKube, egain: FakeEgain, clock: Clock, *, active: bool = True
+) -> tuple[WorkerRegistry, list[str]]:
+    events: list[str] = []
+    made = registry(
+        kube,
+        egain,
+        clock,
+        lambda body, kind, reason, message: events.append(f"{kind} {reason}"),
         active=active,
     )
     return made, events
@@ -111,8 +135,8 @@ def setup() -> tuple[FakeKube, FakeEgain, Clock]:
     return kube, FakeEgain(clock), clock
 
 
-def look(made: Controller, worker: TokenWorker) -> datetime | None:
-    return asyncio.run(made.reconcile(worker))
+def look(made: WorkerRegistry, worker: TokenWorker) -> datetime | None:
+    return asyncio.run(made.reconciler.reconcile(worker))
 
 
 def ready(kube: FakeKube) -> tuple[str, str]:
@@ -178,7 +202,7 @@ def test_a_restarted_controller_keeps_the_stored_token() -> None:
     assert egain.requests == 1
 
 
-def restarted(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[Controller, TokenWorker]:
+def restarted(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[WorkerRegistry, TokenWorker]:
     """A new controller, and a worker seeing the EgainToken with the last status written."""
     made, _ = controller(kube, egain, clock)
     return made, TokenWorker(("ns", "portal"), {**BODY, "status": kube.statuses[-1]})
@@ -262,19 +286,13 @@ def test_a_standby_controller_acts_only_while_active() -> None:
 
 def short_lived(
     lifetime: float, allowance: timedelta = timedelta(seconds=120)
-) -> tuple[FakeKube, FakeEgain, Clock, Controller, list[tuple[str, str, str]]]:
+) -> tuple[FakeKube, FakeEgain, Clock, WorkerRegistry, list[tuple[str, str, str]]]:
     """A controller whose eGain issues `lifetime`-second tokens; events with their messages."""
     kube, _, clock = setup()
     egain = FakeEgain(clock, lifetime=lifetime)
     events: list[tuple[str, str, str]] = []
-    made = Controller(
-        kube=cast(Kube, kube),
-        egain=cast(EgainClient, egain),
-        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
-        policy=RetryPolicy(propagation_allowance=allowance),
-        restarter=cast(RolloutRestarter, None),
-        post_event=lambda body, kind, reason, message: events.append((kind, reason, message)),
-        clock=clock,
+    made = registry(
+        kube, egain, clock, recorder(events), RetryPolicy(propagation_allowance=allowance)
     )
     return kube, egain, clock, made, events
 
@@ -305,15 +323,7 @@ def test_short_lifetime_warns_once_and_notes_it_in_ready() -> None:
     assert [reason for _, reason, _ in events].count("LifetimeShorterThanAllowance") == 1
 
     # A restarted operator reads the short token back from the Secret: still no repeat.
-    restarted_made = Controller(
-        kube=cast(Kube, kube),
-        egain=cast(EgainClient, egain),
-        allowed_hosts=HostAllowList.parse("*.egain.cloud"),
-        policy=RetryPolicy(),
-        restarter=cast(RolloutRestarter, None),
-        post_event=lambda body, kind, reason, message: events.append((kind, reason, message)),
-        clock=clock,
-    )
+    restarted_made = registry(kube, egain, clock, recorder(events))
     fresh = TokenWorker(("ns", "portal"), BODY)
     clock.now = wake_at
     look(restarted_made, fresh)

@@ -9,21 +9,23 @@ import pytest
 from egain_token_operator.egain import (
     ClientCredentials,
     EgainClient,
+    TokenResponse,
+    build_request,
+    parse_token_response,
+)
+from egain_token_operator.hosts import HostAllowList
+from egain_token_operator.reasons import (
     InvalidCredentialsError,
     InvalidRequestError,
     InvalidScopeError,
     InvalidTokenResponseError,
     RateLimitedError,
+    Reason,
     TokenEndpointUnavailableError,
-    TokenRequestError,
-    TokenResponse,
+    TokenError,
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
-    build_request,
-    parse_token_response,
 )
-from egain_token_operator.hosts import HostAllowList
-from egain_token_operator.reasons import Reason
 from egain_token_operator.spec import parse_spec
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
@@ -189,7 +191,7 @@ class TestResponseParsing:
         ],
     )
     def test_errors_map_onto_ready_reasons(
-        self, status: int, body: object, error: type[TokenRequestError]
+        self, status: int, body: object, error: type[TokenError]
     ) -> None:
         with pytest.raises(error):
             parse(status, body)
@@ -235,7 +237,7 @@ class TestClient:
 
         async def go() -> None:
             egain = client(httpx.MockTransport(handler))
-            token, at = await egain.fetch_token(CLIENT_APP, CREDS)
+            token, at = await egain.fetch_token(build_request(CLIENT_APP, CREDS))
             await egain.aclose()
             assert token.access_token == "T"
             assert at == NOW
@@ -256,7 +258,7 @@ class TestClient:
         async def go() -> None:
             egain = client(httpx.MockTransport(handler), hosts="login.example.com")
             with pytest.raises(TokenUrlNotAllowedError) as caught:
-                await egain.fetch_token(CLIENT_APP, CREDS)
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
             await egain.aclose()
             assert caught.value.reason is Reason.TOKEN_URL_NOT_ALLOWED
 
@@ -273,7 +275,7 @@ class TestClient:
         async def go() -> None:
             egain = client(httpx.MockTransport(handler))
             with pytest.raises(InvalidTokenResponseError):
-                await egain.fetch_token(CLIENT_APP, CREDS)
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
             await egain.aclose()
 
         asyncio.run(go())
@@ -287,7 +289,7 @@ class TestClient:
         async def go() -> None:
             egain = client(httpx.MockTransport(handler))
             with pytest.raises(TokenEndpointUnavailableError) as caught:
-                await egain.fetch_token(CLIENT_APP, CREDS)
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
             await egain.aclose()
             assert "ai.egain.cloud" in caught.value.message
 
@@ -308,7 +310,10 @@ class TestClient:
                 return httpx.Response(200, json={"access_token": "T"})
 
             egain = client(httpx.MockTransport(handler), limit=3)
-            tasks = [asyncio.create_task(egain.fetch_token(CLIENT_APP, CREDS)) for _ in range(10)]
+            tasks = [
+                asyncio.create_task(egain.fetch_token(build_request(CLIENT_APP, CREDS)))
+                for _ in range(10)
+            ]
             for _ in range(20):
                 await asyncio.sleep(0)
             gate.set()

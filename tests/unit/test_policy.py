@@ -1,448 +1,214 @@
-import itertools
+"""The refresh decision, `policy.plan`: a snapshot and a memory in, a plan out."""
+
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from egain_token_operator.policy import (
-    MIN_RETRY_DELAY,
+from egain_token_operator.policy import Memory, Snapshot, after_fetch, is_ready, plan
+from egain_token_operator.reasons import Reason, TokenError
+from egain_token_operator.render import rfc3339
+from egain_token_operator.schedule import (
     Failure,
-    PropagationShortfall,
-    RetryPolicy,
     StoredToken,
-    decide,
-    is_ready,
-    propagation_shortfall,
-    propagation_warning_is_new,
     refresh_at,
-    retry_delay,
     stable_fraction,
 )
-from egain_token_operator.reasons import Reason
-from tests.unit.clock import Clock
+from egain_token_operator.spec import parse_spec
+from tests.unit.samples import NOW, POLICY, failure, token
 
-NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
-POLICY = RetryPolicy(
-    refresh_jitter=0.1,
-    initial_delay=timedelta(seconds=1),
-    max_delay=timedelta(minutes=5),
-    permanent_delay=timedelta(minutes=10),
+UID = "uid-1"
+SPEC = parse_spec(
+    "t",
+    {
+        "tokenUrl": "https://ai.egain.cloud/system/auth/T-U/oauth2/token",
+        "scopes": ["a"],
+        "credentialsSecretRef": {"name": "creds"},
+    },
 )
+SEEN = Snapshot(uid=UID, generation=1, refresh_request=None, spec=SPEC, fingerprint="fp")
 
 
-def token(
-    issued: datetime = NOW,
-    lifetime: timedelta = timedelta(hours=1),
+def refresh_time(stored: StoredToken) -> datetime:
+    return refresh_at(stored, None, POLICY, stable_fraction(UID, rfc3339(stored.issued_at)))
+
+
+def decide(
+    *,
+    now: datetime = NOW,
     fingerprint: str = "fp",
     refresh_request: str | None = None,
-) -> StoredToken:
-    return StoredToken(
-        access_token="opaque",
-        token_type="Bearer",
-        scopes=("a",),
-        issued_at=issued,
-        expires_at=issued + lifetime,
-        fingerprint=fingerprint,
-        refresh_request=refresh_request,
-    )
-
-
-def failure(reason: Reason, retry_at: datetime, fingerprint: str | None = "fp") -> Failure:
-    return Failure(1, reason, "boom", NOW, retry_at, fingerprint, None)
-
-
-class TestRefreshAt:
-    def test_default_is_one_third_of_the_lifetime_before_expiry(self) -> None:
-        assert refresh_at(token(), None, POLICY, jitter=0.0) == NOW + timedelta(minutes=40)
-
-    def test_refresh_before_is_honoured(self) -> None:
-        got = refresh_at(token(), timedelta(minutes=10), POLICY, jitter=0.0)
-        assert got == NOW + timedelta(minutes=50)
-
-    def test_jitter_only_makes_it_earlier_and_by_at_most_the_fraction(self) -> None:
-        latest = refresh_at(token(), timedelta(minutes=10), POLICY, jitter=0.0)
-        earliest = refresh_at(token(), timedelta(minutes=10), POLICY, jitter=0.999999)
-        assert earliest < latest
-        assert latest - earliest <= timedelta(minutes=1)
-
-    def test_refresh_before_not_shorter_than_lifetime_falls_back_to_default(self) -> None:
-        short = token(lifetime=timedelta(minutes=5))
-        # The fallback alone: the default propagation allowance (120 s) would
-        # otherwise win over a third of this 5-minute lifetime.
-        no_allowance = replace(POLICY, propagation_allowance=timedelta(0))
-        got = refresh_at(short, timedelta(minutes=10), no_allowance, jitter=0.0)
-        assert got == NOW + timedelta(minutes=5) - timedelta(minutes=5) / 3
-
-    def test_tiny_lifetimes_never_refresh_sooner_than_a_second(self) -> None:
-        tiny = token(lifetime=timedelta(seconds=1))
-        assert refresh_at(tiny, None, POLICY, jitter=0.5) == NOW + timedelta(seconds=1)
-
-    def test_stable_fraction_is_deterministic_and_spread(self) -> None:
-        assert stable_fraction("uid-1", "t") == stable_fraction("uid-1", "t")
-        values = {stable_fraction(f"uid-{i}", "t") for i in range(100)}
-        assert len(values) == 100
-        assert all(0.0 <= v < 1.0 for v in values)
-        assert min(values) < 0.1
-        assert max(values) > 0.9
-
-
-def allowing(seconds: float) -> RetryPolicy:
-    return replace(POLICY, propagation_allowance=timedelta(seconds=seconds))
-
-
-def refreshes(
-    policy: RetryPolicy,
-    lifetime: timedelta,
-    refresh_before: timedelta | None,
-    jitter: float,
-    span: timedelta,
-) -> list[datetime]:
-    """Issue times over `span`: each token replaced when `refresh_at` says, nothing in between."""
-    clock = Clock(NOW)
-    issued = [clock.now]
-    while clock.now < NOW + span:
-        due = refresh_at(token(issued[-1], lifetime), refresh_before, policy, jitter)
-        assert due > clock.now, "a refresh was due at once"
-        clock.now = due
-        issued.append(clock.now)
-    return issued
-
-
-class TestPropagationAllowance:
-    def test_default_is_120_seconds(self) -> None:
-        assert RetryPolicy().propagation_allowance == timedelta(seconds=120)
-
-    def test_long_tokens_keep_their_refresh_before(self) -> None:
-        # A third of an hour (20 min) is far more than the allowance.
-        assert refresh_at(token(), None, allowing(120), 0.0) == NOW + timedelta(minutes=40)
-        got = refresh_at(token(), timedelta(minutes=10), allowing(120), 0.0)
-        assert got == NOW + timedelta(minutes=50)
-
-    def test_the_earlier_of_refresh_before_and_the_allowance(self) -> None:
-        # refreshBefore 1 min of a 1 h token: the 120 s allowance comes first.
-        got = refresh_at(token(), timedelta(minutes=1), allowing(120), 0.0)
-        assert got == NOW + timedelta(hours=1) - timedelta(seconds=120)
-        # A 5 min token: a third is 100 s, the allowance 120 s.
-        five = token(lifetime=timedelta(minutes=5))
-        assert refresh_at(five, None, allowing(120), 0.0) == NOW + timedelta(minutes=3)
-
-    def test_never_before_half_the_lifetime_on_account_of_the_allowance(self) -> None:
-        short = token(lifetime=timedelta(seconds=60))
-        assert refresh_at(short, None, allowing(120), 0.0) == NOW + timedelta(seconds=30)
-        tiny = token(lifetime=timedelta(seconds=3))
-        assert refresh_at(tiny, None, allowing(120), 0.0) == NOW + timedelta(seconds=1.5)
-
-    def test_a_longer_refresh_before_still_wins_over_the_bound(self) -> None:
-        # refreshBefore asks for more than half the lifetime: honoured as before.
-        short = token(lifetime=timedelta(seconds=8))
-        got = refresh_at(short, timedelta(seconds=6), allowing(120), 0.0)
-        assert got == NOW + timedelta(seconds=2)
-
-    def test_jitter_takes_a_fraction_of_the_lead_that_wins(self) -> None:
-        latest = refresh_at(token(), timedelta(minutes=1), allowing(120), 0.0)
-        earliest = refresh_at(token(), timedelta(minutes=1), allowing(120), 0.999999)
-        assert earliest < latest
-        assert latest - earliest <= timedelta(seconds=12)  # 10% of 120 s
-        short = token(lifetime=timedelta(seconds=60))
-        jittered = refresh_at(short, None, allowing(120), 0.999999)
-        # Half the lifetime, less at most 10% of that 30 s lead.
-        assert NOW + timedelta(seconds=27) <= jittered < NOW + timedelta(seconds=30)
-
-    @pytest.mark.parametrize(
-        ("lifetime", "refresh_before"),
-        [
-            (timedelta(hours=1), None),
-            (timedelta(hours=1), timedelta(minutes=10)),
-            (timedelta(minutes=5), timedelta(minutes=10)),
-            (timedelta(seconds=8), timedelta(seconds=6)),
-            (timedelta(seconds=1), None),
-        ],
-    )
-    def test_zero_allowance_is_exactly_the_old_rule(
-        self, lifetime: timedelta, refresh_before: timedelta | None
-    ) -> None:
-        for jitter in (0.0, 0.3, 0.999999):
-            t = token(lifetime=lifetime)
-            before = refresh_before if refresh_before is not None else lifetime / 3
-            if before >= lifetime:
-                before = lifetime / 3
-            before += before * POLICY.refresh_jitter * jitter
-            old = max(t.expires_at - before, t.issued_at + timedelta(seconds=1))
-            assert refresh_at(t, refresh_before, allowing(0), jitter) == old
-
-    def test_short_tokens_are_not_refreshed_continuously(self) -> None:
-        # Over ten minutes of 3 s tokens: one refresh per ~1.5 s, never sooner
-        # than 45% of the lifetime (half, less the 10% jitter of the lead).
-        issued = refreshes(
-            allowing(120), timedelta(seconds=3), None, 0.999999, timedelta(minutes=10)
-        )
-        gaps = {b - a for a, b in itertools.pairwise(issued)}
-        assert min(gaps) >= timedelta(seconds=1.35)
-        assert len(issued) <= 600 / 1.35 + 2
-
-    def test_a_mounted_copy_has_the_allowance_when_the_lifetime_allows(self) -> None:
-        # Every token is replaced at least the allowance before it expires.
-        lifetime = timedelta(minutes=5)
-        issued = refreshes(allowing(120), lifetime, None, 0.0, timedelta(hours=1))
-        for previous, replaced in itertools.pairwise(issued):
-            assert previous + lifetime - replaced >= timedelta(seconds=120)
-
-
-class TestPropagationShortfall:
-    def test_none_when_the_lifetime_allows(self) -> None:
-        assert propagation_shortfall(token(), None, allowing(120)) is None
-        five = token(lifetime=timedelta(minutes=5))
-        assert propagation_shortfall(five, None, allowing(120)) is None
-        assert propagation_shortfall(None, None, allowing(120)) is None
-
-    def test_none_without_an_allowance(self) -> None:
-        short = token(lifetime=timedelta(seconds=3))
-        assert propagation_shortfall(short, None, allowing(0)) is None
-
-    def test_short_token_falls_short(self) -> None:
-        short = token(lifetime=timedelta(seconds=60))
-        got = propagation_shortfall(short, None, allowing(120))
-        assert got == PropagationShortfall(
-            lifetime=timedelta(seconds=60),
-            lead=timedelta(seconds=30),
-            allowance=timedelta(seconds=120),
-        )
-        assert got.describe() == (
-            "the token lifetime (60s) is too short for the propagation allowance (120s): "
-            "it is refreshed 30s before expiry, so Pods that mount the Secret may still "
-            "read it after it has expired"
-        )
-
-    def test_bound_reached_but_refresh_before_covers_the_allowance(self) -> None:
-        # 150 s lifetime: the allowance is capped at 75 s, but refreshBefore is 130 s.
-        t = token(lifetime=timedelta(seconds=150))
-        assert propagation_shortfall(t, timedelta(seconds=130), allowing(120)) is None
-        assert propagation_shortfall(t, None, allowing(120)) is not None
-
-    def test_the_description_carries_no_token(self) -> None:
-        t = token(lifetime=timedelta(seconds=8))
-        got = propagation_shortfall(t, timedelta(seconds=6), allowing(120))
-        assert got is not None
-        assert "opaque" not in got.describe()
-        assert "refreshed 6s before expiry" in got.describe()
-
-    def test_warning_once_when_the_situation_starts_or_changes(self) -> None:
-        policy = allowing(120)
-        long_ = token()
-        short = token(lifetime=timedelta(seconds=60))
-        next_short = token(issued=NOW + timedelta(seconds=30), lifetime=timedelta(seconds=60))
-        shorter = token(issued=NOW + timedelta(seconds=60), lifetime=timedelta(seconds=10))
-        assert propagation_warning_is_new(None, short, None, policy)
-        assert propagation_warning_is_new(long_, short, None, policy)
-        assert not propagation_warning_is_new(short, next_short, None, policy)
-        assert propagation_warning_is_new(next_short, shorter, None, policy)
-        assert not propagation_warning_is_new(short, long_, None, policy)
-        assert not propagation_warning_is_new(None, long_, None, policy)
-        assert not propagation_warning_is_new(None, short, None, allowing(0))
-
-
-class TestRetryDelay:
-    def delay(
-        self, failures: int, reason: Reason = Reason.TOKEN_ENDPOINT_UNAVAILABLE, **kw: object
-    ) -> timedelta:
-        args: dict[str, object] = {
-            "retry_after": None,
-            "remaining_validity": None,
-            "policy": POLICY,
-            "jitter": 1.0,
-        }
-        args.update(kw)
-        return retry_delay(failures=failures, reason=reason, **args)  # type: ignore[arg-type]
-
-    def test_transient_backoff_doubles_up_to_the_cap(self) -> None:
-        got = [self.delay(n).total_seconds() for n in range(1, 12)]
-        assert got[:4] == [1, 2, 4, 8]
-        assert got[-1] == 300
-        assert all(b >= a for a, b in itertools.pairwise(got))
-
-    def test_jitter_takes_at_most_half(self) -> None:
-        assert self.delay(4, jitter=0.0) == timedelta(seconds=4)
-        assert self.delay(4, jitter=1.0) == timedelta(seconds=8)
-
-    def test_never_exceeds_a_fraction_of_the_remaining_validity(self) -> None:
-        got = self.delay(20, remaining_validity=timedelta(minutes=4))
-        assert got == timedelta(minutes=1)
-
-    def test_several_retries_fit_before_expiry(self) -> None:
-        remaining = timedelta(minutes=20)
-        elapsed, tries = timedelta(0), 0
-        while elapsed < remaining:
-            elapsed += self.delay(tries + 10, remaining_validity=remaining - elapsed)
-            tries += 1
-            if tries > 50:
-                break
-        assert tries >= 4
-
-    def test_retry_after_is_honoured_up_to_the_cap(self) -> None:
-        assert self.delay(1, Reason.RATE_LIMITED, retry_after=30.0) == timedelta(seconds=30)
-        assert self.delay(1, Reason.RATE_LIMITED, retry_after=86400.0) == timedelta(minutes=5)
-
-    def test_no_retry_sooner_than_the_floor(self) -> None:
-        assert self.delay(1, jitter=0.0, retry_after=0.0) == MIN_RETRY_DELAY
-        tiny = self.delay(1, remaining_validity=timedelta(milliseconds=10))
-        assert tiny == MIN_RETRY_DELAY
-
-    @pytest.mark.parametrize(
-        "reason",
-        [
-            Reason.INVALID_CREDENTIALS,
-            Reason.INVALID_SCOPE,
-            Reason.UNAUTHORIZED_CLIENT,
-            Reason.INVALID_REQUEST,
-            Reason.CREDENTIALS_NOT_FOUND,
-            Reason.TOKEN_URL_NOT_ALLOWED,
-            Reason.SECRET_CONFLICT,
-        ],
-    )
-    def test_permanent_failures_back_off_long(self, reason: Reason) -> None:
-        assert self.delay(1, reason) == timedelta(minutes=10)
-        assert self.delay(1, reason, remaining_validity=timedelta(seconds=30)) == timedelta(
-            minutes=10
-        )
+    token: StoredToken | None = None,
+    failure: Failure | None = None,
+) -> tuple[bool, datetime | None]:
+    """A look whose local checks pass, with what the worker remembers."""
+    snapshot = replace(SEEN, fingerprint=fingerprint, refresh_request=refresh_request)
+    made = plan(snapshot, Memory(token, failure, looked=True), now, POLICY)
+    return made.request_token, made.wake_at
 
 
 class TestDecide:
     def test_no_token_requests_one(self) -> None:
-        d = decide(
-            now=NOW,
-            fingerprint="fp",
-            refresh_request=None,
-            token=None,
-            refresh_time=None,
-            failure=None,
-        )
-        assert d.request_token
+        assert decide() == (True, None)
 
     def test_valid_token_waits_for_its_refresh_time(self) -> None:
-        at = NOW + timedelta(minutes=40)
-        d = decide(
-            now=NOW,
-            fingerprint="fp",
-            refresh_request=None,
-            token=token(),
-            refresh_time=at,
-            failure=None,
-        )
-        assert not d.request_token
-        assert d.wake_at == at
+        stored = token()
+        request, wake_at = decide(token=stored)
+        assert not request
+        assert wake_at == refresh_time(stored)
 
     def test_due_token_is_refreshed(self) -> None:
-        at = NOW - timedelta(seconds=1)
-        d = decide(
-            now=NOW,
-            fingerprint="fp",
-            refresh_request=None,
-            token=token(),
-            refresh_time=at,
-            failure=None,
-        )
-        assert d.request_token
+        stored = token(issued=NOW - timedelta(minutes=50))
+        assert refresh_time(stored) < NOW
+        assert decide(token=stored)[0]
 
     def test_changed_spec_or_credentials_get_a_new_token_at_once(self) -> None:
-        at = NOW + timedelta(minutes=40)
-        d = decide(
-            now=NOW,
-            fingerprint="other",
-            refresh_request=None,
-            token=token(),
-            refresh_time=at,
-            failure=None,
-        )
-        assert d.request_token
+        assert decide(fingerprint="other", token=token())[0]
 
     def test_expired_token_is_replaced(self) -> None:
-        old = token(issued=NOW - timedelta(hours=2))
-        d = decide(
-            now=NOW,
-            fingerprint="fp",
-            refresh_request=None,
-            token=old,
-            refresh_time=NOW,
-            failure=None,
-        )
-        assert d.request_token
+        assert decide(token=token(issued=NOW - timedelta(hours=2)))[0]
 
     def test_new_refresh_request_forces_a_refresh_once(self) -> None:
-        at = NOW + timedelta(minutes=40)
-        d = decide(
-            now=NOW,
-            fingerprint="fp",
-            refresh_request="1",
-            token=token(),
-            refresh_time=at,
-            failure=None,
-        )
-        assert d.request_token
-        answered = token(refresh_request="1")
-        d = decide(
-            now=NOW,
-            fingerprint="fp",
-            refresh_request="1",
-            token=answered,
-            refresh_time=at,
-            failure=None,
-        )
-        assert not d.request_token
+        assert decide(refresh_request="1", token=token())[0]
+        assert not decide(refresh_request="1", token=token(refresh_request="1"))[0]
 
     def test_failure_holds_back_until_its_retry_time(self) -> None:
         f = failure(Reason.INVALID_CREDENTIALS, NOW + timedelta(minutes=10))
-        d = decide(
-            now=NOW,
-            fingerprint="fp",
-            refresh_request=None,
-            token=None,
-            refresh_time=None,
-            failure=f,
-        )
-        assert not d.request_token
-        assert d.wake_at == f.retry_at
-        later = decide(
-            now=f.retry_at,
-            fingerprint="fp",
-            refresh_request=None,
-            token=None,
-            refresh_time=None,
-            failure=f,
-        )
-        assert later.request_token
+        assert decide(failure=f) == (False, f.retry_at)
+        assert decide(now=f.retry_at, failure=f)[0]
 
     def test_failure_for_another_spec_does_not_hold_back(self) -> None:
         f = failure(Reason.INVALID_CREDENTIALS, NOW + timedelta(minutes=10))
-        d = decide(
-            now=NOW,
-            fingerprint="new",
-            refresh_request=None,
-            token=None,
-            refresh_time=None,
-            failure=f,
-        )
-        assert d.request_token
+        assert decide(fingerprint="new", failure=f)[0]
 
     def test_failure_restored_after_restart_holds_back(self) -> None:
         f = failure(
             Reason.TOKEN_ENDPOINT_UNAVAILABLE, NOW + timedelta(seconds=30), fingerprint=None
         )
-        d = decide(
-            now=NOW,
-            fingerprint="any",
-            refresh_request=None,
-            token=None,
-            refresh_time=None,
-            failure=f,
-        )
-        assert not d.request_token
+        assert not decide(fingerprint="any", failure=f)[0]
 
     def test_new_refresh_request_overrides_the_backoff(self) -> None:
         f = failure(Reason.INVALID_SCOPE, NOW + timedelta(minutes=10))
-        d = decide(
-            now=NOW, fingerprint="fp", refresh_request="2", token=None, refresh_time=None, failure=f
-        )
-        assert d.request_token
+        assert decide(refresh_request="2", failure=f)[0]
+
+
+CURRENT = token()
+DUE = token(issued=NOW - timedelta(minutes=50))
+BACKOFF = failure(Reason.TOKEN_ENDPOINT_UNAVAILABLE, NOW + timedelta(seconds=30))
+RESTORED = replace(BACKOFF, fingerprint=None)
+LOCAL = failure(Reason.SECRET_CONFLICT, NOW + timedelta(minutes=10))
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "memory", "request_token", "why", "reason"),
+    [
+        # The local checks, in order; nothing is requested.
+        (replace(SEEN, spec=None, spec_error="bad"), Memory(), False, "bad", "InvalidSpec"),
+        (
+            replace(SEEN, fingerprint=None, credentials_error="no creds"),
+            Memory(),
+            False,
+            "no creds",
+            "CredentialsNotFound",
+        ),
+        (replace(SEEN, conflict="taken"), Memory(), False, "taken", "SecretConflict"),
+        # A local failure holds nothing back once its cause is gone.
+        (SEEN, Memory(None, LOCAL, True), True, "no valid token", "Pending"),
+        # The token read back from the Secret is used when none is remembered.
+        (replace(SEEN, stored_token=CURRENT), Memory(), False, "waiting", "TokenIssued"),
+        (SEEN, Memory(DUE, None, True), True, "due for refresh", "TokenIssued"),
+        (SEEN, Memory(DUE, BACKOFF, True), False, "backing off", "TokenIssued"),
+        (
+            replace(SEEN, refresh_request="now"),
+            Memory(CURRENT, None, True),
+            True,
+            "requested by annotation",
+            "TokenIssued",
+        ),
+        # The first look takes the backoff over from the status...
+        (
+            replace(SEEN, recorded_failure=RESTORED, status_generation=1),
+            Memory(),
+            False,
+            "backing off",
+            "TokenEndpointUnavailable",
+        ),
+        # ...unless the spec changed since,
+        (
+            replace(SEEN, recorded_failure=RESTORED, status_generation=0),
+            Memory(),
+            True,
+            "no valid token",
+            "Pending",
+        ),
+        # or the credentials were written in a later second.
+        (
+            replace(
+                SEEN,
+                recorded_failure=RESTORED,
+                status_generation=1,
+                credentials_written_at=NOW + timedelta(seconds=1),
+            ),
+            Memory(),
+            True,
+            "no valid token",
+            "Pending",
+        ),
+        (
+            replace(
+                SEEN, recorded_failure=RESTORED, status_generation=1, credentials_written_at=NOW
+            ),
+            Memory(),
+            False,
+            "backing off",
+            "TokenEndpointUnavailable",
+        ),
+    ],
+)
+def test_plan(
+    snapshot: Snapshot, memory: Memory, request_token: bool, why: str, reason: str
+) -> None:
+    made = plan(snapshot, memory, NOW, POLICY)
+    assert made.request_token is request_token
+    assert why in made.why
+    assert made.condition.reason.value == reason
+
+
+def test_a_local_failure_is_recorded_and_said_once() -> None:
+    first = plan(replace(SEEN, conflict="taken"), Memory(), NOW, POLICY)
+    assert first.failure is not None and first.failure.reason is Reason.SECRET_CONFLICT
+    assert first.failure_is_news
+    assert first.wake_at == first.failure.retry_at == first.next_refresh_at
+    again = plan(replace(SEEN, conflict="taken"), first.memory, NOW, POLICY)
+    assert again.failure is not None and again.failure.count == 2
+    assert not again.failure_is_news
+
+
+def test_a_backing_off_valid_token_sleeps_until_the_retry_not_its_past_refresh_time() -> None:
+    made = plan(SEEN, Memory(DUE, BACKOFF, True), NOW, POLICY)
+    assert made.condition.status == "True"
+    assert made.wake_at == BACKOFF.retry_at
+    assert made.next_refresh_at == BACKOFF.retry_at
+
+
+def test_after_fetch_settles_the_plan() -> None:
+    before = plan(SEEN, Memory(None, BACKOFF, True), NOW + timedelta(minutes=1), POLICY)
+    assert before.request_token
+    issued = token(issued=NOW + timedelta(minutes=1))
+    done = after_fetch(
+        SEEN, before, at=issued.issued_at, now=issued.issued_at, policy=POLICY, token=issued
+    )
+    assert not done.request_token
+    assert done.failure is None and done.token == issued
+    assert done.wake_at == done.next_refresh_at == refresh_time(issued)
+    assert done.shortfall_warning is None
+
+    error = TokenError("HTTP 503", reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE, retry_after=20)
+    failed = after_fetch(SEEN, before, at=NOW, now=NOW, policy=POLICY, error=error)
+    assert failed.failure is not None
+    assert failed.failure.count == 2 and failed.failure.fingerprint == "fp"
+    assert failed.wake_at == NOW + timedelta(seconds=20)
+    assert failed.failure_is_news
 
 
 def test_ready_needs_a_current_unexpired_token() -> None:

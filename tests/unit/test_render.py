@@ -1,7 +1,6 @@
 import base64
 from datetime import UTC, datetime, timedelta
 
-from egain_token_operator.policy import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.reasons import Reason
 from egain_token_operator.render import (
     Owner,
@@ -12,6 +11,7 @@ from egain_token_operator.render import (
     secret_is_current,
     stored_token,
 )
+from egain_token_operator.schedule import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.spec import parse_spec
 
 NOW = datetime(2026, 11, 23, 21, 10, tzinfo=UTC)

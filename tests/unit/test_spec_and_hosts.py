@@ -11,6 +11,7 @@ from egain_token_operator.spec import (
     WorkloadKind,
     parse_duration,
     parse_spec,
+    referenced_secrets,
 )
 
 MINIMAL = {
@@ -28,6 +29,15 @@ def test_defaults() -> None:
     assert spec.credentials.client_secret_key == "client_secret"
     assert spec.refresh_before is None
     assert spec.rollout_targets == ()
+
+
+def test_referenced_secrets_follow_the_default_name_even_in_an_invalid_spec() -> None:
+    assert referenced_secrets("my-token", MINIMAL) == {"c", "my-token"}
+    assert referenced_secrets("t", {**MINIMAL, "secretName": "out"}) == {"c", "out"}
+    broken = {"secretName": "out", "credentialsSecretRef": {"name": "c"}, "scopes": []}
+    with pytest.raises(InvalidSpecError):
+        parse_spec("t", broken)
+    assert referenced_secrets("t", broken) == {"c", "out"}
 
 
 def test_anonymous_defaults_token_url() -> None:

@@ -1,0 +1,60 @@
+"""Reading the client credentials from their Secret.
+
+The client secret is held in memory only: nothing derived from it is stored
+except the request fingerprint, a SHA-256 it cannot be read back from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from egain_token_operator.egain import ClientCredentials
+from egain_token_operator.reasons import Reason, TokenError
+from egain_token_operator.render import decode_data, parse_rfc3339
+from egain_token_operator.spec import CredentialsRef
+
+
+def read_credentials(secret: Mapping[str, Any] | None, ref: CredentialsRef) -> ClientCredentials:
+    """The client id and secret `ref` points to, or a `CredentialsNotFound` error."""
+    if secret is None:
+        raise TokenError(f"Secret {ref.name} not found", reason=Reason.CREDENTIALS_NOT_FOUND)
+    data = secret.get("data") or {}
+    values = []
+    for key in (ref.client_id_key, ref.client_secret_key):
+        value = (decode_data(data.get(key)) or "").strip()
+        if not value:
+            raise TokenError(
+                f"Secret {ref.name} has no non-empty key {key}",
+                reason=Reason.CREDENTIALS_NOT_FOUND,
+            )
+        values.append(value)
+    return ClientCredentials(values[0], values[1])
+
+
+def credentials_digest(secret: Mapping[str, Any] | None) -> str:
+    """A digest of the Secret's data, to notice changes in memory; never stored."""
+    data = (secret or {}).get("data") or {}
+    return hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
+
+
+def last_written(secret: Mapping[str, Any] | None) -> datetime | None:
+    """When `secret` was created or last written, to the second.
+
+    The API server stamps every write in `metadata.managedFields[].time`; this
+    is how a restarted operator learns that credentials changed while it was
+    down.
+    """
+    metadata = (secret or {}).get("metadata") or {}
+    stamps = [metadata.get("creationTimestamp")]
+    stamps += [entry.get("time") for entry in metadata.get("managedFields") or []]
+    instants = []
+    for stamp in stamps:
+        if isinstance(stamp, str):
+            try:
+                instants.append(parse_rfc3339(stamp))
+            except ValueError:
+                continue
+    return max(instants, default=None)

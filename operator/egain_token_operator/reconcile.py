@@ -1,0 +1,283 @@
+"""One look at one EgainToken: observe, plan, act.
+
+`observe` gathers an immutable `policy.Snapshot` (reading the credentials and
+the managed Secret through `kube.Kube`); `policy.plan` decides; `reconcile`
+then fetches a token if told to, writes the Secret, patches the status, posts
+the Events and sets the metrics. Nothing here decides when to refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from egain_token_operator import metrics
+from egain_token_operator.credentials import credentials_digest, last_written, read_credentials
+from egain_token_operator.egain import EgainClient, TokenRequest, TokenResponse, build_request
+from egain_token_operator.kube import ConflictError, Kube, NotFoundError
+from egain_token_operator.policy import LOCAL_REASONS, Memory, Plan, Snapshot, after_fetch, plan
+from egain_token_operator.reasons import LIFETIME_SHORTER_THAN_ALLOWANCE, Reason, TokenError
+from egain_token_operator.render import (
+    REFRESH_REQUESTED_AT_ANNOTATION,
+    Owner,
+    is_owned_by,
+    recorded_failure,
+    render_secret,
+    render_status,
+    rfc3339,
+    secret_is_current,
+    stored_token,
+    whole_seconds,
+)
+from egain_token_operator.restarts import RolloutRestarter
+from egain_token_operator.schedule import RetryPolicy, StoredToken
+from egain_token_operator.spec import InvalidSpecError, TokenSpec, parse_spec
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
+
+
+@dataclass
+class TokenWorker:
+    """What is known about one EgainToken, and its task."""
+
+    key: Key
+    body: Mapping[str, Any]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    # The last spec that could be served.
+    spec: TokenSpec | None = None
+    memory: Memory = field(default_factory=Memory)
+    credentials_digest: str | None = None
+    status_sent: dict[str, Any] | None = None
+
+    @property
+    def uid(self) -> str:
+        return str(self.body.get("metadata", {}).get("uid", ""))
+
+    @property
+    def generation(self) -> int | None:
+        generation = self.body.get("metadata", {}).get("generation")
+        return generation if isinstance(generation, int) else None
+
+    @property
+    def refresh_request(self) -> str | None:
+        annotations = self.body.get("metadata", {}).get("annotations") or {}
+        value = annotations.get(REFRESH_REQUESTED_AT_ANNOTATION)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.key[0], self.key[1], self.uid)
+
+    def remember(self, seen: Observation, decided: Plan) -> None:
+        """Keep what the next look, and the watch events, are judged against."""
+        self.spec = seen.snapshot.spec or self.spec
+        self.credentials_digest = seen.credentials_digest or self.credentials_digest
+        self.memory = decided.memory
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look's snapshot, with what acting on it needs."""
+
+    snapshot: Snapshot
+    credentials_digest: str | None = None
+    request: TokenRequest | None = None
+    secret: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    """Takes one look at a worker's EgainToken."""
+
+    kube: Kube
+    egain: EgainClient
+    policy: RetryPolicy
+    restarter: RolloutRestarter
+    post_event: EventPoster
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def reconcile(self, worker: TokenWorker) -> datetime | None:
+        """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
+        now, (namespace, name) = self.clock(), worker.key
+        seen = await self.observe(worker)
+        decided = plan(seen.snapshot, worker.memory, now, self.policy)
+        logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
+        if decided.request_token and seen.request is not None:
+            decided = await self._fetch(worker, seen, decided, now)
+        worker.remember(seen, decided)
+        if decided.failure is not None and decided.failure_is_news:
+            self._warn(worker, decided)
+        if seen.request is not None and seen.snapshot.conflict is None:
+            await self._write_secret(worker, seen.secret, decided.token)
+        if not await self._patch_status(worker, decided, now):
+            return None  # deleted meanwhile; the DELETED event ends the worker
+        self._set_metrics(worker, decided)
+        return decided.wake_at
+
+    async def observe(self, worker: TokenWorker) -> Observation:
+        """Read what one look needs: the spec, the credentials, the managed Secret."""
+        namespace, name = worker.key
+        status = worker.body.get("status") or {}
+        base = Snapshot(
+            uid=worker.uid,
+            generation=worker.generation,
+            refresh_request=worker.refresh_request,
+            spec=None,
+            recorded_failure=recorded_failure(status, worker.refresh_request),
+            status_generation=status.get("observedGeneration"),
+        )
+        try:
+            spec = parse_spec(name, worker.body.get("spec") or {})
+        except InvalidSpecError as exc:
+            return Observation(replace(base, spec_error=str(exc)))
+        credentials_secret = await self.kube.read_secret(namespace, spec.credentials.name)
+        digest = credentials_digest(credentials_secret)
+        base = replace(base, spec=spec, credentials_written_at=last_written(credentials_secret))
+        try:
+            request = build_request(spec, read_credentials(credentials_secret, spec.credentials))
+        except TokenError as error:
+            return Observation(replace(base, credentials_error=error.message), digest)
+        secret = await self.kube.read_secret(namespace, spec.secret_name)
+        conflict = None
+        if secret is not None and not is_owned_by(secret, worker.owner):
+            conflict = (
+                f"Secret {spec.secret_name} exists and is not owned by this EgainToken; "
+                "it is left untouched"
+            )
+        snapshot = replace(
+            base,
+            fingerprint=request.fingerprint,
+            conflict=conflict,
+            stored_token=stored_token(secret) if secret is not None and not conflict else None,
+        )
+        return Observation(snapshot, digest, request, secret)
+
+    async def _fetch(
+        self, worker: TokenWorker, seen: Observation, before: Plan, now: datetime
+    ) -> Plan:
+        """Request a token; return the plan settled with what came back."""
+        assert seen.request is not None and seen.snapshot.spec is not None
+        namespace, name = worker.key
+        try:
+            response, requested_at = await self.egain.fetch_token(seen.request)
+        except TokenError as error:
+            if error.reason not in LOCAL_REASONS:  # otherwise nothing was sent
+                metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
+            return after_fetch(
+                seen.snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
+            )
+        metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
+        if response.expires_in_defaulted:
+            self._note_default_lifetime(worker, before.token, response)
+        token = StoredToken(
+            access_token=response.access_token,
+            token_type=response.token_type,
+            scopes=response.scopes,
+            issued_at=whole_seconds(requested_at),
+            expires_at=whole_seconds(response.expires_at(requested_at)),
+            fingerprint=seen.request.fingerprint,
+            refresh_request=worker.refresh_request,
+        )
+        settled = after_fetch(
+            seen.snapshot, before, at=requested_at, now=now, policy=self.policy, token=token
+        )
+        message = f"token valid until {rfc3339(token.expires_at)}"
+        if before.failure is not None:
+            message += " (recovered)"
+        logger.info("EgainToken %s/%s: new token issued, %s", namespace, name, message)
+        self.post_event(worker.body, "Normal", Reason.TOKEN_ISSUED.value, message)
+        if settled.shortfall_warning is not None:
+            logger.warning("EgainToken %s/%s: %s", namespace, name, settled.shortfall_warning)
+            self.post_event(
+                worker.body, "Warning", LIFETIME_SHORTER_THAN_ALLOWANCE, settled.shortfall_warning
+            )
+        if seen.snapshot.spec.rollout_targets:
+            self.restarter.request(namespace, seen.snapshot.spec.rollout_targets, now)
+        return settled
+
+    def _note_default_lifetime(
+        self, worker: TokenWorker, previous: StoredToken | None, response: TokenResponse
+    ) -> None:
+        # Said once per token lifetime change, not at every refresh.
+        if previous is None or previous.expires_at - previous.issued_at != timedelta(
+            seconds=response.expires_in
+        ):
+            logger.info(
+                "EgainToken %s/%s: the token response has no expires_in; "
+                "taking the default lifetime of %.0fs",
+                *worker.key,
+                response.expires_in,
+            )
+
+    def _warn(self, worker: TokenWorker, decided: Plan) -> None:
+        failure = decided.failure
+        assert failure is not None
+        logger.warning(
+            "EgainToken %s/%s: %s: %s (retry in %.0fs)",
+            *worker.key,
+            failure.reason.value,
+            failure.message,
+            (failure.retry_at - failure.at).total_seconds(),
+        )
+        self.post_event(worker.body, "Warning", failure.reason.value, failure.message)
+
+    async def _write_secret(
+        self, worker: TokenWorker, secret: Mapping[str, Any] | None, token: StoredToken | None
+    ) -> None:
+        """Write the managed Secret unless it already holds the current token."""
+        spec = worker.spec
+        if spec is None or token is None or not token.is_valid(self.clock()):
+            return
+        if secret is not None and secret_is_current(secret, token, spec, worker.owner):
+            return
+        namespace = worker.key[0]
+        try:
+            if secret is None:
+                await self.kube.create_secret(namespace, render_secret(token, spec, worker.owner))
+            else:
+                body = render_secret(token, spec, worker.owner, existing=secret)
+                await self.kube.replace_secret(namespace, body)
+        except (ConflictError, NotFoundError):
+            # Changed or deleted since it was read: look again at once.
+            worker.wake.set()
+
+    async def _patch_status(self, worker: TokenWorker, decided: Plan, now: datetime) -> bool:
+        """Patch the status if it changed; False when the EgainToken is gone."""
+        namespace, name = worker.key
+        status = render_status(
+            generation=worker.generation,
+            condition=decided.condition,
+            previous_conditions=list(
+                (worker.status_sent or worker.body.get("status") or {}).get("conditions") or []
+            ),
+            secret_name=worker.spec.secret_name if worker.spec else name,
+            token=decided.reported_token,
+            next_refresh_at=decided.next_refresh_at,
+            failure=decided.failure,
+            now=now,
+        )
+        if status != worker.status_sent:
+            try:
+                await self.kube.patch_token_status(namespace, name, status)
+            except NotFoundError:
+                return False
+            worker.status_sent = status
+        return True
+
+    def _set_metrics(self, worker: TokenWorker, decided: Plan) -> None:
+        namespace, name = worker.key
+        token, failure = decided.token, decided.failure
+        if token is not None:
+            metrics.EXPIRATION.labels(namespace, name).set(token.expires_at.timestamp())
+        if decided.next_refresh_at is not None:
+            metrics.RENEWAL.labels(namespace, name).set(decided.next_refresh_at.timestamp())
+        metrics.CONSECUTIVE_FAILURES.labels(namespace, name).set(failure.count if failure else 0)
+        metrics.set_ready(namespace, name, decided.condition.status)

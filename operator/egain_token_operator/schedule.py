@@ -1,0 +1,231 @@
+"""The times of the schedule: when a token is refreshed, how long a retry waits.
+
+Pure functions of (the token, the failure, the tunables, a jitter): no I/O
+and no clock, so every rule is unit-tested with plain values. Randomness comes
+in as a number in [0, 1) chosen by the caller. `policy.plan` uses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from egain_token_operator.reasons import Reason
+
+# A refresh never comes sooner than this after the previous token was issued,
+# whatever the token's lifetime, so a nearly-expired token cannot cause a hot loop.
+MIN_REFRESH_INTERVAL = timedelta(seconds=1)
+# No retry comes sooner than this, whatever the backoff or `Retry-After` says.
+MIN_RETRY_DELAY = timedelta(seconds=0.5)
+# The propagation allowance never brings a refresh before this fraction of a
+# token's lifetime has passed (jitter aside), so short tokens are not refreshed
+# continuously; they are warned about instead (`propagation_shortfall`).
+ALLOWANCE_MIN_AGE = 0.5
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A token as held in the managed Secret, with what it was obtained for."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    scopes: tuple[str, ...]
+    issued_at: datetime
+    expires_at: datetime
+    # Digest of the request that obtained it (see `TokenRequest.fingerprint`).
+    fingerprint: str
+    # The `egain.cloud/refresh-requested-at` value it answered, if any.
+    refresh_request: str | None
+
+    def is_valid(self, now: datetime) -> bool:
+        """True while the token has not expired."""
+        return now < self.expires_at
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The last failed attempt, and when to try again."""
+
+    count: int
+    reason: Reason
+    message: str
+    at: datetime
+    retry_at: datetime
+    # What the attempt was for; a change of either retries at once. None when
+    # unknown (restored from status after a restart), then the backoff holds.
+    fingerprint: str | None
+    refresh_request: str | None
+
+    def applies_to(self, fingerprint: str, refresh_request: str | None) -> bool:
+        """True when the failure was for the same request (so its backoff holds)."""
+        if self.fingerprint is None:
+            return True
+        return self.fingerprint == fingerprint and self.refresh_request == refresh_request
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Tunables of the schedule (from the operator settings)."""
+
+    refresh_jitter: float = 0.1
+    initial_delay: timedelta = timedelta(seconds=1)
+    max_delay: timedelta = timedelta(minutes=5)
+    permanent_delay: timedelta = timedelta(minutes=10)
+    # While the current token is valid, one retry waits at most this fraction of
+    # its remaining validity, so several retries happen before it expires.
+    validity_fraction: float = 0.25
+    # How long a new token may take to reach the files of Pods that mount the
+    # Secret (the kubelet's pod sync loop); the refresh comes at least this long
+    # before expiry when the lifetime allows. Zero turns it off.
+    propagation_allowance: timedelta = timedelta(seconds=120)
+
+
+def stable_fraction(*parts: str) -> float:
+    """A number in [0, 1) that depends only on `parts`.
+
+    Used as the refresh jitter of a token, so its refresh time is the same at
+    every look and after a restart, yet differs between tokens issued together.
+    """
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _refresh_lead(
+    token: StoredToken, refresh_before: timedelta | None, policy: RetryPolicy
+) -> timedelta:
+    """How long before expiry the next token is requested, before jitter.
+
+    The longer of `refreshBefore` (default a third of the lifetime; one that is
+    not shorter than the lifetime falls back to the default, since a token
+    cannot be renewed before it is issued) and the propagation allowance,
+    which is capped so that it never brings the refresh before
+    `ALLOWANCE_MIN_AGE` of the lifetime has passed: a short token is not
+    refreshed continuously.
+    """
+    lifetime = token.expires_at - token.issued_at
+    before = refresh_before if refresh_before is not None else lifetime / 3
+    if before >= lifetime:
+        before = lifetime / 3
+    allowance = min(policy.propagation_allowance, lifetime * (1 - ALLOWANCE_MIN_AGE))
+    return max(before, allowance)
+
+
+def refresh_at(
+    token: StoredToken, refresh_before: timedelta | None, policy: RetryPolicy, jitter: float
+) -> datetime:
+    """The instant the next token is requested.
+
+    The earlier of `expiresAt - refreshBefore` and `expiresAt - allowance`, the
+    latter never before half the lifetime has passed (see `_refresh_lead`).
+    Up to `policy.refresh_jitter` of that lead is then taken off, at random, so
+    tokens created together do not refresh together. With no allowance this is
+    `expiresAt - refreshBefore - jitter`.
+    """
+    before = _refresh_lead(token, refresh_before, policy)
+    before += before * policy.refresh_jitter * jitter
+    return max(token.expires_at - before, token.issued_at + MIN_REFRESH_INTERVAL)
+
+
+@dataclass(frozen=True)
+class PropagationShortfall:
+    """A token refreshed closer to its expiry than the propagation allowance.
+
+    Pods that mount the Secret may then still read it after it has expired.
+    """
+
+    lifetime: timedelta
+    # How long before expiry the refresh is planned (before jitter).
+    lead: timedelta
+    allowance: timedelta
+
+    def describe(self) -> str:
+        """A sentence for the Ready condition and the Event; no token in it."""
+        return (
+            f"the token lifetime ({_seconds(self.lifetime)}) is too short for the "
+            f"propagation allowance ({_seconds(self.allowance)}): it is refreshed "
+            f"{_seconds(self.lead)} before expiry, so Pods that mount the Secret may "
+            "still read it after it has expired"
+        )
+
+
+def _seconds(span: timedelta) -> str:
+    return f"{span.total_seconds():g}s"
+
+
+def propagation_shortfall(
+    token: StoredToken | None, refresh_before: timedelta | None, policy: RetryPolicy
+) -> PropagationShortfall | None:
+    """How `token` falls short of the propagation allowance, or None when it does not.
+
+    It falls short when its refresh, before jitter, comes less than the
+    allowance before its expiry: the lifetime is too short for the allowance
+    (the cap of `_refresh_lead` applied) and `refreshBefore` does not make up
+    for it.
+    """
+    if token is None or policy.propagation_allowance <= timedelta(0):
+        return None
+    lead = _refresh_lead(token, refresh_before, policy)
+    if lead >= policy.propagation_allowance:
+        return None
+    return PropagationShortfall(
+        lifetime=token.expires_at - token.issued_at,
+        lead=lead,
+        allowance=policy.propagation_allowance,
+    )
+
+
+def propagation_warning_is_new(
+    previous: StoredToken | None,
+    token: StoredToken,
+    refresh_before: timedelta | None,
+    policy: RetryPolicy,
+) -> bool:
+    """Whether a newly issued `token` deserves a warning Event.
+
+    Only when it falls short of the propagation allowance and the token it
+    replaces did not, or fell short differently (another lifetime, say): one
+    Event when the situation starts or changes, not one per refresh.
+    """
+    shortfall = propagation_shortfall(token, refresh_before, policy)
+    return shortfall is not None and shortfall != propagation_shortfall(
+        previous, refresh_before, policy
+    )
+
+
+# Failures that may clear by themselves, so they are retried with a short
+# backoff. Every other failure needs a person to change something (the spec,
+# the credentials, the operator's settings, a conflicting Secret) and is
+# retried rarely, and at once when the spec or the credentials change.
+TRANSIENT_REASONS = frozenset(
+    {Reason.TOKEN_ENDPOINT_UNAVAILABLE, Reason.RATE_LIMITED, Reason.INVALID_TOKEN_RESPONSE}
+)
+
+
+def retry_delay(
+    *,
+    failures: int,
+    reason: Reason,
+    retry_after: float | None,
+    remaining_validity: timedelta | None,
+    policy: RetryPolicy,
+    jitter: float,
+) -> timedelta:
+    """How long to wait after the `failures`-th consecutive failure for `reason`.
+
+    Permanent failures wait `policy.permanent_delay`. Transient ones back off
+    exponentially from `initial_delay` up to `max_delay`, with jitter in the
+    upper half of each step; while a valid token remains, no wait exceeds
+    `validity_fraction` of its remaining validity; `Retry-After` is honoured
+    (up to `max_delay`) above all.
+    """
+    if reason not in TRANSIENT_REASONS:
+        return policy.permanent_delay
+    exponent = min(max(failures - 1, 0), 32)
+    delay: timedelta = min(policy.initial_delay * (2**exponent), policy.max_delay)
+    delay *= 0.5 + jitter / 2
+    if remaining_validity is not None and remaining_validity > timedelta(0):
+        delay = min(delay, remaining_validity * policy.validity_fraction)
+    if retry_after is not None:
+        delay = max(delay, min(timedelta(seconds=retry_after), policy.max_delay))
+    return max(delay, MIN_RETRY_DELAY)
