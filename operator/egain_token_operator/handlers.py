@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 
 from egain_token_operator import metrics
 from egain_token_operator.egain import EgainClient
+from egain_token_operator.events import EventRecorder
 from egain_token_operator.kube import Kube, load_api_client
 from egain_token_operator.leader import LeaderElector
 from egain_token_operator.reconcile import Reconciler
@@ -37,10 +38,6 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def _post_event(body: Any, type_: str, reason: str, message: str) -> None:
-    kopf.event(body, type=type_, reason=reason, message=message)
-
-
 @kopf.on.login(registry=registry)
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """Credentials found the usual way: in-cluster, else KUBECONFIG, else ~/.kube/config."""
@@ -54,7 +51,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # Resources and namespaces are fixed at start-up: no CRD or namespace
     # watching, hence no RBAC for them.
     settings.scanning.disabled = True
-    # Events are posted by the controller itself; kopf's own log lines stay logs.
+    # Events are posted by the operator itself (events.py); kopf's log lines stay logs.
     settings.posting.level = logging.WARNING
     # Re-establish watches now and then, so a silently broken one cannot last.
     settings.watching.server_timeout = 300
@@ -75,12 +72,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         enabled=config.rollout_restarts,
     )
     memo.kube, memo.egain, memo.restarter = kube, egain, restarter
+    memo.events = EventRecorder(kube)
     reconciler = Reconciler(
         kube=kube,
         egain=egain,
         policy=retry_policy(config),
         restarter=restarter,
-        post_event=_post_event,
+        post_event=memo.events,
     )
     memo.workers = WorkerRegistry(
         reconciler,
@@ -111,6 +109,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await memo.elector.release()
     await memo.workers.stop()
     await memo.restarter.stop()
+    await memo.events.stop()
     await memo.egain.aclose()
     await memo.kube.close()
 

@@ -169,6 +169,14 @@ class Kube:
             )
         )
 
+    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a core/v1 Event."""
+        return await _json(
+            self._core.create_namespaced_event_without_preload_content(
+                namespace, dict(body), field_manager=FIELD_MANAGER
+            )
+        )
+
     async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A coordination.k8s.io Lease, or None when there is none."""
         return await _json_or_none(

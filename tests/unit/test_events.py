@@ -1,0 +1,82 @@
+"""Events are rendered as core/v1 Events and posted from any task, never failing a look."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from egain_token_operator.events import EventRecorder, render_event
+from egain_token_operator.kube import KubeError
+
+NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
+TOKEN = {
+    "apiVersion": "egain.cloud/v1alpha1",
+    "kind": "EgainToken",
+    "metadata": {"name": "portal", "namespace": "team-a", "uid": "1234"},
+}
+
+
+def test_render_event_names_the_egaintoken() -> None:
+    event = render_event(TOKEN, "Warning", "InvalidScope", "scope x is unknown", NOW)
+    assert event["metadata"] == {"generateName": "portal.", "namespace": "team-a"}
+    assert event["involvedObject"] == {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "EgainToken",
+        "name": "portal",
+        "namespace": "team-a",
+        "uid": "1234",
+    }
+    assert (event["type"], event["reason"], event["message"]) == (
+        "Warning",
+        "InvalidScope",
+        "scope x is unknown",
+    )
+    assert event["firstTimestamp"] == event["lastTimestamp"] == "2026-11-25T10:00:00Z"
+    assert event["source"] == {"component": "egain-token-operator"}
+
+
+class FakeKube:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.posted: list[tuple[str, Mapping[str, Any]]] = []
+
+    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        if self.fail:
+            raise KubeError(403, "events is forbidden")
+        self.posted.append((namespace, body))
+        return dict(body)
+
+
+def recorder(kube: FakeKube) -> EventRecorder:
+    return EventRecorder(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+
+
+def test_events_are_posted_outside_any_kopf_handler() -> None:
+    kube = FakeKube()
+
+    async def run() -> None:
+        # As a worker started by a new leader calls it: no kopf context at all.
+        record = recorder(kube)
+        record(TOKEN, "Normal", "TokenIssued", "token valid until later")
+        await record.stop()
+
+    asyncio.run(run())
+    assert [(ns, body["reason"]) for ns, body in kube.posted] == [("team-a", "TokenIssued")]
+
+
+def test_an_event_that_cannot_be_posted_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    kube = FakeKube(fail=True)
+
+    async def run() -> None:
+        record = recorder(kube)
+        record(TOKEN, "Warning", "InvalidScope", "scope x is unknown")
+        await record.stop()
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(run())
+    assert "could not post the InvalidScope Event for team-a/portal" in caplog.text
