@@ -79,6 +79,11 @@ class RetryPolicy:
     # Secret (the kubelet's pod sync loop); the refresh comes at least this long
     # before expiry when the lifetime allows. Zero turns it off.
     propagation_allowance: timedelta = timedelta(seconds=120)
+    # Once no valid token remains (its consumers are failing), a transient
+    # failure waits at most this long, with jitter in its upper half, whatever
+    # the failure count: a token is re-issued soon after eGain recovers, while
+    # each still asks at most once per half of this.
+    expired_max_delay: timedelta = timedelta(seconds=20)
 
 
 def stable_fraction(*parts: str) -> float:
@@ -216,13 +221,17 @@ def retry_delay(
     Permanent failures wait `policy.permanent_delay`. Transient ones back off
     exponentially from `initial_delay` up to `max_delay`, with jitter in the
     upper half of each step; while a valid token remains, no wait exceeds
-    `validity_fraction` of its remaining validity; `Retry-After` is honoured
+    `validity_fraction` of its remaining validity, and once none remains, the
+    step is capped at `expired_max_delay` (so an outage that ran up the count
+    before expiry does not delay recovery after it); `Retry-After` is honoured
     (up to `max_delay`) above all.
     """
     if reason not in TRANSIENT_REASONS:
         return policy.permanent_delay
     exponent = min(max(failures - 1, 0), 32)
     delay: timedelta = min(policy.initial_delay * (2**exponent), policy.max_delay)
+    if remaining_validity is None or remaining_validity <= timedelta(0):
+        delay = min(delay, policy.expired_max_delay)
     delay *= 0.5 + jitter / 2
     if remaining_validity is not None and remaining_validity > timedelta(0):
         delay = min(delay, remaining_validity * policy.validity_fraction)

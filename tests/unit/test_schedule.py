@@ -223,10 +223,39 @@ class TestRetryDelay:
         return retry_delay(failures=failures, reason=reason, **args)  # type: ignore[arg-type]
 
     def test_transient_backoff_doubles_up_to_the_cap(self) -> None:
-        got = [self.delay(n).total_seconds() for n in range(1, 12)]
+        # A token valid for days: neither the validity nor the expiry cap applies.
+        week = timedelta(days=7)
+        got = [self.delay(n, remaining_validity=week).total_seconds() for n in range(1, 12)]
         assert got[:4] == [1, 2, 4, 8]
         assert got[-1] == 300
         assert all(b >= a for a, b in itertools.pairwise(got))
+
+    def test_without_a_valid_token_the_wait_stays_short_whatever_the_count(self) -> None:
+        for remaining in (None, timedelta(0), timedelta(seconds=-30)):
+            got = [self.delay(n, remaining_validity=remaining) for n in range(1, 40)]
+            assert got[:4] == [timedelta(seconds=s) for s in (1, 2, 4, 8)]
+            assert max(got) == POLICY.expired_max_delay == timedelta(seconds=20)
+        assert self.delay(30, jitter=0.0) == timedelta(seconds=10)
+        # Retry-After still wins: eGain asked for it.
+        assert self.delay(30, Reason.RATE_LIMITED, retry_after=60.0) == timedelta(seconds=60)
+
+    def test_an_outage_across_expiry_is_retried_promptly_after_it(self) -> None:
+        """Failing from shortly before expiry through expiry, then recovering."""
+        expires = NOW + timedelta(seconds=30)
+        recovered = expires + timedelta(minutes=5)  # eGain down until then
+        at, count, waits = NOW, 0, []
+        while at < recovered:
+            count += 1
+            wait = self.delay(count, remaining_validity=expires - at, jitter=0.5)
+            waits.append((at, wait))
+            at += wait
+        before = [wait for moment, wait in waits if moment < expires]
+        after = [wait for moment, wait in waits if moment >= expires]
+        assert count > 9, "the outage ran up the count (the old rule then waited minutes)"
+        assert all(wait <= timedelta(seconds=30) / 4 for wait in before)
+        assert max(after) <= timedelta(seconds=20)
+        # The first try after eGain is back comes within 20 s of it.
+        assert at - recovered <= timedelta(seconds=20)
 
     def test_jitter_takes_at_most_half(self) -> None:
         assert self.delay(4, jitter=0.0) == timedelta(seconds=4)
