@@ -1,4 +1,4 @@
-"""Pytest fixture: a fresh local control plane for the test session.
+"""Pytest fixture: a fresh local cluster (control plane and a node) for the test session.
 
 Enable with `pytest_plugins = ["testground.pytest_controlplane"]`.
 """

@@ -1,4 +1,4 @@
-"""The local control plane is a real one: TLS, RBAC, ServiceAccount tokens, garbage collection."""
+"""The local cluster is a real one: TLS, RBAC, ServiceAccount tokens, garbage collection, a node."""
 
 from __future__ import annotations
 

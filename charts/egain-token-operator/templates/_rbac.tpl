@@ -22,7 +22,7 @@ docs/helm.md for the reasoning.
   - apiGroups: [""]
     resources: ["secrets"]
     verbs: ["get", "list", "watch", "create", "update"]
-  # TokenIssued and failure Events (kopf only ever creates them).
+  # TokenIssued and failure Events (the operator only ever creates them).
   - apiGroups: [""]
     resources: ["events"]
     verbs: ["create"]
