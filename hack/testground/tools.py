@@ -1,4 +1,4 @@
-"""The Go-built tools: the Kubernetes components, kubectl, etcd and helm."""
+"""The Go-built tools: the Kubernetes components, kubectl, etcd, helm and promtool."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ TOOLS = (
     "kube-scheduler",
     "kubectl",
     "kubelet",
+    "promtool",
 )
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-# kubectl, etcd and helm from the modules pinned under hack/tools/*/go.mod (the
+# kubectl, etcd, helm and promtool from the modules pinned under hack/tools/*/go.mod (the
 # single place versions are pinned), caches them keyed by module version and go.sum, and links them into
 # .testground/bin. Prints that directory. Needs only `go` and the module proxy.
 set -euo pipefail
@@ -11,7 +11,7 @@ cache=${EGAIN_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/egain-token-operator/
 bin="$repo/.testground/bin"
 mkdir -p "$cache" "$bin"
 
-# build MODULE_DIR MAIN_MODULE LDFLAGS PACKAGE...
+# [tags=TAGS] build MODULE_DIR MAIN_MODULE LDFLAGS PACKAGE...
 build() {
   local dir=$here/$1 module=$2 ldflags=$3
   shift 3
@@ -28,7 +28,7 @@ build() {
     local started=$SECONDS
     rm -rf "$target.partial"
     mkdir -p "$target.partial"
-    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$output" "$@")
+    (cd "$dir" && CGO_ENABLED=0 go build -trimpath -tags "${tags:-}" -ldflags "$ldflags" -o "$output" "$@")
     touch "$target.partial/.complete"
     rm -rf "$target"
     mv "$target.partial" "$target"
@@ -59,5 +59,12 @@ build etcd go.etcd.io/etcd/server/v3 "-s -w" go.etcd.io/etcd/server/v3
 helm_version=$(cd "$here/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v4)
 build helm helm.sh/helm/v4 "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" \
   helm.sh/helm/v4/cmd/helm
+
+# promtool only checks rule files: remove_all_sd leaves out the service
+# discovery plugins (cloud SDKs) it would otherwise link in.
+prometheus_version=$(cd "$here/promtool" && go list -m -f '{{.Version}}' github.com/prometheus/prometheus)
+tags=remove_all_sd build promtool github.com/prometheus/prometheus \
+  "-s -w -X github.com/prometheus/common/version.Version=$prometheus_version" \
+  github.com/prometheus/prometheus/cmd/promtool
 
 echo "$bin"

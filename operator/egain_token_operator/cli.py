@@ -38,7 +38,7 @@ async def run(settings: Settings) -> None:
         # Replicas elect their leader with a Lease (see leader.py), not kopf peering,
         # which pauses kopf's own processing but not the workers of this operator.
         standalone=True,
-        liveness_endpoint=f"http://{settings.health_address}/healthz",
+        liveness_endpoint=settings.health_address.url("/healthz"),
     )
 
 

@@ -29,6 +29,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import certifi
 import httpx
 
+from egain_token_operator import __version__
 from egain_token_operator.hosts import HostAllowList
 from egain_token_operator.metrics import REQUEST_DURATION
 from egain_token_operator.reasons import (
@@ -43,6 +44,9 @@ from egain_token_operator.reasons import (
     UnauthorizedClientError,
 )
 from egain_token_operator.spec import GRANT_TYPE, Flow, TokenSpec
+
+# Sent with every token request, so eGain (or a proxy) can tell which operator asks.
+USER_AGENT = f"egain-token-operator/{__version__}"
 
 _MAX_DESCRIPTION = 200
 _ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -343,7 +347,7 @@ class EgainClient:
             trust_env=True,
             transport=transport,
             limits=httpx.Limits(max_connections=max_concurrent_requests),
-            headers={"Accept": "application/json", "User-Agent": "egain-token-operator"},
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
         )
 
     async def aclose(self) -> None:

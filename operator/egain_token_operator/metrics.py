@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from egain_token_operator import __version__
 
 EXPIRATION = Gauge(
     "egain_token_expiration_timestamp_seconds",
@@ -30,6 +32,11 @@ REQUEST_DURATION = Histogram(
     ["host", "flow", "status_code"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+READY_REASON = Gauge(
+    "egain_token_ready_reason",
+    "1 for the reason of the EgainToken's current Ready condition (one series per token).",
+    ["namespace", "name", "reason"],
+)
 CONSECUTIVE_FAILURES = Gauge(
     "egain_token_consecutive_failures",
     "Failed token requests for the EgainToken since its last success.",
@@ -41,17 +48,24 @@ LEADER = Gauge(
     "1 while this replica acts (holds the leader election Lease, or runs without one).",
 )
 
+BUILD = Info("egain_token_operator_build", "The running operator's version.")
+BUILD.info({"version": __version__})
+
 _CONDITION_STATUSES = ("True", "False", "Unknown")
 
 
-def set_ready(namespace: str, name: str, status: str) -> None:
-    """Set the ready gauge to 1 for `status` and 0 for the other statuses."""
+def set_ready(namespace: str, name: str, status: str, reason: str) -> None:
+    """Set the ready gauge to 1 for `status` and 0 for the other statuses, and the
+    token's one reason series to `reason`."""
     for candidate in _CONDITION_STATUSES:
         READY.labels(namespace, name, candidate).set(1.0 if candidate == status else 0.0)
+    # Reasons are many: keep only the current one rather than a series per reason.
+    READY_REASON.remove_by_labels({"namespace": namespace, "name": name})
+    READY_REASON.labels(namespace, name, reason).set(1.0)
 
 
 def forget(namespace: str, name: str) -> None:
     """Drop every per-token series of a deleted EgainToken."""
     labels = {"namespace": namespace, "name": name}
-    for metric in (EXPIRATION, RENEWAL, CONSECUTIVE_FAILURES, READY, REFRESHES):
+    for metric in (EXPIRATION, RENEWAL, CONSECUTIVE_FAILURES, READY, READY_REASON, REFRESHES):
         metric.remove_by_labels(labels)

@@ -280,4 +280,4 @@ class Reconciler:
         if decided.next_refresh_at is not None:
             metrics.RENEWAL.labels(namespace, name).set(decided.next_refresh_at.timestamp())
         metrics.CONSECUTIVE_FAILURES.labels(namespace, name).set(failure.count if failure else 0)
-        metrics.set_ready(namespace, name, decided.condition.status)
+        metrics.set_ready(namespace, name, decided.condition.status, decided.condition.reason.value)

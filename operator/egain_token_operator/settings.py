@@ -21,13 +21,19 @@ ENV_PREFIX = "EGAIN_OPERATOR_"
 
 @dataclass(frozen=True)
 class Address:
-    """A `HOST:PORT` listening address."""
+    """A `HOST:PORT` listening address; an IPv6 host is held without its brackets."""
 
     host: str
     port: int
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
+        # Brackets keep an IPv6 host apart from the port, as URLs need them.
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        """The `http://` URL of `path` served on this address."""
+        return f"http://{self}{path}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,16 @@ def _address(value: str) -> Address:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return Address(host.strip("[]"), int(port))
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        # "::1:8080" could be the port 8080 of ::1 or the address ::1:8080 alone.
+        raise argparse.ArgumentTypeError(
+            f"an IPv6 address goes in brackets, as in [::1]:8080; got {value!r}"
+        )
+    if not host or "[" in host or "]" in host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return Address(host, int(port))
 
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:

@@ -177,6 +177,7 @@ def start_operator(
         kubeconfig: Path | None = None,
         all_namespaces: bool = False,
         env: Mapping[str, str] | None = None,
+        listen_host: str = "127.0.0.1",
     ) -> OperatorProcess:
         args = [
             *(() if all_namespaces else ("--namespace", namespace)),
@@ -199,7 +200,9 @@ def start_operator(
             *extra,
         ]
         log = tmp_path / f"operator-{len(started)}.log"
-        process = OperatorProcess(cluster.control_plane, log, args, kubeconfig, env)
+        process = OperatorProcess(
+            cluster.control_plane, log, args, kubeconfig, env, listen_host=listen_host
+        )
         started.append(process)
         return process.start()
 

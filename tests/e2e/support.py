@@ -215,16 +215,19 @@ class OperatorProcess:
         args: Iterable[str],
         kubeconfig: Path | None = None,
         env: Mapping[str, str] | None = None,
+        listen_host: str = "127.0.0.1",
     ) -> None:
         self.log_path = log_path
+        # Where /metrics and /healthz listen: a loopback address, IPv6 in brackets.
+        self.listen = f"[{listen_host}]" if ":" in listen_host else listen_host
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.args = [
             *args,
             "--metrics-address",
-            f"127.0.0.1:{self.metrics_port}",
+            f"{self.listen}:{self.metrics_port}",
             "--health-address",
-            f"127.0.0.1:{self.health_port}",
+            f"{self.listen}:{self.health_port}",
         ]
         self.env = {
             **control_plane.env(),
@@ -255,7 +258,7 @@ class OperatorProcess:
             )
         try:
             return (
-                httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code
+                httpx.get(f"http://{self.listen}:{self.health_port}/healthz", timeout=1).status_code
                 == 200
             )
         except httpx.HTTPError:
@@ -278,7 +281,7 @@ class OperatorProcess:
         self.process.wait(timeout=10)
 
     def metrics(self) -> str:
-        return httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        return httpx.get(f"http://{self.listen}:{self.metrics_port}/metrics", timeout=5).text
 
     def leading(self) -> bool:
         """Whether this replica says it acts (its `egain_token_operator_leader` gauge)."""

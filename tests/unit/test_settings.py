@@ -1,5 +1,6 @@
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -100,3 +101,34 @@ def test_propagation_allowance_reaches_the_retry_policy() -> None:
     policy = retry_policy(parse_settings(["run", "--propagation-allowance", "45"], {}))
     assert policy.propagation_allowance == timedelta(seconds=45)
     assert retry_policy(parse_settings(["run"], {})).propagation_allowance == timedelta(seconds=120)
+
+
+@pytest.mark.parametrize(
+    ("value", "host", "url"),
+    [
+        ("0.0.0.0:8081", "0.0.0.0", "http://0.0.0.0:8081/healthz"),  # noqa: S104
+        ("[::]:8081", "::", "http://[::]:8081/healthz"),
+        ("[::1]:9000", "::1", "http://[::1]:9000/healthz"),
+        ("localhost:8081", "localhost", "http://localhost:8081/healthz"),
+    ],
+)
+def test_listening_addresses_take_ipv6_in_brackets(value: str, host: str, url: str) -> None:
+    s = parse_settings(["run", "--health-address", value, "--metrics-address", value], {})
+    for address in (s.health_address, s.metrics_address):
+        assert address.host == host
+        assert address.url("/healthz") == url
+        # The URL names the same host and port again (kopf's liveness endpoint parses it).
+        parts = urlsplit(address.url("/healthz"))
+        assert (parts.hostname, parts.port) == (host, address.port)
+        assert parse_settings(["run", "--health-address", str(address)], {}).health_address == (
+            address
+        )
+
+
+@pytest.mark.parametrize("value", ["::1:8080", ":::8080", "[::1]", "[]:8080", "[::1:8080"])
+def test_ambiguous_or_broken_addresses_are_refused(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(["run", "--metrics-address", value], {})
+    assert "--metrics-address" in capsys.readouterr().err

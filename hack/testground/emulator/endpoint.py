@@ -339,9 +339,17 @@ class EgainEmulator:
 
     # -- the token endpoint ------------------------------------------------
 
-    def _answer(self, method: str, target: str, content_type: str | None, body: bytes) -> Reply:
+    def _answer(
+        self,
+        method: str,
+        target: str,
+        content_type: str | None,
+        user_agent: str | None,
+        body: bytes,
+    ) -> Reply:
         """Decide the answer to one non-admin request and record it."""
         seen, query, form = oauth.observe(method, target, content_type, body)
+        seen.user_agent = user_agent
         if seen.flow is None:
             with self._lock:
                 return self._record(seen, oauth.not_found_reply(), error="not_found")

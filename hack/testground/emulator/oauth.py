@@ -72,6 +72,7 @@ class Seen:
     client_id: str | None = None
     grant_type: str | None = None
     scopes: tuple[str, ...] = ()
+    user_agent: str | None = None
 
 
 def error_reply(exc: OAuthError) -> Reply:

@@ -40,6 +40,7 @@ class RequestRecord:
     client_id: str | None
     grant_type: str | None
     scopes: tuple[str, ...]  # as sent (prefixed for AnonymousCustomer)
+    user_agent: str | None  # the User-Agent header
     status: int | None  # None: reset or hang, nothing was sent
     error: str | None  # the OAuth error code of a rejection
     fault: FaultKind | None  # the takeover or shaping fault applied

@@ -41,7 +41,8 @@ _MAX_HANG = 600.0
 class Routes:
     """Who answers what: `/admin/...` requests, every other request, and when to stop."""
 
-    token: Callable[[str, str, str | None, bytes], Reply]  # method, target, type, body
+    # method, target, content type, user agent, body
+    token: Callable[[str, str, str | None, str | None, bytes], Reply]
     admin: Callable[[str, str, bytes], tuple[int, object]]  # method, target, body
     stopping: threading.Event  # once set, requests get no answer
 
@@ -200,7 +201,13 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = routes.admin(self.command, target, body)
             self._send(json_reply(status, payload))
             return
-        reply = routes.token(self.command, target, self.headers.get("Content-Type"), body)
+        reply = routes.token(
+            self.command,
+            target,
+            self.headers.get("Content-Type"),
+            self.headers.get("User-Agent"),
+            body,
+        )
         match reply.action:
             case "respond":
                 self._send(reply)
