@@ -124,6 +124,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "ca-bundle-configmap": {"caBundle": {"configMap": {"name": "corp-ca", "key": "bundle.pem"}}},
     "ca-bundle-secret": {"caBundle": {"secret": {"name": "corp-ca", "key": "ca.crt"}}},
     "rollout-restarts-disabled": {"rolloutRestarts": {"enabled": False}},
+    "grafana-dashboard": {"grafanaDashboard": {"enabled": True}},
+    "ipv6-listen-addresses": {"metrics": {"host": "::"}, "health": {"host": "::"}},
 }
 
 

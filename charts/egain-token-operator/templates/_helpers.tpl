@@ -100,6 +100,18 @@ whole numbers are therefore printed as integers, fractions as they are.
 {{- end }}
 {{- end }}
 
+{{/*
+A listening address, HOST:PORT, from a {host, port} value; an IPv6 host goes in
+brackets, as the operator's --metrics-address and --health-address take it.
+*/}}
+{{- define "egain-token-operator.address" -}}
+{{- if contains ":" .host }}
+{{- printf "[%s]:%d" .host (int .port) }}
+{{- else }}
+{{- printf "%s:%d" .host (int .port) }}
+{{- end }}
+{{- end }}
+
 {{/* Where the extra CA bundle is mounted in the container. */}}
 {{- define "egain-token-operator.caBundleDir" -}}
 /etc/egain-token-operator/ca
