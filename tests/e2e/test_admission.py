@@ -55,12 +55,35 @@ def test_admission_rejects_invalid_specs(
 
 
 @pytest.mark.parametrize(
-    "spec", [VALID, {**VALID, "refreshBefore": "1h30m", "secretName": "a.b-c"}]
+    ("name", "change"),
+    [("portal", {"secretName": "c"}), ("c", {})],
+    ids=["secretName", "metadata.name"],
+)
+def test_admission_rejects_a_token_secret_that_is_the_credentials_secret(
+    cluster: Cluster, namespace: str, name: str, change: dict[str, Any]
+) -> None:
+    manifest = egain_token(namespace, name, {**VALID, **change})
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False
+    )
+    assert result.returncode != 0
+    assert "must not be the credentials Secret spec.credentialsSecretRef.name" in result.stderr
+    assert "would overwrite the credentials" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "spec"),
+    [
+        ("valid", VALID),
+        ("valid", {**VALID, "refreshBefore": "1h30m", "secretName": "a.b-c"}),
+        # Named like its credentials Secret, but writing its token elsewhere.
+        ("c", {**VALID, "secretName": "c-token"}),
+    ],
 )
 def test_admission_accepts_valid_specs(
-    cluster: Cluster, namespace: str, spec: dict[str, Any]
+    cluster: Cluster, namespace: str, name: str, spec: dict[str, Any]
 ) -> None:
-    manifest = egain_token(namespace, "valid", spec)
+    manifest = egain_token(namespace, name, spec)
     cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest))
 
 
