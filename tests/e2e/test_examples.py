@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 import yaml
 
+from egain_token_operator.hosts import HostAllowList
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import TENANT, EgainClient
 from tests.e2e.support import REPO, Cluster, OperatorProcess
@@ -16,15 +17,25 @@ pytestmark = pytest.mark.e2e
 
 CLIENT_APP_URL = "https://ai.egain.cloud/system/auth/TMPRODB88619984-U/oauth2/token"
 ANONYMOUS_URL = "https://api.ai.egain.cloud/core/authmgr/v3/oauth2/v2.0/anonymous/token"
+B2C_URL = (
+    "https://egaintenant.b2clogin.com/egaintenant.onmicrosoft.com/"
+    "B2C_1A_CLIENT_CREDENTIALS/oauth2/v2.0/token"
+)
 
 
 def load_example(
     name: str, namespace: str, emulator: EgainEmulator, client: EgainClient
 ) -> list[dict[str, object]]:
     text = (REPO / "examples" / name).read_text()
-    assert CLIENT_APP_URL in text or ANONYMOUS_URL in text
+    assert CLIENT_APP_URL in text or ANONYMOUS_URL in text or B2C_URL in text
     text = text.replace(CLIENT_APP_URL, emulator.client_app_token_url(TENANT))
+    text = text.replace(B2C_URL, emulator.client_app_token_url(TENANT))
     text = text.replace(ANONYMOUS_URL, emulator.anonymous_token_url())
+    return as_applied(text, namespace, client)
+
+
+def as_applied(text: str, namespace: str, client: EgainClient) -> list[dict[str, object]]:
+    """The example's objects in `namespace`, with `client`'s credentials."""
     documents = [d for d in yaml.safe_load_all(text) if d]
     for document in documents:
         document["metadata"]["namespace"] = namespace
@@ -66,3 +77,30 @@ def test_workload_examples_are_valid(cluster: Cluster, namespace: str) -> None:
         # Validated by the API server but not created: their images are not here.
         body = json.dumps({"apiVersion": "v1", "kind": "List", "items": documents})
         cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=body)
+
+
+def test_b2c_example_needs_its_host_allowed(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: Callable[..., EgainClient],
+    operator: OperatorProcess,
+) -> None:
+    text = (REPO / "examples" / "b2c-token-url.yaml").read_text()
+    (token,) = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "EgainToken"]
+    assert token["spec"]["tokenUrl"] == B2C_URL
+    # The values the example names allow its host; the default allow-list does not.
+    values = yaml.safe_load((REPO / "examples" / "b2c-values.yaml").read_text())
+    assert HostAllowList.parse(",".join(values["allowedTokenHosts"])).allows(B2C_URL)
+    assert not HostAllowList.parse("*.egain.cloud").allows(B2C_URL)
+
+    # As shipped, under an operator that does not allow the host: refused, nothing sent.
+    client = make_client(scopes=("knowledge.portalmgr.manage",), write_secret=False)
+    cluster.apply(*as_applied(text, namespace, client))
+    cluster.wait_ready(namespace, "knowledge-portal-b2c", "False", "TokenUrlNotAllowed")
+    assert emulator.requests(client.client_id) == []
+
+    # Pointed at an allowed endpoint (the emulator standing in for the B2C host): Ready.
+    cluster.apply(*load_example("b2c-token-url.yaml", namespace, emulator, client))
+    cluster.wait_ready(namespace, "knowledge-portal-b2c", "True", "TokenIssued")
+    assert cluster.secret_data(namespace, "knowledge-portal-b2c-token") is not None
