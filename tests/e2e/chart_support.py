@@ -30,6 +30,8 @@ from typing import Any, Protocol
 import pytest
 import yaml
 
+from testground.tools import ensure_tools
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "egain-token-operator"
 CHART_NAME = "egain-token-operator"
@@ -87,6 +89,20 @@ def render_chart(
         input=json.dumps(dict(values or {})),
         check=check,
     )
+
+
+def render_without_cluster(
+    values: Mapping[str, Any] | None = None, *, release: str = "test"
+) -> list[Manifest]:
+    """The objects `helm template` renders for `values`, with no control plane started."""
+    result = subprocess.run(
+        [str(ensure_tools() / "helm"), "template", release, str(CHART), "--values", "-"],
+        input=json.dumps(dict(values or {})),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return parse_manifests(result.stdout)
 
 
 def parse_manifests(text: str) -> list[Manifest]:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from typing import Any
 
 import pytest
 
-from testground.tools import ensure_tools
-from tests.e2e.chart_support import CHART, parse_manifests
+from tests.e2e.chart_support import render_without_cluster
 from tests.markdown import HELM_DOC, README, section, table_rows
 
 pytestmark = pytest.mark.e2e
@@ -21,17 +18,9 @@ Grants = dict[str, set[str]]  # resource -> verbs
 
 def rendered_grants(values: dict[str, Any]) -> tuple[Grants, set[str]]:
     """What the chart's Roles and ClusterRoles grant, merged, and the kinds that grant it."""
-    helm = ensure_tools() / "helm"
-    result = subprocess.run(
-        [str(helm), "template", "t", str(CHART), "--values", "-"],
-        input=json.dumps(values),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
     grants: Grants = {}
     kinds = set()
-    for manifest in parse_manifests(result.stdout):
+    for manifest in render_without_cluster(values):
         if manifest["kind"] not in ("Role", "ClusterRole"):
             continue
         kinds.add(manifest["kind"])

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from testground.tools import ensure_tools
-from tests.e2e.chart_support import CHART, Manifest, fullname, of_kind, parse_manifests
+from tests.e2e.chart_support import Manifest, fullname, of_kind, render_without_cluster
 from tests.metric_names import exported_metric_names, referenced_metric_names
 
 pytestmark = pytest.mark.e2e
@@ -33,30 +33,23 @@ HOST = f'job="{JOB}",host="ai.egain.cloud",flow="ClientApp"'
 
 @pytest.fixture(scope="module")
 def tools() -> Path:
-    """The directory of the built tools (helm, promtool)."""
+    """The directory of the built tools (promtool)."""
     return ensure_tools()
 
 
-def render(tools: Path, values: dict[str, Any]) -> list[Manifest]:
-    result = subprocess.run(
-        [str(tools / "helm"), "template", RELEASE, str(CHART), "--values", "-"],
-        input=json.dumps(values),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return parse_manifests(result.stdout)
+def render(values: dict[str, Any]) -> list[Manifest]:
+    return render_without_cluster(values, release=RELEASE)
 
 
-def rendered_rule(tools: Path, values: dict[str, Any] | None = None) -> Manifest:
+def rendered_rule(values: dict[str, Any] | None = None) -> Manifest:
     (rule,) = of_kind(
-        render(tools, {"prometheusRule": {"enabled": True, **(values or {})}}), "PrometheusRule"
+        render({"prometheusRule": {"enabled": True, **(values or {})}}), "PrometheusRule"
     )
     return rule
 
 
-def dashboard(tools: Path) -> dict[str, Any]:
-    (config_map,) = of_kind(render(tools, {"grafanaDashboard": {"enabled": True}}), "ConfigMap")
+def dashboard() -> dict[str, Any]:
+    (config_map,) = of_kind(render({"grafanaDashboard": {"enabled": True}}), "ConfigMap")
     (text,) = config_map["data"].values()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
@@ -84,14 +77,14 @@ def dashboard_expressions(board: dict[str, Any]) -> Iterable[str]:
             yield target["expr"]
 
 
-def test_neither_is_rendered_by_default(tools: Path) -> None:
-    manifests = render(tools, {})
+def test_neither_is_rendered_by_default() -> None:
+    manifests = render({})
     assert of_kind(manifests, "PrometheusRule") == []
     assert of_kind(manifests, "ConfigMap") == []
 
 
 def test_rule_passes_promtool_check(tools: Path, tmp_path: Path) -> None:
-    rules = write_rules(rendered_rule(tools), tmp_path / "rules.yaml")
+    rules = write_rules(rendered_rule(), tmp_path / "rules.yaml")
     checked = promtool(
         tools, "check", "rules", "--lint=all", "--lint-fatal", rules.name, cwd=tmp_path
     )
@@ -99,9 +92,8 @@ def test_rule_passes_promtool_check(tools: Path, tmp_path: Path) -> None:
     assert "SUCCESS: 5 rules found" in checked.stdout
 
 
-def test_alerts_and_thresholds_follow_the_values(tools: Path) -> None:
+def test_alerts_and_thresholds_follow_the_values() -> None:
     rule = rendered_rule(
-        tools,
         {
             "namespace": "monitoring",
             "labels": {"release": "prom"},
@@ -211,7 +203,7 @@ tests:
 
 
 def test_alerts_fire_when_they_should(tools: Path, tmp_path: Path) -> None:
-    rule = rendered_rule(tools)
+    rule = rendered_rule()
     # The annotations are checked for syntax by `promtool check rules`; here
     # only when alerts fire, and with which labels, matters.
     for group in rule["spec"]["groups"]:
@@ -224,10 +216,9 @@ def test_alerts_fire_when_they_should(tools: Path, tmp_path: Path) -> None:
     assert "SUCCESS" in tested.stdout
 
 
-def test_dashboard_is_a_config_map_for_the_grafana_sidecar(tools: Path) -> None:
+def test_dashboard_is_a_config_map_for_the_grafana_sidecar() -> None:
     (config_map,) = of_kind(
         render(
-            tools,
             {
                 "grafanaDashboard": {
                     "enabled": True,
@@ -244,7 +235,7 @@ def test_dashboard_is_a_config_map_for_the_grafana_sidecar(tools: Path) -> None:
     assert config_map["metadata"]["labels"]["dashboards"] == "egain"
     assert "grafana_dashboard" not in config_map["metadata"]["labels"]
     assert config_map["metadata"]["annotations"] == {"grafana_folder": "Operators"}
-    default = dashboard(tools)
+    default = dashboard()
     assert default["uid"] == "egain-token-operator"
     titles = {panel["title"] for panel in default["panels"]}
     assert {
@@ -256,11 +247,11 @@ def test_dashboard_is_a_config_map_for_the_grafana_sidecar(tools: Path) -> None:
     } <= titles
 
 
-def test_rule_and_dashboard_read_only_exported_metrics(tools: Path) -> None:
+def test_rule_and_dashboard_read_only_exported_metrics() -> None:
     exported = exported_metric_names()
     for source, expressions in (
-        ("rule", rule_expressions(rendered_rule(tools))),
-        ("dashboard", list(dashboard_expressions(dashboard(tools)))),
+        ("rule", rule_expressions(rendered_rule())),
+        ("dashboard", list(dashboard_expressions(dashboard()))),
     ):
         assert expressions, source
         for expression in expressions:
