@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet --constraint constraints.txt -e '.[dev]'
 	touch $@
 
-# Builds (once, then cached) kube-apiserver, kube-controller-manager, kubectl,
-# etcd and helm from the pinned modules under hack/tools/.
+# Builds (once, then cached) kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kubectl, etcd, helm and promtool from the pinned
+# modules under hack/tools/.
 tools:
 	@hack/tools/build.sh >/dev/null
 
