@@ -1,13 +1,17 @@
-"""The RBAC the docs list is the RBAC the chart renders, in both modes."""
+"""The RBAC the docs list is the RBAC the chart renders, in both modes; the NOTES say
+what the operator does."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from typing import Any
 
 import pytest
 
-from tests.e2e.chart_support import render_without_cluster
+from testground.tools import ensure_tools
+from tests.e2e.chart_support import CHART, render_without_cluster
 from tests.markdown import HELM_DOC, README, section, table_rows
 
 pytestmark = pytest.mark.e2e
@@ -62,3 +66,24 @@ def test_rules_left_out_by_values_are_left_out() -> None:
         {"rolloutRestarts": {"enabled": False}, "leaderElection": {"enabled": False}}
     )
     assert not {"deployments", "statefulsets", "daemonsets", "leases"} & set(grants)
+
+
+def install_notes(values: dict[str, Any]) -> str:
+    """The NOTES `helm install` prints for `values` (a client-side dry run: no cluster)."""
+    helm = str(ensure_tools() / "helm")
+    result = subprocess.run(
+        [helm, "install", "t", str(CHART), "--dry-run=client", "--values", "-"],
+        input=json.dumps(values),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_say_disabled_rollout_restarts_are_skipped() -> None:
+    # What the operator does then (restarts.py): log a warning, restart nothing.
+    notes = install_notes({"rolloutRestarts": {"enabled": False}})
+    assert "spec.rolloutRestartTargets are skipped, with a warning" in notes
+    assert "permission" not in notes
+    assert "rolloutRestartTargets" not in install_notes({})
