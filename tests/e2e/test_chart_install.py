@@ -97,3 +97,25 @@ def test_scaling_between_one_and_several_replicas(
             assert bool(budget.stdout.strip()) == (replicas > 1)
     finally:
         control_plane.helm("uninstall", release.name, "-n", run_prefix)
+
+
+def test_upgrade_with_the_crd_applied_first_as_documented(
+    control_plane: ControlPlaneLike, run_prefix: str
+) -> None:
+    # docs/helm.md, "Upgrading": the CRD is applied server-side, taking over the
+    # fields Helm set at install, then the release is upgraded.
+    release = install_chart(control_plane, namespace=run_prefix)
+    try:
+        crds = str(CHART / "crds")
+        applied = control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds)
+        assert "egaintokens.egain.cloud serverside-applied" in applied.stdout
+        control_plane.kubectl(
+            "wait", "--for", "condition=established", "crd/egaintokens.egain.cloud"
+        )
+        control_plane.helm("upgrade", release.name, str(CHART), "-n", run_prefix, "--reuse-values")
+        history = json.loads(
+            control_plane.helm("history", release.name, "-n", run_prefix, "-o", "json").stdout
+        )
+        assert [entry["status"] for entry in history] == ["superseded", "deployed"]
+    finally:
+        control_plane.helm("uninstall", release.name, "-n", run_prefix)
