@@ -40,7 +40,7 @@ from egain_token_operator.render import (
 from egain_token_operator.schedule import TRANSIENT_REASONS
 from egain_token_operator.settings import add_options, retry_policy
 from egain_token_operator.spec import InvalidSpecError, parse_spec
-from egain_token_operator.views import Finding, Verdict
+from egain_token_operator.views import Finding, Outcome
 
 EXIT_OK = 0
 EXIT_NOT_READY = 1
@@ -178,6 +178,8 @@ async def status(
     args: argparse.Namespace, out: Callable[[str], None], now: Callable[[], datetime]
 ) -> int:
     """`status [-n NS | -A] [NAME]`."""
+    if args.name is not None and args.all_namespaces:
+        raise CommandError("NAME cannot be combined with --all-namespaces", EXIT_USAGE)
     kube, namespace = await _connect(args)
     try:
         if args.name is None:
@@ -282,31 +284,31 @@ async def check(
     snapshot = seen.snapshot
     findings: list[Finding] = []
     if snapshot.spec is None:
-        findings.append(Finding(Verdict.FAIL, f"spec invalid: {snapshot.spec_error}"))
+        findings.append(Finding(Outcome.FAIL, f"spec invalid: {snapshot.spec_error}"))
         out(views.check_report(namespace, args.name, findings))
         return EXIT_NOT_READY
     spec = snapshot.spec
     url = flow_of(spec).url()
-    findings.append(Finding(Verdict.OK, f"spec valid: {spec.flow.value}, POST {url}"))
+    findings.append(Finding(Outcome.OK, f"spec valid: {spec.flow.value}, POST {url}"))
     allowed = args.allowed_token_hosts
     host = urlsplit(url).netloc
     if allowed.allows(url):
-        findings.append(Finding(Verdict.OK, f"token host {host} allowed by {allowed}"))
+        findings.append(Finding(Outcome.OK, f"token host {host} allowed by {allowed}"))
     else:
         findings.append(
             Finding(
-                Verdict.FAIL,
+                Outcome.FAIL,
                 f"token host {host} is not in the allowed token hosts ({allowed}): "
                 "the operator sends nothing (TokenUrlNotAllowed)",
             )
         )
     if snapshot.credentials_error is not None:
-        findings.append(Finding(Verdict.FAIL, f"credentials: {snapshot.credentials_error}"))
+        findings.append(Finding(Outcome.FAIL, f"credentials: {snapshot.credentials_error}"))
     else:
         ref = spec.credentials
         findings.append(
             Finding(
-                Verdict.OK,
+                Outcome.OK,
                 f"credentials found: Secret {ref.name}, keys {ref.client_id_key} and "
                 f"{ref.client_secret_key}",
             )
@@ -319,11 +321,11 @@ async def check(
         doing = f"not request a token now: {decided.why}"
         if decided.next_refresh_at is not None:
             doing += f"; next request at {rfc3339(decided.next_refresh_at)}"
-    findings.append(Finding(Verdict.INFO, f"the operator would {doing}"))
+    findings.append(Finding(Outcome.INFO, f"the operator would {doing}"))
     if args.request:
         findings.append(await _request(args, seen.request, allowed.allows(url)))
     out(views.check_report(namespace, args.name, findings))
-    failed = any(finding.verdict is Verdict.FAIL for finding in findings)
+    failed = any(finding.outcome is Outcome.FAIL for finding in findings)
     return EXIT_NOT_READY if failed else EXIT_OK
 
 
@@ -332,27 +334,27 @@ def _secret_findings(
 ) -> list[Finding]:
     """The managed Secret: whose it is, and what its token answers."""
     if snapshot.conflict is not None:
-        return [Finding(Verdict.FAIL, f"{snapshot.conflict} (SecretConflict)")]
+        return [Finding(Outcome.FAIL, f"{snapshot.conflict} (SecretConflict)")]
     if snapshot.credentials_error is not None:
         return []
     if secret is None:
         return [
-            Finding(Verdict.OK, f"Secret {secret_name} does not exist yet: the operator creates it")
+            Finding(Outcome.OK, f"Secret {secret_name} does not exist yet: the operator creates it")
         ]
-    found = [Finding(Verdict.OK, f"Secret {secret_name} belongs to this EgainToken")]
+    found = [Finding(Outcome.OK, f"Secret {secret_name} belongs to this EgainToken")]
     stored = snapshot.stored_token
     if stored is None:
-        found.append(Finding(Verdict.INFO, "it holds no token the operator can use"))
+        found.append(Finding(Outcome.INFO, "it holds no token the operator can use"))
     elif stored.fingerprint != snapshot.fingerprint:
         found.append(
-            Finding(Verdict.INFO, "its token was obtained for another spec or other credentials")
+            Finding(Outcome.INFO, "its token was obtained for another spec or other credentials")
         )
     elif not stored.is_valid(now):
-        found.append(Finding(Verdict.INFO, f"its token expired at {rfc3339(stored.expires_at)}"))
+        found.append(Finding(Outcome.INFO, f"its token expired at {rfc3339(stored.expires_at)}"))
     else:
         found.append(
             Finding(
-                Verdict.INFO,
+                Outcome.INFO,
                 "its token answers the current spec and credentials, valid until "
                 f"{rfc3339(stored.expires_at)}",
             )
@@ -365,7 +367,7 @@ async def _request(
 ) -> Finding:
     """One real token request, reported without the token."""
     if request is None or not host_allowed:
-        return Finding(Verdict.FAIL, "token request not sent: the checks above failed")
+        return Finding(Outcome.FAIL, "token request not sent: the checks above failed")
     client = EgainClient(
         allowed_hosts=args.allowed_token_hosts,
         ca_bundle=args.ca_bundle,
@@ -376,12 +378,12 @@ async def _request(
     try:
         response, _ = await client.fetch_token(request)
     except TokenError as error:
-        return Finding(Verdict.FAIL, f"token request: {error.reason.value}: {error.message}")
+        return Finding(Outcome.FAIL, f"token request: {error.reason.value}: {error.message}")
     finally:
         await client.aclose()
     lifetime = "default lifetime" if response.expires_in_defaulted else "lifetime"
     return Finding(
-        Verdict.OK,
+        Outcome.OK,
         f"token request: eGain issued a {response.token_type} token ({lifetime} "
         f"{response.expires_in:g}s, scopes {' '.join(response.scopes)}); it was discarded, "
         "not written",

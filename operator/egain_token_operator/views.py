@@ -286,7 +286,7 @@ def describe_token(
     return "\n".join(lines)
 
 
-class Verdict(StrEnum):
+class Outcome(StrEnum):
     """The outcome of one step of `check`."""
 
     OK = "ok"
@@ -298,14 +298,14 @@ class Verdict(StrEnum):
 class Finding:
     """One line of a `check` report."""
 
-    verdict: Verdict
+    outcome: Outcome
     what: str
 
 
 def check_report(namespace: str, name: str, findings: Sequence[Finding]) -> str:
     """The `check` report: one line per finding, then the summary."""
     lines = [f"EgainToken {namespace}/{name}"]
-    lines += [f"  {finding.verdict.value:<4}  {finding.what}" for finding in findings]
-    failed = sum(finding.verdict is Verdict.FAIL for finding in findings)
+    lines += [f"  {finding.outcome.value:<4}  {finding.what}" for finding in findings]
+    failed = sum(finding.outcome is Outcome.FAIL for finding in findings)
     lines.append("all checks passed" if not failed else f"{failed} check(s) failed")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import pytest
 from egain_token_operator import cli, ctl, views
 from egain_token_operator.kube import KubeError, _kubeconfig_source
 from egain_token_operator.settings import parse_settings, retry_policy
-from egain_token_operator.views import Finding, Verdict
+from egain_token_operator.views import Finding, Outcome
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 TOKEN_VALUE = "eyJ-the-token-itself"
@@ -178,7 +178,7 @@ def test_details_without_secret_status_or_events() -> None:
 
 
 def test_check_report_counts_failures() -> None:
-    passed = views.check_report("apps", "portal", [Finding(Verdict.OK, "spec valid")])
+    passed = views.check_report("apps", "portal", [Finding(Outcome.OK, "spec valid")])
     assert passed.splitlines() == [
         "EgainToken apps/portal",
         "  ok    spec valid",
@@ -187,7 +187,7 @@ def test_check_report_counts_failures() -> None:
     failed = views.check_report(
         "apps",
         "portal",
-        [Finding(Verdict.FAIL, "credentials"), Finding(Verdict.INFO, "x")],
+        [Finding(Outcome.FAIL, "credentials"), Finding(Outcome.INFO, "x")],
     )
     assert failed.splitlines()[1:] == ["  FAIL  credentials", "  info  x", "1 check(s) failed"]
 
