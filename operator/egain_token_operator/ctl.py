@@ -291,8 +291,8 @@ async def check(
     url = flow_of(spec).url()
     findings.append(Finding(Outcome.OK, f"spec valid: {spec.flow.value}, POST {url}"))
     allowed = args.allowed_token_hosts
-    host = urlsplit(url).netloc
-    if allowed.allows(url):
+    host, host_allowed = urlsplit(url).netloc, allowed.allows(url)
+    if host_allowed:
         findings.append(Finding(Outcome.OK, f"token host {host} allowed by {allowed}"))
     else:
         findings.append(
@@ -315,7 +315,10 @@ async def check(
         )
     findings += _secret_findings(seen.secret, snapshot, spec.secret_name, now())
     decided = plan(snapshot, Memory(), now(), retry_policy(args))
-    if decided.request_token:
+    if decided.request_token and not host_allowed:
+        # The allow-list is checked when the request is about to be sent.
+        doing = "refuse to send the token request it is due to send (TokenUrlNotAllowed)"
+    elif decided.request_token:
         doing = f"request a token now: {decided.why}"
     else:
         doing = f"not request a token now: {decided.why}"
@@ -323,7 +326,7 @@ async def check(
             doing += f"; next request at {rfc3339(decided.next_refresh_at)}"
     findings.append(Finding(Outcome.INFO, f"the operator would {doing}"))
     if args.request:
-        findings.append(await _request(args, seen.request, allowed.allows(url)))
+        findings.append(await _request(args, seen.request, host_allowed))
     out(views.check_report(namespace, args.name, findings))
     failed = any(finding.outcome is Outcome.FAIL for finding in findings)
     return EXIT_NOT_READY if failed else EXIT_OK

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from testground.emulator import EgainEmulator
+from testground.emulator import EgainEmulator, FaultKind
 from tests.e2e.conftest import (
     MakeClient,
     MakeReadyToken,
@@ -173,6 +173,14 @@ def test_renew_waits_for_the_new_token(
     assert secret is not None
     key = "egain.cloud/refresh-requested-at"
     assert secret["metadata"]["annotations"][key] == requested[key]
+
+    # A transient failure is reported, and the wait goes on until the retry succeeds.
+    emulator.set_fault(FaultKind.SERVER_ERROR, count=1, client_id=client.client_id)
+    retried = ctl("renew", "renewed", "-n", namespace, "--timeout", "30")
+    assert retried.returncode == 0, retried.stderr
+    assert "the operator's request failed (TokenEndpointUnavailable: HTTP 503" in retried.stdout
+    assert "new token in Secret renewed" in retried.stdout
+    assert successes(emulator, client) == 3
 
     # eGain refuses for good: renew says so at once rather than waiting it out.
     _failing_token(cluster, namespace, emulator, make_client)
