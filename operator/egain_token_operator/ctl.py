@@ -254,7 +254,7 @@ async def renew(
                     out(f"the operator's request failed ({reason}: {message}); it retries")
                     said_transient = True
             if time.monotonic() >= deadline:
-                ready = views.ready_condition(token)
+                ready = views.recorded_ready(token)
                 raise CommandError(
                     f"timed out after {args.timeout:g}s: Secret {secret_name} holds no token "
                     f"for this refresh request yet (Ready={ready.get('status', 'Unknown')} "

@@ -72,15 +72,15 @@ def time_ago(text: Any, now: datetime) -> str:
     return NONE if instant is None else f"{human_duration(now - instant)} ago"
 
 
-def ready_condition(token: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The EgainToken's Ready condition, or an empty mapping before it has one."""
+def recorded_ready(token: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The Ready condition recorded in the EgainToken's status; empty before there is one."""
     conditions = (token.get("status") or {}).get("conditions") or []
     return next((c for c in conditions if c.get("type") == "Ready"), {})
 
 
 def is_ready(token: Mapping[str, Any]) -> bool:
     """True when the EgainToken's Ready condition is `True`."""
-    return ready_condition(token).get("status") == "True"
+    return recorded_ready(token).get("status") == "True"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -108,7 +108,7 @@ STATUS_HEADER = (
 def status_row(token: Mapping[str, Any], now: datetime) -> list[str]:
     """One EgainToken as a row under `STATUS_HEADER`."""
     status = token.get("status") or {}
-    ready = ready_condition(token)
+    ready = recorded_ready(token)
     last_failure = status.get("lastFailure") or {}
     failed = (
         f"{last_failure.get('reason', '?')} {time_ago(last_failure.get('time'), now)}"
@@ -237,7 +237,7 @@ def describe_token(
     """The detailed view of one EgainToken."""
     metadata = token["metadata"]
     status = token.get("status") or {}
-    ready = ready_condition(token)
+    ready = recorded_ready(token)
     last_failure = status.get("lastFailure") or {}
     failure = (
         f"{last_failure.get('reason')} {time_ago(last_failure.get('time'), now)}: "
