@@ -7,6 +7,7 @@ issued.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -94,6 +95,7 @@ def _lines_with(text: str, *words: str) -> list[str]:
 
 
 def test_status_table_details_and_plugin(
+    tmp_path: Path,
     cluster: Cluster,
     namespace: str,
     emulator: EgainEmulator,
@@ -137,6 +139,17 @@ def test_status_table_details_and_plugin(
     missing = ctl("status", "-n", namespace, "absent")
     assert missing.returncode == 3
     assert f'EgainToken "absent" not found in namespace {namespace}' in missing.stderr
+
+    # The kubeconfig as kubectl reads it: the file named, its context's namespace.
+    config = json.loads(cluster.control_plane.kubeconfig.read_text())
+    config["contexts"][0]["context"]["namespace"] = namespace
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps(config))
+    in_context = ctl("status", "--kubeconfig", str(kubeconfig), "--context", "local")
+    assert _lines_with(in_context.stdout, "ready", "True", "TokenIssued")
+    no_context = ctl("status", "--kubeconfig", str(kubeconfig), "--context", "absent")
+    assert no_context.returncode == 3
+    assert "cannot load the kubeconfig" in no_context.stderr
 
     plugin = ctl.plugin("status", "-n", namespace, "ready")
     assert plugin.returncode == 0, plugin.stderr
