@@ -1,4 +1,4 @@
-"""`egain-token-operator run [flags]`."""
+"""`egain-token-operator run [flags]`; `status`, `renew` and `check` are in `ctl`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import kopf
 
-from egain_token_operator import handlers
+from egain_token_operator import ctl, handlers
 from egain_token_operator.settings import Settings, parse_settings
 
 # Loggers that would print every request URL at INFO; ours say what matters.
@@ -43,8 +43,11 @@ async def run(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
-    settings = parse_settings(sys.argv[1:] if argv is None else argv)
+    """Console-script entry point: `run`, or one of the commands of `ctl`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ctl.COMMANDS:
+        sys.exit(ctl.main(args))
+    settings = parse_settings(args)
     configure_logging(settings)
     logging.getLogger(__name__).info(
         "starting: namespaces=%s allowed token hosts=%s",

@@ -19,23 +19,11 @@ from egain_token_operator.kube import Kube, load_api_client
 from egain_token_operator.leader import LeaderElector
 from egain_token_operator.reconcile import Reconciler
 from egain_token_operator.restarts import RolloutRestarter
-from egain_token_operator.schedule import RetryPolicy
-from egain_token_operator.settings import Settings
+from egain_token_operator.settings import Settings, retry_policy
 from egain_token_operator.spec import GROUP, PLURAL, VERSION
 from egain_token_operator.workers import WorkerRegistry
 
 registry = kopf.OperatorRegistry()
-
-
-def retry_policy(settings: Settings) -> RetryPolicy:
-    """The schedule tunables from the operator settings."""
-    return RetryPolicy(
-        refresh_jitter=settings.refresh_jitter,
-        initial_delay=timedelta(seconds=settings.retry_initial_delay),
-        max_delay=timedelta(seconds=settings.retry_max_delay),
-        permanent_delay=timedelta(seconds=settings.permanent_failure_retry_delay),
-        propagation_allowance=timedelta(seconds=settings.propagation_allowance),
-    )
 
 
 @kopf.on.login(registry=registry)

@@ -1,9 +1,10 @@
 """The only place that reads from and writes to the Kubernetes API directly.
 
-kopf watches; this module does the reads and writes the reconciler needs,
-through the official client's asyncio flavour (`kubernetes.aio`). Objects are
-plain dictionaries, as the API sends them. Errors carry the status code and
-the API server's message, which never includes a Secret's data.
+kopf watches; this module does the reads and writes the reconciler and the
+command line (`ctl.py`) need, through the official client's asyncio flavour
+(`kubernetes.aio`). Objects are plain dictionaries, as the API sends them.
+Errors carry the status code and the API server's message, which never
+includes a Secret's data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Awaitable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +30,7 @@ class KubeError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+        self.message = message
 
 
 class NotFoundError(KubeError):
@@ -50,6 +53,50 @@ async def load_api_client() -> client.ApiClient:
     else:
         await config.load_kube_config(client_configuration=configuration)
     return client.ApiClient(configuration)
+
+
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _kubeconfig_source(kubeconfig: str | None) -> str | None:
+    """The kubeconfig file list to load, or None for the in-cluster service account."""
+    path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
+    found = any(Path(p).expanduser().exists() for p in path.split(os.pathsep) if p)
+    if found:
+        return path
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    raise KubeError(0, f"no kubeconfig found at {path}, and not running in a cluster")
+
+
+def _load_incluster(configuration: client.Configuration) -> str:
+    """Configure the Pod's service account; return its namespace."""
+    config.load_incluster_config(client_configuration=configuration)
+    return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+
+
+async def load_user_api_client(
+    kubeconfig: str | None = None, context: str | None = None
+) -> tuple[client.ApiClient, str]:
+    """An API client for a person at a terminal, and the namespace to default to.
+
+    As kubectl does: `kubeconfig` if given, else `KUBECONFIG` (a list of files
+    is merged), else `~/.kube/config`, with `context` or the current one and
+    its namespace (else `default`); with none of those files, in a Pod, the
+    service account and its namespace.
+    """
+    configuration = client.Configuration()
+    source = _kubeconfig_source(kubeconfig)
+    if source is None:
+        return client.ApiClient(configuration), _load_incluster(configuration)
+    loader = await config.load_kube_config(
+        config_file=source,
+        context=context,
+        client_configuration=configuration,
+        persist_config=False,
+    )
+    namespace = (loader.current_context.get("context") or {}).get("namespace") or "default"
+    return client.ApiClient(configuration), str(namespace)
 
 
 async def _json(call: Awaitable[Any]) -> dict[str, Any]:
@@ -136,6 +183,54 @@ class Kube:
                 _content_type=MERGE_PATCH,
             )
         )
+
+    async def read_token(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """An EgainToken, or None when there is none."""
+        return await _json_or_none(
+            self._custom.get_namespaced_custom_object_without_preload_content(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        )
+
+    async def list_tokens(self, namespace: str | None) -> list[dict[str, Any]]:
+        """The EgainTokens of `namespace`, or of every namespace when it is None."""
+        if namespace is None:
+            call = self._custom.list_cluster_custom_object_without_preload_content(
+                GROUP, VERSION, PLURAL
+            )
+        else:
+            call = self._custom.list_namespaced_custom_object_without_preload_content(
+                GROUP, VERSION, namespace, PLURAL
+            )
+        items: list[dict[str, Any]] = (await _json(call)).get("items") or []
+        return items
+
+    async def annotate_token(
+        self, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Merge `annotations` into an EgainToken's metadata."""
+        return await _json(
+            self._custom.patch_namespaced_custom_object_without_preload_content(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"metadata": {"annotations": dict(annotations)}},
+                field_manager=FIELD_MANAGER,
+                _content_type=MERGE_PATCH,
+            )
+        )
+
+    async def list_events(self, namespace: str, uid: str) -> list[dict[str, Any]]:
+        """The core/v1 Events about the object with `uid` in `namespace`."""
+        found = await _json(
+            self._core.list_namespaced_event_without_preload_content(
+                namespace, field_selector=f"involvedObject.uid={uid}"
+            )
+        )
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items
 
     async def read_workload(
         self, namespace: str, kind: WorkloadKind, name: str

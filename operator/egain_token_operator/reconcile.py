@@ -93,6 +93,48 @@ class Observation:
     secret: Mapping[str, Any] | None = None
 
 
+async def observe(kube: Kube, worker: TokenWorker) -> Observation:
+    """Read what one look needs: the spec, the credentials, the managed Secret.
+
+    Reads only: the command line's `check` takes the same look.
+    """
+    namespace, name = worker.key
+    status = worker.body.get("status") or {}
+    base = Snapshot(
+        uid=worker.uid,
+        generation=worker.generation,
+        refresh_request=worker.refresh_request,
+        spec=None,
+        recorded_failure=recorded_failure(status, worker.refresh_request),
+        status_generation=status.get("observedGeneration"),
+    )
+    try:
+        spec = parse_spec(name, worker.body.get("spec") or {})
+    except InvalidSpecError as exc:
+        return Observation(replace(base, spec_error=str(exc)))
+    credentials_secret = await kube.read_secret(namespace, spec.credentials.name)
+    digest = credentials_digest(credentials_secret)
+    base = replace(base, spec=spec, credentials_written_at=last_written(credentials_secret))
+    try:
+        request = build_request(spec, read_credentials(credentials_secret, spec.credentials))
+    except TokenError as error:
+        return Observation(replace(base, credentials_error=error.message), digest)
+    secret = await kube.read_secret(namespace, spec.secret_name)
+    conflict = None
+    if secret is not None and not is_owned_by(secret, worker.owner):
+        conflict = (
+            f"Secret {spec.secret_name} exists and is not owned by this EgainToken; "
+            "it is left untouched"
+        )
+    snapshot = replace(
+        base,
+        fingerprint=request.fingerprint,
+        conflict=conflict,
+        stored_token=stored_token(secret) if secret is not None and not conflict else None,
+    )
+    return Observation(snapshot, digest, request, secret)
+
+
 @dataclass(frozen=True)
 class Reconciler:
     """Takes one look at a worker's EgainToken."""
@@ -107,7 +149,7 @@ class Reconciler:
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
         """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
         now, (namespace, name) = self.clock(), worker.key
-        seen = await self.observe(worker)
+        seen = await observe(self.kube, worker)
         decided = plan(seen.snapshot, worker.memory, now, self.policy)
         logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
         if decided.request_token and seen.request is not None:
@@ -121,44 +163,6 @@ class Reconciler:
             return None  # deleted meanwhile; the DELETED event ends the worker
         self._set_metrics(worker, decided)
         return decided.wake_at
-
-    async def observe(self, worker: TokenWorker) -> Observation:
-        """Read what one look needs: the spec, the credentials, the managed Secret."""
-        namespace, name = worker.key
-        status = worker.body.get("status") or {}
-        base = Snapshot(
-            uid=worker.uid,
-            generation=worker.generation,
-            refresh_request=worker.refresh_request,
-            spec=None,
-            recorded_failure=recorded_failure(status, worker.refresh_request),
-            status_generation=status.get("observedGeneration"),
-        )
-        try:
-            spec = parse_spec(name, worker.body.get("spec") or {})
-        except InvalidSpecError as exc:
-            return Observation(replace(base, spec_error=str(exc)))
-        credentials_secret = await self.kube.read_secret(namespace, spec.credentials.name)
-        digest = credentials_digest(credentials_secret)
-        base = replace(base, spec=spec, credentials_written_at=last_written(credentials_secret))
-        try:
-            request = build_request(spec, read_credentials(credentials_secret, spec.credentials))
-        except TokenError as error:
-            return Observation(replace(base, credentials_error=error.message), digest)
-        secret = await self.kube.read_secret(namespace, spec.secret_name)
-        conflict = None
-        if secret is not None and not is_owned_by(secret, worker.owner):
-            conflict = (
-                f"Secret {spec.secret_name} exists and is not owned by this EgainToken; "
-                "it is left untouched"
-            )
-        snapshot = replace(
-            base,
-            fingerprint=request.fingerprint,
-            conflict=conflict,
-            stored_token=stored_token(secret) if secret is not None and not conflict else None,
-        )
-        return Observation(snapshot, digest, request, secret)
 
     async def _fetch(
         self, worker: TokenWorker, seen: Observation, before: Plan, now: datetime

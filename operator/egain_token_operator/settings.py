@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from egain_token_operator.hosts import HostAllowList
+from egain_token_operator.schedule import RetryPolicy
 
 ENV_PREFIX = "EGAIN_OPERATOR_"
 
@@ -65,6 +67,32 @@ class Settings:
     def clusterwide(self) -> bool:
         """True when no namespace is named: the operator serves them all."""
         return not self.namespaces
+
+
+class ScheduleSettings(Protocol):
+    """The settings the schedule is tuned by: `Settings`, or parsed flags that hold them."""
+
+    @property
+    def refresh_jitter(self) -> float: ...
+    @property
+    def retry_initial_delay(self) -> float: ...
+    @property
+    def retry_max_delay(self) -> float: ...
+    @property
+    def permanent_failure_retry_delay(self) -> float: ...
+    @property
+    def propagation_allowance(self) -> float: ...
+
+
+def retry_policy(settings: ScheduleSettings) -> RetryPolicy:
+    """The schedule tunables from the operator settings."""
+    return RetryPolicy(
+        refresh_jitter=settings.refresh_jitter,
+        initial_delay=timedelta(seconds=settings.retry_initial_delay),
+        max_delay=timedelta(seconds=settings.retry_max_delay),
+        permanent_delay=timedelta(seconds=settings.permanent_failure_retry_delay),
+        propagation_allowance=timedelta(seconds=settings.propagation_allowance),
+    )
 
 
 def _address(value: str) -> Address:
@@ -259,6 +287,8 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="egain-token-operator",
         description="Keeps eGain OAuth2 access tokens fresh in Kubernetes Secrets.",
+        epilog="Also: status, renew and check, to inspect and renew EgainTokens "
+        "(egain-token-operator status --help; docs/cli.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the operator")
@@ -271,15 +301,30 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="serve only this namespace (repeatable; default all namespaces; "
         f"env {ENV_PREFIX}NAMESPACES, comma-separated; now {namespaces or 'unset'})",
     )
+    add_options(run, environ)
+    return parser
+
+
+def add_options(
+    parser: argparse.ArgumentParser,
+    environ: Mapping[str, str],
+    flags: Collection[str] | None = None,
+) -> None:
+    """Add the settings' flags (all, or those named in `flags`) to `parser`.
+
+    Each takes its default from its environment variable twin, else the
+    operator's default, and is validated the same way wherever it is used.
+    """
     for flag, env, parse, default, help_text in _OPTIONS:
+        if flags is not None and flag not in flags:
+            continue
         raw = environ.get(ENV_PREFIX + env, default)
-        run.add_argument(
+        parser.add_argument(
             flag,
             type=parse,
             default=raw,
             help=f"{help_text} (env {ENV_PREFIX}{env}; default {default or 'unset'})",
         )
-    return parser
 
 
 def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:

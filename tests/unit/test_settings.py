@@ -4,8 +4,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from egain_token_operator.handlers import retry_policy
-from egain_token_operator.settings import parse_settings
+from egain_token_operator.settings import parse_settings, retry_policy
 
 
 def test_defaults() -> None:

@@ -1,0 +1,247 @@
+"""The command line's views and parsing: pure, with a fixed `now`."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from egain_token_operator import cli, ctl, views
+from egain_token_operator.kube import KubeError, _kubeconfig_source
+from egain_token_operator.settings import parse_settings, retry_policy
+from egain_token_operator.views import Finding, Outcome
+
+NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
+TOKEN_VALUE = "eyJ-the-token-itself"
+
+
+def at(seconds: float) -> str:
+    return (NOW + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def egain_token(name: str = "portal", namespace: str = "apps", **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
+        "spec": {"credentialsSecretRef": {"name": "egain-client"}, "scopes": ["a"]},
+        "status": status,
+    }
+
+
+def ready(status: str = "True", reason: str = "TokenIssued", message: str = "ok") -> Any:
+    condition = {"type": "Ready", "status": status, "reason": reason, "message": message}
+    return [condition | {"lastTransitionTime": at(-300)}]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0s"),
+        (45, "45s"),
+        (119, "119s"),
+        (120, "2m"),
+        (270, "4m30s"),
+        (42 * 60 + 10, "42m"),
+        (179 * 60, "179m"),
+        (5 * 3600 + 10 * 60, "5h10m"),
+        (5 * 3600, "5h"),
+        (30 * 3600, "30h"),
+        (3 * 86400 + 4 * 3600, "3d4h"),
+        (9 * 86400, "9d"),
+        (-90, "90s"),
+    ],
+)
+def test_human_duration(seconds: int, shown: str) -> None:
+    assert views.human_duration(timedelta(seconds=seconds)) == shown
+
+
+def test_time_until_and_ago() -> None:
+    assert views.time_until(at(3600), NOW, "expired {} ago") == "60m"
+    assert views.time_until(at(-180), NOW, "expired {} ago") == "expired 3m ago"
+    assert views.time_until(at(-1), NOW, "due") == "due"
+    assert views.time_until(None, NOW, "due") == "-"
+    assert views.time_until("not a time", NOW, "due") == "-"
+    assert views.time_ago(at(-30), NOW) == "30s ago"
+    assert views.time_ago(None, NOW) == "-"
+
+
+def test_status_table_one_row_per_token_sorted() -> None:
+    healthy = egain_token(
+        "portal",
+        conditions=ready(),
+        secretName="portal-token",
+        expiresAt=at(3600),
+        nextRefreshAt=at(2400),
+        consecutiveFailures=0,
+    )
+    failing = egain_token(
+        "chat",
+        conditions=ready("False", "InvalidCredentials", "HTTP 401"),
+        secretName="chat",
+        nextRefreshAt=at(600),
+        consecutiveFailures=3,
+        lastFailure={"time": at(-30), "reason": "InvalidCredentials", "message": "HTTP 401"},
+    )
+    pending = egain_token("new")
+    pending.pop("status")
+
+    text = views.status_table([healthy, failing, pending], NOW, with_namespace=False)
+
+    assert text.splitlines() == [
+        "NAME     READY     REASON               SECRET         EXPIRES IN   NEXT REFRESH IN"
+        "   FAILURES   LAST FAILURE",
+        "chat     False     InvalidCredentials   chat           -            10m"
+        "               3          InvalidCredentials 30s ago",
+        "new      Unknown   -                    -              -            -"
+        "                 0          -",
+        "portal   True      TokenIssued          portal-token   60m          40m"
+        "               0          -",
+    ]
+    assert views.is_ready(healthy) and not views.is_ready(failing) and not views.is_ready(pending)
+
+
+def test_status_table_across_namespaces() -> None:
+    tokens = [egain_token("b", "zeta"), egain_token("a", "alpha"), egain_token("c", "alpha")]
+    lines = views.status_table(tokens, NOW, with_namespace=True).splitlines()
+    assert lines[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert [line.split()[:2] for line in lines[1:]] == [
+        ["alpha", "a"],
+        ["alpha", "c"],
+        ["zeta", "b"],
+    ]
+
+
+def secret(owner_uid: str | None, **data: str) -> dict[str, Any]:
+    references = (
+        [{"kind": "EgainToken", "name": "portal", "uid": owner_uid, "controller": True}]
+        if owner_uid
+        else []
+    )
+    return {
+        "metadata": {
+            "name": "portal-token",
+            "labels": {"app.kubernetes.io/managed-by": "egain-token-operator"},
+            "annotations": {"egain.cloud/issued-at": at(-60), "egain.cloud/expires-at": at(3540)},
+            "ownerReferences": references,
+        },
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def test_details_show_keys_and_owner_never_values() -> None:
+    token = egain_token(
+        conditions=ready(), secretName="portal-token", issuedAt=at(-60), expiresAt=at(3540)
+    )
+    managed = secret(
+        "uid-portal",
+        access_token=TOKEN_VALUE,
+        authorization=f"Bearer {TOKEN_VALUE}",
+        token_type="Bearer",
+        expires_at=at(3540),
+        scope="a",
+    )
+    events = [
+        {"type": "Normal", "reason": "TokenIssued", "message": f"n{i}", "lastTimestamp": at(-i)}
+        for i in range(12)
+    ]
+
+    text = views.describe_token(token, "portal-token", managed, events, NOW)
+
+    assert TOKEN_VALUE not in text
+    assert managed["data"]["access_token"] not in text
+    lines = text.splitlines()
+    assert "Keys:          access_token, authorization, expires_at, scope, token_type" in text
+    assert "Owner:         this EgainToken (portal)" in text
+    assert f"Expires at:      {at(3540)} (in 59m)" in lines
+    assert "Ready:           True (TokenIssued)" in lines
+    # The ten most recent Events, oldest first.
+    shown = [line.split()[-1] for line in lines[lines.index("Events:") + 2 :]]
+    assert shown == [f"n{i}" for i in range(9, -1, -1)]
+
+
+def test_secret_owner_other_or_none() -> None:
+    token = egain_token()
+    assert views.secret_owner(secret("uid-portal"), token) == "this EgainToken (portal)"
+    assert views.secret_owner(secret("uid-other"), token).startswith(
+        "EgainToken/portal, not this EgainToken"
+    )
+    assert views.secret_owner(secret(None), token).startswith("nobody")
+
+
+def test_details_without_secret_status_or_events() -> None:
+    text = views.describe_token(egain_token(), "portal", None, [], NOW)
+    assert "Secret:          portal (not found: not written yet)" in text.splitlines()
+    assert "Events:          <none>" in text.splitlines()
+    assert "Ready:           Unknown (no status yet)" in text.splitlines()
+
+
+def test_check_report_counts_failures() -> None:
+    passed = views.check_report("apps", "portal", [Finding(Outcome.OK, "spec valid")])
+    assert passed.splitlines() == [
+        "EgainToken apps/portal",
+        "  ok    spec valid",
+        "all checks passed",
+    ]
+    failed = views.check_report(
+        "apps",
+        "portal",
+        [Finding(Outcome.FAIL, "credentials"), Finding(Outcome.INFO, "x")],
+    )
+    assert failed.splitlines()[1:] == ["  FAIL  credentials", "  info  x", "1 check(s) failed"]
+
+
+def test_check_takes_the_operator_settings_with_their_environment_twins(tmp_path: Path) -> None:
+    parser = ctl.build_parser("egain-token-operator", {})
+    args = parser.parse_args(["check", "portal"])
+    assert str(args.allowed_token_hosts) == "*.egain.cloud"
+    assert args.ca_bundle is None
+    # The same schedule as the operator with the same settings.
+    assert retry_policy(args) == retry_policy(parse_settings(["run"], {}))
+
+    env = {"EGAIN_OPERATOR_ALLOWED_TOKEN_HOSTS": "login.example.com:8443"}
+    from_env = ctl.build_parser("p", env).parse_args(["check", "portal"])
+    assert from_env.allowed_token_hosts.allows("https://login.example.com:8443/token")
+    flag = ctl.build_parser("p", env).parse_args(
+        ["check", "portal", "--allowed-token-hosts", "*.b2clogin.com"]
+    )
+    assert flag.allowed_token_hosts.allows("https://tenant.b2clogin.com/token")
+    assert not flag.allowed_token_hosts.allows("https://login.example.com:8443/token")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        ctl.main(["renew"])
+    assert exited.value.code == ctl.EXIT_USAGE
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["status", "--all-namespaces", "--bogus"])
+    assert exited.value.code == ctl.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "usage: egain-token-operator [-h] {status,renew,check}" in err  # routed to ctl
+    assert "unrecognized arguments: --bogus" in err
+
+
+def test_token_digest_tells_tokens_apart_without_holding_them() -> None:
+    first = ctl._token_digest(secret("u", access_token=TOKEN_VALUE))
+    assert first is not None and TOKEN_VALUE not in first
+    assert first != ctl._token_digest(secret("u", access_token="another"))
+    assert ctl._token_digest(None) is None
+
+
+def test_kubeconfig_as_kubectl_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    present = tmp_path / "config"
+    present.write_text("{}")
+    missing = tmp_path / "missing"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", f"{missing}:{present}")
+    assert _kubeconfig_source(None) == f"{missing}:{present}"
+    assert _kubeconfig_source(str(present)) == str(present)
+    monkeypatch.delenv("KUBECONFIG")
+    with pytest.raises(KubeError, match="no kubeconfig found"):
+        _kubeconfig_source(None)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert _kubeconfig_source(None) is None  # in a Pod: its service account
+    with pytest.raises(KubeError, match="no kubeconfig found"):
+        _kubeconfig_source(str(missing))  # a file named explicitly must exist
