@@ -97,6 +97,17 @@ def test_admission_rejects_invalid_specs(
     assert field in result.stderr, result.stderr
 
 
+def test_admission_rejects_a_name_too_long_for_a_label_value(
+    cluster: Cluster, namespace: str
+) -> None:
+    manifest = egain_token(namespace, "n" * 64, VALID)
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False
+    )
+    assert result.returncode != 0
+    assert "metadata.name must be at most 63 characters" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     "spec",
     [
@@ -112,17 +123,6 @@ def test_admission_rejects_invalid_specs(
         },
     ],
 )
-def test_admission_rejects_a_name_too_long_for_a_label_value(
-    cluster: Cluster, namespace: str
-) -> None:
-    manifest = egain_token(namespace, "n" * 64, VALID)
-    result = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False
-    )
-    assert result.returncode != 0
-    assert "metadata.name must be at most 63 characters" in result.stderr, result.stderr
-
-
 def test_admission_accepts_valid_specs(
     cluster: Cluster, namespace: str, spec: dict[str, Any]
 ) -> None:
