@@ -35,12 +35,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[tuple[str, ...]]]
 
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
-# Instance metadata services outside the link-local ranges.
-METADATA = (ipaddress.ip_address("fd00:ec2::254"),)
+# Cloud instance metadata services (AWS's IPv6 one is outside the link-local range).
+METADATA = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
 
 
 async def resolve(host: str, port: int) -> tuple[str, ...]:
     """The addresses `host` resolves to, as the system resolver answers."""
+    try:
+        return (str(ipaddress.ip_address(host)),)  # an address needs no resolver thread
+    except ValueError:
+        pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
 
@@ -56,7 +60,7 @@ def _plain(address: str) -> IPAddress:
 def refusal(address: str, port: int, api_server: Iterable[tuple[str, int]] = ()) -> str | None:
     """Why a token request must not go to `address:port`, or None when it may."""
     parsed = _plain(address)
-    if parsed in METADATA or parsed == ipaddress.ip_address("169.254.169.254"):
+    if parsed in METADATA:
         return "the cloud instance metadata address"
     if parsed.is_unspecified:
         return "an unspecified address (this host)"

@@ -8,10 +8,12 @@ from collections.abc import Iterable, Iterator, Mapping
 import httpcore
 import httpx
 import pytest
+from kubernetes.aio import client
 
-from egain_token_operator.addresses import AddressGuard, GuardedNetworkBackend, refusal
+from egain_token_operator.addresses import AddressGuard, GuardedNetworkBackend, refusal, resolve
 from egain_token_operator.egain import ClientCredentials, EgainClient, build_request
 from egain_token_operator.hosts import HostAllowList
+from egain_token_operator.kube import Kube
 from egain_token_operator.reasons import (
     Reason,
     TokenEndpointUnavailableError,
@@ -254,3 +256,24 @@ class TestEgainClient:
         )
         with pytest.raises(TokenEndpointUnavailableError, match="timed out resolving"):
             fetch(client, "https://slow.egain.cloud/token")
+
+
+@pytest.mark.parametrize(
+    ("host", "server"),
+    [
+        ("https://10.96.0.1:443", ("10.96.0.1", 443)),
+        ("https://kubernetes.default.svc", ("kubernetes.default.svc", 443)),
+        ("https://[fd00::1]:6443", ("fd00::1", 6443)),
+    ],
+)
+def test_the_api_server_address_is_the_one_the_kube_client_uses(
+    host: str, server: tuple[str, int]
+) -> None:
+    configuration = client.Configuration()
+    configuration.host = host
+    assert Kube(client.ApiClient(configuration)).server == server
+
+
+def test_resolve_answers_an_address_itself() -> None:
+    assert asyncio.run(resolve("fe80::1", 443)) == ("fe80::1",)
+    assert asyncio.run(resolve("169.254.169.254", 443)) == ("169.254.169.254",)
