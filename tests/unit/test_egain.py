@@ -498,3 +498,27 @@ class TestResponseBody:
 
         asyncio.run(go())
         assert seen[0].headers["accept-encoding"] == "identity"
+
+    def test_a_trickled_answer_is_cut_at_the_timeout(self) -> None:
+        async def trickle() -> AsyncIterator[bytes]:
+            yield b'{"access_token": "'
+            await asyncio.Event().wait()  # the rest never comes
+            yield b'"}'
+
+        async def go() -> None:
+            handler = httpx.MockTransport(lambda request: httpx.Response(200, content=trickle()))
+            egain = EgainClient(
+                allowed_hosts=HostAllowList.parse("*.egain.cloud"),
+                ca_bundle=None,
+                timeout=0.1,
+                max_concurrent_requests=1,
+                default_lifetime=3600.0,
+                guard=AddressGuard(resolver=resolves_publicly),
+                transport=handler,
+            )
+            with pytest.raises(TokenEndpointUnavailableError) as caught:
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.aclose()
+            assert caught.value.message == "timed out talking to ai.egain.cloud"
+
+        asyncio.run(go())
