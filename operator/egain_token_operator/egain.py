@@ -252,7 +252,8 @@ def _expires_in(value: Any, origin: str) -> float:
     """
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         value = float(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    nan = isinstance(value, float) and math.isnan(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or nan:
         raise InvalidTokenResponseError(f"{origin}: expires_in is not a number")
     try:
         seconds = float(value)

@@ -272,6 +272,8 @@ class TestHostileResponses:
             (10**400, "expires_in is more than 31622400s (366 days)"),
             ("1e999", "expires_in is more than 31622400s (366 days)"),
             ("NaN", "expires_in is not a number"),
+            (b"NaN", "expires_in is not a number"),
+            (b"Infinity", "expires_in is more than 31622400s (366 days)"),
             ("inf", "expires_in is not a number"),
             ("0x10", "expires_in is not a number"),
             (True, "expires_in is not a number"),
@@ -281,8 +283,11 @@ class TestHostileResponses:
     def test_an_implausible_lifetime_is_refused_with_its_reason(
         self, expires_in: object, message: str
     ) -> None:
+        body: object = {"access_token": TOKEN, "expires_in": expires_in}
+        if isinstance(expires_in, bytes):  # a JSON literal Python's json reads
+            body = b'{"access_token": "' + TOKEN.encode() + b'", "expires_in": ' + expires_in + b"}"
         with pytest.raises(InvalidTokenResponseError) as caught:
-            parse(200, {"access_token": TOKEN, "expires_in": expires_in})
+            parse(200, body)
         assert caught.value.message == f"HTTP 200 from ai.egain.cloud: {message}"
 
     @pytest.mark.parametrize(
