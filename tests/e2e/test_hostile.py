@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from testground.emulator import EgainEmulator, FaultKind
-from tests.e2e.conftest import MakeClient, client_app_spec, parse_time
+from tests.e2e.conftest import MakeClient, MakeReadyToken, client_app_spec, parse_time
 from tests.e2e.support import Cluster, OperatorProcess, egain_token, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300), pytest.mark.usefixtures("operator")]
 
 # (name, fault, knob, the message after "HTTP 200 from localhost: ")
 REFUSED: list[tuple[str, FaultKind, dict[str, Any], str]] = [
@@ -104,3 +104,32 @@ def test_a_fractional_lifetime_is_served_never_past_the_real_expiry(
     assert 3599 <= lifetime.total_seconds() <= 3600
     (request,) = wait_until(lambda: emulator.requests(client.client_id), "the request")
     assert request.token_issued
+
+
+def test_a_hostile_refresh_leaves_the_valid_token_in_place(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_ready_token: MakeReadyToken,
+) -> None:
+    client, _ = make_ready_token("kept", client_options={"lifetime": 20}, refreshBefore="15s")
+    before = cluster.secret_data(namespace, "kept")
+    assert before is not None
+    emulator.set_fault(FaultKind.HOSTILE_TOKEN, count=None, client_id=client.client_id)
+
+    def refused() -> dict[str, Any] | None:
+        status = cluster.token(namespace, "kept")["status"]
+        return status if status.get("consecutiveFailures", 0) >= 1 else None
+
+    status = wait_until(refused, "a refused refresh", timeout=20)
+    assert status["lastFailure"]["reason"] == "InvalidTokenResponse"
+    assert status["conditions"][0]["status"] == "True"  # the old token is still valid
+    after = cluster.secret_data(namespace, "kept")
+    assert after == before
+    emulator.clear_faults()
+    wait_until(
+        lambda: cluster.secret_data(namespace, "kept") != before, "a good refresh", timeout=20
+    )
+    refreshed = cluster.secret_data(namespace, "kept")
+    assert refreshed is not None
+    assert all(value.reveal().isprintable() for value in refreshed.values())
