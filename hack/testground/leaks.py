@@ -23,8 +23,8 @@ def cluster_record(plane: ControlPlane, namespaces: Iterable[str]) -> str:
     texts = []
     for namespace in dict.fromkeys(namespaces):
         for resource in ("events", "egaintokens"):
-            result = plane.kubectl("get", resource, "-n", namespace, "-o", "json", check=False)
-            texts.append(result.stdout)
+            # A failed read fails the check: an empty record would pass it.
+            texts.append(plane.kubectl("get", resource, "-n", namespace, "-o", "json").stdout)
     return "\n".join(texts)
 
 
