@@ -6,7 +6,12 @@ prefix) and the form. Nothing here knows about Kubernetes. Every failure is a
 `TokenError` whose `reason` is exactly one Ready reason, so the caller never
 has to interpret strings. Error messages are built from status codes, hosts and
 eGain's error codes only, and anything echoed from the server is scrubbed of
-the credentials, so they are safe for status, events and logs.
+the credentials and of unprintable characters, so they are safe for status,
+events and logs.
+
+A response is not trusted: its body is read up to `MAX_RESPONSE_BYTES` and no
+further, and a token is accepted only if it can go into an HTTP header as it
+is and lives a plausible time (`MIN_TOKEN_LIFETIME` to `MAX_TOKEN_LIFETIME`).
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import certifi
+import httpcore
 import httpx
 
 from egain_token_operator import __version__
+from egain_token_operator.addresses import AddressGuard, GuardedNetworkBackend
 from egain_token_operator.hosts import HostAllowList
 from egain_token_operator.metrics import REQUEST_DURATION
 from egain_token_operator.reasons import (
@@ -50,6 +57,20 @@ USER_AGENT = f"egain-token-operator/{__version__}"
 
 _MAX_DESCRIPTION = 200
 _ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+# The most of a response body that is read; a token response is a few KiB.
+MAX_RESPONSE_BYTES = 64 * 1024
+# Lifetimes outside these bounds are not believed: a token that expires within
+# a second cannot be used, and one said to outlive a year is a bug somewhere.
+MIN_TOKEN_LIFETIME = 1.0
+MAX_TOKEN_LIFETIME = 366 * 24 * 3600.0
+# What each field may hold so that `<token_type> <access_token>` is a valid
+# HTTP header value: RFC 6749's VSCHAR for the token, an HTTP token (RFC 9110)
+# for its type, visible ASCII for each scope.
+_ACCESS_TOKEN = re.compile(r"[\x20-\x7e]+")
+_TOKEN_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_SCOPE = re.compile(r"[\x21-\x7e]+")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -188,10 +209,12 @@ def build_request(spec: TokenSpec, credentials: ClientCredentials) -> TokenReque
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """`text` with every secret replaced, cut to a length fit for a status message."""
+    """`text` with every secret replaced, on one line of printable characters, cut
+    to a length fit for a status message."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[redacted]")
+    text = "".join(c if c.isprintable() else " " for c in text)
     text = " ".join(text.split())
     return text if len(text) <= _MAX_DESCRIPTION else text[: _MAX_DESCRIPTION - 3] + "..."
 
@@ -212,26 +235,43 @@ def _retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
+def _json_object(body: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The body as a JSON object, or None and what is wrong with it."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return payload if isinstance(payload, dict) else None
+    except RecursionError:
+        return None, "the body is JSON nested too deeply"
+    except ValueError:  # UnicodeDecodeError included
+        return None, "the body is not a JSON object"
+    if not isinstance(payload, dict):
+        return None, "the body is not a JSON object"
+    return payload, ""
 
 
-def _expires_in(value: Any) -> float | None:
-    """`expires_in` as eGain deployments send it: a JSON number or a numeric string."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
-        return float(value)
-    return None
+def _expires_in(value: Any, origin: str) -> float:
+    """`expires_in` as eGain deployments send it: a JSON number or a numeric string.
+
+    Anything else, and a lifetime outside `MIN_TOKEN_LIFETIME` to
+    `MAX_TOKEN_LIFETIME`, is an `InvalidTokenResponseError`.
+    """
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value.strip())
+    nan = isinstance(value, float) and math.isnan(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or nan:
+        raise InvalidTokenResponseError(f"{origin}: expires_in is not a number")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds > MAX_TOKEN_LIFETIME:
+        raise InvalidTokenResponseError(
+            f"{origin}: expires_in is more than {MAX_TOKEN_LIFETIME:.0f}s (366 days)"
+        )
+    if seconds < MIN_TOKEN_LIFETIME:
+        raise InvalidTokenResponseError(
+            f"{origin}: expires_in {seconds:g}s is shorter than {MIN_TOKEN_LIFETIME:g}s"
+        )
+    return seconds
 
 
 def parse_token_response(
@@ -244,10 +284,12 @@ def parse_token_response(
     default_lifetime: float,
     secrets: tuple[str, ...],
     now: datetime,
+    unread: str | None = None,
 ) -> TokenResponse:
     """Turn an HTTP response into a `TokenResponse`, or raise the matching error.
 
     `secrets` are scrubbed from anything of the body that reaches a message.
+    `unread` says why the body was not read (too large, say), when it was not.
     """
     origin = f"HTTP {status_code} from {host}"
     if 300 <= status_code < 400:
@@ -258,7 +300,7 @@ def parse_token_response(
         raise TokenEndpointUnavailableError(
             origin, retry_after=_retry_after(headers.get("retry-after"), now)
         )
-    payload = _json_object(body)
+    payload, malformed = _json_object(body) if unread is None else (None, unread)
     if status_code >= 400:
         error = payload.get("error") if payload else None
         description = payload.get("error_description") if payload else None
@@ -275,22 +317,34 @@ def parse_token_response(
     if status_code < 200 or status_code >= 300:
         raise InvalidTokenResponseError(f"{origin}: not a token response")
     if payload is None:
-        raise InvalidTokenResponseError(f"{origin}: the body is not a JSON object")
+        raise InvalidTokenResponseError(f"{origin}: {malformed}")
     access_token = payload.get("access_token")
     if not isinstance(access_token, str) or not access_token.strip():
         raise InvalidTokenResponseError(f"{origin}: no access_token in the response")
+    access_token = access_token.strip()
+    if not _ACCESS_TOKEN.fullmatch(access_token):
+        # Never say which characters: they are part of the token.
+        raise InvalidTokenResponseError(
+            f"{origin}: access_token holds characters that cannot go in an HTTP header "
+            "(control characters, line breaks or non-ASCII)"
+        )
     token_type = payload.get("token_type")
     if token_type is not None and (not isinstance(token_type, str) or not token_type.strip()):
         raise InvalidTokenResponseError(f"{origin}: token_type is not a string")
+    token_type = token_type.strip() if token_type else "Bearer"
+    if not _TOKEN_TYPE.fullmatch(token_type):
+        raise InvalidTokenResponseError(
+            f"{origin}: token_type is not an HTTP authentication scheme"
+        )
     defaulted = "expires_in" not in payload or payload["expires_in"] is None
-    expires_in = default_lifetime if defaulted else _expires_in(payload["expires_in"])
-    if expires_in is None:
-        raise InvalidTokenResponseError(f"{origin}: expires_in is not a positive number")
+    expires_in = default_lifetime if defaulted else _expires_in(payload["expires_in"], origin)
     scope = payload.get("scope")
     granted = tuple(scope.split()) if isinstance(scope, str) and scope.strip() else requested_scopes
+    if not all(_SCOPE.fullmatch(item) for item in granted):
+        raise InvalidTokenResponseError(f"{origin}: scope holds characters outside visible ASCII")
     return TokenResponse(
-        access_token=access_token.strip(),
-        token_type=token_type.strip() if token_type else "Bearer",
+        access_token=access_token,
+        token_type=token_type,
         expires_in=expires_in,
         scopes=granted,
         expires_in_defaulted=defaulted,
@@ -323,7 +377,8 @@ def trust_store(ca_bundle: Path | None) -> ssl.SSLContext:
 
 class EgainClient:
     """Sends token requests: one pooled HTTP client, a global concurrency limit,
-    the host allow-list checked before anything leaves the process."""
+    the host allow-list and the address guard checked before anything leaves
+    the process."""
 
     def __init__(
         self,
@@ -333,11 +388,14 @@ class EgainClient:
         timeout: float,
         max_concurrent_requests: int,
         default_lifetime: float,
+        guard: AddressGuard | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._allowed_hosts = allowed_hosts
+        self._guard = guard or AddressGuard()
         self._default_lifetime = default_lifetime
+        self._timeout = timeout
         self._limit = asyncio.Semaphore(max_concurrent_requests)
         self._clock = clock
         self._http = httpx.AsyncClient(
@@ -347,8 +405,15 @@ class EgainClient:
             trust_env=True,
             transport=transport,
             limits=httpx.Limits(max_connections=max_concurrent_requests),
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            headers={
+                "Accept": "application/json",
+                # A compressed body could unpack to any size; see _read_body.
+                "Accept-Encoding": "identity",
+                "User-Agent": USER_AGENT,
+            },
         )
+        if transport is None:
+            _guard_direct_connections(self._http, self._guard)
 
     async def aclose(self) -> None:
         """Close pooled connections."""
@@ -357,23 +422,35 @@ class EgainClient:
     async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
         """Send `request`; return the token with the instant it was requested.
 
-        The allow-list is checked here, the one place, before anything is sent.
-        Expiry is counted from the moment the request was sent, not received, so
-        a slow response can only make the recorded expiry early, never late.
+        The allow-list and the address guard are checked here, the one place,
+        before anything is sent. `timeout` bounds the whole exchange (name
+        resolution, connection, request and reading the answer), so a server
+        that trickles its answer cannot hold a request slot for longer.
+        Expiry is counted from the moment the request was sent, not received,
+        so a slow response can only make the recorded expiry early, never late.
         """
         if not self._allowed_hosts.allows(request.url):
             raise TokenUrlNotAllowedError(
                 f"host {request.host} is not in the operator's allowed token hosts "
                 f"({self._allowed_hosts}); no request was sent"
             )
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._guard.check(request.url)
+        except TimeoutError:
+            raise TokenEndpointUnavailableError(f"timed out resolving {request.host}") from None
         async with self._limit:
             requested_at = self._clock()
             started = time.monotonic()
             status_label = "error"
             try:
-                response = await self._http.post(request.url, data=dict(request.form))
-                status_label = str(response.status_code)
-            except httpx.TimeoutException:
+                async with (
+                    asyncio.timeout(self._timeout),
+                    self._http.stream("POST", request.url, data=dict(request.form)) as response,
+                ):
+                    status_label = str(response.status_code)
+                    body, unread = await _read_body(response)
+            except (TimeoutError, httpx.TimeoutException):
                 raise TokenEndpointUnavailableError(
                     f"timed out talking to {request.host}"
                 ) from None
@@ -386,11 +463,52 @@ class EgainClient:
         token = parse_token_response(
             response.status_code,
             response.headers,
-            response.content,
+            body,
             host=request.host,
             requested_scopes=request.scopes,
             default_lifetime=self._default_lifetime,
             secrets=request.secrets,
             now=requested_at,
+            unread=unread,
         )
         return token, requested_at
+
+
+async def _read_body(response: httpx.Response) -> tuple[bytes, str | None]:
+    """At most `MAX_RESPONSE_BYTES` of the body, streamed; else why it was left unread.
+
+    What is not read is dropped with the connection. A compressed body was not
+    asked for and is not unpacked: a few KiB of it can hold gigabytes.
+    """
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return b"", f"the body is compressed ({encoding[:20]}), which was not asked for"
+    too_large = f"the body is larger than {MAX_RESPONSE_BYTES // 1024} KiB"
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        return b"", too_large
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            return b"", too_large
+    return bytes(body), None
+
+
+def _guard_direct_connections(http: httpx.AsyncClient, guard: AddressGuard) -> None:
+    """Make the client's direct (not proxied) connections go through `guard`.
+
+    httpx has no public way to give its connection pool a network backend, so
+    the pool of its default transport is replaced by one built the same way
+    with the guarded backend (tests/unit/test_addresses.py proves it in use).
+    """
+    transport = http._transport
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    pool = transport._pool
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=pool._ssl_context,
+        max_connections=pool._max_connections,
+        max_keepalive_connections=pool._max_keepalive_connections,
+        keepalive_expiry=pool._keepalive_expiry,
+        network_backend=GuardedNetworkBackend(guard),
+    )

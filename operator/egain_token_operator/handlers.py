@@ -13,6 +13,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from egain_token_operator import metrics
+from egain_token_operator.addresses import AddressGuard
 from egain_token_operator.egain import EgainClient
 from egain_token_operator.events import EventRecorder
 from egain_token_operator.kube import Kube, load_api_client
@@ -53,6 +54,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         timeout=config.http_timeout,
         max_concurrent_requests=config.max_concurrent_requests,
         default_lifetime=config.default_token_lifetime,
+        # Token requests never go to the API server (nor to link-local addresses).
+        guard=AddressGuard(api_server=kube.server),
     )
     restarter = RolloutRestarter(
         kube,

@@ -14,6 +14,7 @@ import os
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from kubernetes.aio import client, config
@@ -143,6 +144,12 @@ class Kube:
     async def close(self) -> None:
         """Close the connection pool."""
         await self._api_client.close()
+
+    @property
+    def server(self) -> tuple[str, int]:
+        """The API server's host and port, as this client reaches it."""
+        parts = urlsplit(self._api_client.configuration.host)
+        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret, or None when there is none."""

@@ -1,7 +1,8 @@
 """End-to-end fixtures: a namespace per test, the operator serving it, eGain clients.
 
-After every test that ran the operator, its log, the namespace's Events and
-every EgainToken in it are searched for client secrets and issued tokens.
+After every test that ran the operator, its log (at debug level), the
+namespace's Events and every EgainToken in it are searched for client secrets
+and issued tokens, plain or base64-encoded (`testground.leaks`).
 Also the helpers the operator's tests share: the usual ClientApp spec, times
 as written in status, the count of tokens issued to a client.
 """
@@ -20,6 +21,7 @@ import pytest
 
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
+from testground.leaks import assert_no_secret_material, cluster_record
 from tests.e2e.support import CRD, Cluster, OperatorProcess, credentials_secret, egain_token
 
 TENANT = "TMPRODB88619984"
@@ -209,11 +211,10 @@ def start_operator(
     yield start
     for process in started:
         process.stop()
-    captured = [process.log() for process in started]
-    captured.append(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
-    captured.append(cluster.kubectl("get", "egaintokens", "-n", namespace, "-o", "json").stdout)
-    found = emulator.secrets_in("\n".join(captured)).values()
-    assert not found, f"secret material in logs, events or status: {sorted(found)}"
+    logs = [process.log() for process in started]
+    assert_no_secret_material(
+        [*logs, cluster_record(cluster.control_plane, [namespace])], [emulator]
+    )
 
 
 @pytest.fixture

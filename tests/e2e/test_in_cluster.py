@@ -21,6 +21,7 @@ import pytest
 
 from testground import incluster
 from testground.emulator import EgainEmulator
+from testground.leaks import assert_no_secret_material, cluster_record
 from tests.e2e.chart_support import ChartRelease, fullname, uninstall_chart, unique_name
 from tests.e2e.conftest import TENANT, EgainClient, MakeClient
 from tests.e2e.support import Cluster, egain_token, wait_until
@@ -87,12 +88,8 @@ def check_no_leaks(
     cluster: Cluster, emulator: EgainEmulator, release: ChartRelease, *namespaces: str
 ) -> None:
     """Search the operator Pods' logs, the Events and every EgainToken for secrets."""
-    captured = [operator_logs(cluster, release)]
-    for namespace in (release.namespace, *namespaces):
-        captured.append(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
-        captured.append(cluster.kubectl("get", "egt", "-n", namespace, "-o", "json").stdout)
-    found = emulator.secrets_in("\n".join(captured)).values()
-    assert not found, f"secret material in logs, events or status: {sorted(found)}"
+    record = cluster_record(cluster.control_plane, [release.namespace, *namespaces])
+    assert_no_secret_material([operator_logs(cluster, release), record], [emulator])
 
 
 @pytest.fixture

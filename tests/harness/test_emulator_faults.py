@@ -192,3 +192,70 @@ def test_redirect_target_records_a_client_that_follows(
     assert response.status_code == 404
     leaked = [r for r in emulator.requests() if r.path == REDIRECT_TARGET_PATH]
     assert [r.client_id for r in leaked] == [creds.client_id]
+
+
+@pytest.mark.parametrize("value", [-5, 0, 0.5, 3599.5, 1e12, "3600.5", "soon", True, None])
+def test_expires_in_takes_any_json_value(
+    http: httpx.Client, emulator: EgainEmulator, creds: Creds, value: object
+) -> None:
+    emulator.set_fault(FaultKind.EXPIRES_IN, value=value)
+    body = token_request(http, emulator, CA, creds).json()
+    assert body["expires_in"] == value
+    assert emulator.is_issued_token(body["access_token"])
+    assert token_request(http, emulator, CA, creds).json()["expires_in"] == LIFETIME
+
+
+@pytest.mark.parametrize("text", ["\r\nX-Injected: yes", "\x00\x1b[2J", "\u00e9"])
+def test_hostile_token_follows_a_real_token_with_text(
+    http: httpx.Client, emulator: EgainEmulator, creds: Creds, text: str
+) -> None:
+    emulator.set_fault(FaultKind.HOSTILE_TOKEN, text=text)
+    token = token_request(http, emulator, CA, creds).json()["access_token"]
+    assert token.endswith(text)
+    issued = token.removesuffix(text)
+    assert emulator.is_issued_token(issued)
+    # The issued part is found in a text that shows the hostile token.
+    assert list(emulator.secrets_in(f"logged: {token}")) == [issued]
+
+
+def test_oversized_answer_is_a_valid_token_answer_of_that_size(
+    http: httpx.Client, emulator: EgainEmulator, creds: Creds
+) -> None:
+    emulator.set_fault(FaultKind.OVERSIZED, size=3 * 1024 * 1024)
+    response = token_request(http, emulator, CA, creds)
+    assert response.status_code == 200
+    assert len(response.content) == 3 * 1024 * 1024
+    assert int(response.headers["content-length"]) == 3 * 1024 * 1024
+    assert emulator.is_issued_token(response.json()["access_token"])
+
+
+def test_deep_json_nests_an_extra_field(
+    http: httpx.Client, emulator: EgainEmulator, creds: Creds
+) -> None:
+    emulator.set_fault(FaultKind.DEEP_JSON, depth=5000)
+    body = token_request(http, emulator, CA, creds).content
+    assert body.endswith(b', "extra": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    with pytest.raises(RecursionError):
+        json.loads(body)
+    token = json.loads(body[: body.index(b', "extra"')] + b"}")["access_token"]
+    assert emulator.is_issued_token(token)
+
+
+def test_hostile_answers_are_set_over_the_admin_api(
+    http: httpx.Client, emulator: EgainEmulator, creds: Creds
+) -> None:
+    knobs = [
+        {"kind": "expires_in", "value": -1},
+        {"kind": "hostile_token", "text": "\n"},
+        {"kind": "oversized", "size": 100_000},
+        {"kind": "deep_json", "depth": 10},
+    ]
+    for knob in knobs:
+        assert http.post(emulator.admin_url + "/faults", json=knob).status_code == 201
+    listed = {f["kind"]: f for f in http.get(emulator.admin_url + "/faults").json()}
+    assert listed["expires_in"]["value"] == -1
+    assert listed["hostile_token"]["text"] == "\n"
+    assert listed["oversized"]["size"] == 100_000
+    assert listed["deep_json"]["depth"] == 10
+    refused = http.post(emulator.admin_url + "/faults", json={"kind": "deep_json", "depth": 0})
+    assert refused.status_code == 400

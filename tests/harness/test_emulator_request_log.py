@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import time
@@ -112,6 +113,35 @@ def test_secrets_in_finds_client_secrets_and_issued_tokens(
         assert old_secret not in description
         assert token not in description
     assert emulator.secrets_in(f"{creds.client_id} and a-long-run-of-harmless-characters") == {}
+
+
+def test_secrets_in_finds_them_base64_encoded(
+    http: httpx.Client, emulator: EgainEmulator, creds: Creds
+) -> None:
+    token = token_request(http, emulator, CA, creds).json()["access_token"]
+
+    def encoded(text: str, alphabet: bytes | None = None) -> str:
+        return base64.b64encode(text.encode(), alphabet).decode()
+
+    # As a dumped Secret shows them: the data values, base64 of the whole value.
+    dumped = json.dumps(
+        {
+            "data": {
+                "client_secret": encoded(creds.client_secret),
+                "authorization": encoded(f"Bearer {token}"),
+                "token": encoded(token, b"-_").rstrip("="),
+            }
+        }
+    )
+    found = emulator.secrets_in(dumped)
+    assert set(found) == {
+        encoded(creds.client_secret),
+        encoded(f"Bearer {token}"),
+        encoded(token, b"-_").rstrip("="),
+    }
+    assert all(d.startswith("base64 of ") for d in found.values())
+    harmless = encoded(f"client {creds.client_id} got a token")
+    assert emulator.secrets_in(f"data: {harmless}") == {}
 
 
 def test_failure_reports_never_show_a_secret(pytester: pytest.Pytester) -> None:

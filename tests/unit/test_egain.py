@@ -1,12 +1,16 @@
 import asyncio
+import gzip
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from egain_token_operator.addresses import AddressGuard
 from egain_token_operator.egain import (
+    MAX_RESPONSE_BYTES,
     ClientCredentials,
     EgainClient,
     TokenResponse,
@@ -212,6 +216,116 @@ class TestResponseParsing:
         assert "[redacted]" in str(caught.value)
         assert "HTTP 401 from ai.egain.cloud" in str(caught.value)
 
+    def test_echoed_control_characters_never_reach_a_message(self) -> None:
+        body = {"error": "invalid_request", "error_description": "a\x1b[2Jb\r\nc\x00d\u202ee"}
+        with pytest.raises(InvalidRequestError) as caught:
+            parse(400, body)
+        assert (
+            caught.value.message == "HTTP 400 from ai.egain.cloud: invalid_request (a [2Jb c d e)"
+        )
+
+
+# A token as eGain would issue it, then hostile additions to it.
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+
+
+class TestHostileResponses:
+    @pytest.mark.parametrize(
+        "token",
+        [
+            f"{TOKEN}\r\nX-Injected: yes",
+            f"{TOKEN}\nsecond-line",
+            f"{TOKEN}\x00",
+            f"\x1b[31m{TOKEN}",
+            f"{TOKEN}\x7f",
+            f"{TOKEN}\u00e9",
+            f"{TOKEN}\u2028more",
+        ],
+    )
+    def test_a_token_that_would_break_an_http_header_is_refused(self, token: str) -> None:
+        with pytest.raises(InvalidTokenResponseError) as caught:
+            parse(200, {"access_token": token, "expires_in": 3600})
+        assert "cannot go in an HTTP header" in caught.value.message
+        assert TOKEN not in caught.value.message
+
+    def test_surrounding_whitespace_is_trimmed(self) -> None:
+        assert parse(200, {"access_token": f"\n {TOKEN}\r\n"}).access_token == TOKEN
+
+    @pytest.mark.parametrize("token_type", ["Bearer\r\nX-Injected: yes", "Bear er", "Bearer\x00"])
+    def test_a_token_type_that_is_no_auth_scheme_is_refused(self, token_type: str) -> None:
+        with pytest.raises(InvalidTokenResponseError, match="token_type"):
+            parse(200, {"access_token": TOKEN, "token_type": token_type})
+
+    def test_granted_scopes_must_be_visible_ascii(self) -> None:
+        with pytest.raises(InvalidTokenResponseError, match="scope"):
+            parse(200, {"access_token": TOKEN, "scope": "a \x1b[2Jb"})
+
+    @pytest.mark.parametrize(
+        ("expires_in", "message"),
+        [
+            (-5, "expires_in -5s is shorter than 1s"),
+            ("-5", "expires_in -5s is shorter than 1s"),
+            (0, "expires_in 0s is shorter than 1s"),
+            (0.5, "expires_in 0.5s is shorter than 1s"),
+            ("0.5", "expires_in 0.5s is shorter than 1s"),
+            (1e12, "expires_in is more than 31622400s (366 days)"),
+            (10**400, "expires_in is more than 31622400s (366 days)"),
+            ("1e999", "expires_in is more than 31622400s (366 days)"),
+            ("NaN", "expires_in is not a number"),
+            (b"NaN", "expires_in is not a number"),
+            (b"Infinity", "expires_in is more than 31622400s (366 days)"),
+            ("inf", "expires_in is not a number"),
+            ("0x10", "expires_in is not a number"),
+            (True, "expires_in is not a number"),
+            ([3600], "expires_in is not a number"),
+        ],
+    )
+    def test_an_implausible_lifetime_is_refused_with_its_reason(
+        self, expires_in: object, message: str
+    ) -> None:
+        body: object = {"access_token": TOKEN, "expires_in": expires_in}
+        if isinstance(expires_in, bytes):  # a JSON literal Python's json reads
+            body = b'{"access_token": "' + TOKEN.encode() + b'", "expires_in": ' + expires_in + b"}"
+        with pytest.raises(InvalidTokenResponseError) as caught:
+            parse(200, body)
+        assert caught.value.message == f"HTTP 200 from ai.egain.cloud: {message}"
+
+    @pytest.mark.parametrize(
+        ("expires_in", "seconds"),
+        [
+            (3599.5, 3599.5),
+            ("3600.25", 3600.25),
+            (" 60 ", 60.0),
+            (1, 1.0),
+            ("31622400", 31622400.0),
+        ],
+    )
+    def test_plausible_lifetimes_in_any_form(self, expires_in: object, seconds: float) -> None:
+        assert parse(200, {"access_token": TOKEN, "expires_in": expires_in}).expires_in == seconds
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"[" * 100_000,
+            b'{"access_token": "T", "extra": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+            b'{"access_token": "T", "extra": ' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001,
+        ],
+    )
+    def test_deeply_nested_json_is_refused(self, body: bytes) -> None:
+        with pytest.raises(InvalidTokenResponseError, match="nested too deeply"):
+            parse(200, body)
+
+    def test_a_body_left_unread_is_refused_on_success_only(self) -> None:
+        with pytest.raises(InvalidTokenResponseError, match="larger than 64 KiB"):
+            parse(200, b"", unread="the body is larger than 64 KiB")
+        with pytest.raises(InvalidCredentialsError):
+            parse(401, b"", unread="the body is larger than 64 KiB")
+
+
+async def resolves_publicly(host: str, port: int) -> tuple[str, ...]:
+    """A resolver for the unit tests: every name at a public documentation address."""
+    return ("203.0.113.7",)
+
 
 def client(
     handler: httpx.MockTransport, hosts: str = "*.egain.cloud", limit: int = 16
@@ -222,6 +336,7 @@ def client(
         timeout=5.0,
         max_concurrent_requests=limit,
         default_lifetime=3600.0,
+        guard=AddressGuard(resolver=resolves_publicly),
         transport=handler,
         clock=lambda: NOW,
     )
@@ -322,3 +437,93 @@ class TestClient:
 
         asyncio.run(go())
         assert peak == 3
+
+
+class TestResponseBody:
+    """The body is streamed and read up to `MAX_RESPONSE_BYTES`, never further."""
+
+    def fetch(self, response: httpx.Response) -> Exception:
+        async def go() -> Exception:
+            egain = client(httpx.MockTransport(lambda request: response))
+            try:
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            except TokenError as error:
+                return error
+            finally:
+                await egain.aclose()
+            raise AssertionError("no error")
+
+        return asyncio.run(go())
+
+    def test_a_multi_megabyte_body_is_not_read(self) -> None:
+        sent: list[int] = []
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"access_token": "' + TOKEN.encode() + b'", "padding": "'
+            for _ in range(5 * 1024):  # 5 MiB, no Content-Length
+                sent.append(1024)
+                yield b"x" * 1024
+            yield b'"}'
+
+        error = self.fetch(httpx.Response(200, content=chunks()))
+        assert isinstance(error, InvalidTokenResponseError)
+        assert error.message == "HTTP 200 from ai.egain.cloud: the body is larger than 64 KiB"
+        assert sum(sent) <= MAX_RESPONSE_BYTES + 1024
+
+    def test_a_declared_length_over_the_cap_is_not_read(self) -> None:
+        async def never() -> AsyncIterator[bytes]:
+            raise AssertionError("read")
+            yield b""
+
+        response = httpx.Response(200, headers={"Content-Length": "5000000"}, content=never())
+        assert "larger than 64 KiB" in str(self.fetch(response))
+
+    def test_a_compressed_body_is_not_unpacked(self) -> None:
+        body = gzip.compress(json.dumps({"access_token": TOKEN, "pad": "0" * 10**7}).encode())
+        response = httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=body)
+        error = self.fetch(response)
+        assert isinstance(error, InvalidTokenResponseError)
+        assert "compressed (gzip), which was not asked for" in error.message
+
+    def test_an_oversized_error_page_still_maps_by_status(self) -> None:
+        error = self.fetch(httpx.Response(503, content=b"<html>" + b"x" * 10**6))
+        assert isinstance(error, TokenEndpointUnavailableError)
+
+    def test_identity_encoding_is_asked_for(self) -> None:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json={"access_token": TOKEN})
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler))
+            await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.aclose()
+
+        asyncio.run(go())
+        assert seen[0].headers["accept-encoding"] == "identity"
+
+    def test_a_trickled_answer_is_cut_at_the_timeout(self) -> None:
+        async def trickle() -> AsyncIterator[bytes]:
+            yield b'{"access_token": "'
+            await asyncio.Event().wait()  # the rest never comes
+            yield b'"}'
+
+        async def go() -> None:
+            handler = httpx.MockTransport(lambda request: httpx.Response(200, content=trickle()))
+            egain = EgainClient(
+                allowed_hosts=HostAllowList.parse("*.egain.cloud"),
+                ca_bundle=None,
+                timeout=0.1,
+                max_concurrent_requests=1,
+                default_lifetime=3600.0,
+                guard=AddressGuard(resolver=resolves_publicly),
+                transport=handler,
+            )
+            with pytest.raises(TokenEndpointUnavailableError) as caught:
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.aclose()
+            assert caught.value.message == "timed out talking to ai.egain.cloud"
+
+        asyncio.run(go())

@@ -30,12 +30,12 @@ from testground.emulator.faults import (
     FaultBoard,
     FaultKind,
     checked_fault,
-    shape_payload,
+    shaped_reply,
     takeover_reply,
 )
 from testground.emulator.oauth import Client, Flow, OAuthError, Seen
 from testground.emulator.records import RequestLog, RequestRecord
-from testground.emulator.replies import Reply, json_reply
+from testground.emulator.replies import Reply
 from testground.emulator.server import HttpsServer, Routes, serving_certificate
 from testground.emulator.tokens import IssuedToken, TokenStore, find_secrets, token_fingerprint
 
@@ -235,15 +235,35 @@ class EgainEmulator:
         retry_after: int = 1,
         delay: float = 0.0,
         location: str | None = None,
+        value: object = None,
+        text: str = Fault.text,
+        size: int = Fault.size,
+        depth: int = Fault.depth,
     ) -> Fault:
         """Make the next `count` token requests (None or -1: all, until cleared) misbehave.
 
         `client_id` limits the fault to that client's requests. Setting a fault
         replaces the one of the same kind and client_id. When several apply,
         the latency one delays and the most recently set other one acts.
+        `value`, `text`, `size` and `depth` shape the hostile answers (see
+        `FaultKind`).
         """
         kind = FaultKind(kind)
-        fault = checked_fault(Fault(kind, count, client_id, status, retry_after, delay, location))
+        fault = checked_fault(
+            Fault(
+                kind,
+                count,
+                client_id,
+                status,
+                retry_after,
+                delay,
+                location,
+                value=value,
+                text=text,
+                size=size,
+                depth=depth,
+            )
+        )
         with self._lock:
             self._faults.put(fault)
         return fault
@@ -382,10 +402,8 @@ class EgainEmulator:
         """Issue a token to an authorised request, shaped by any shaping fault. Lock held."""
         shaping = self._faults.take(SHAPE, client.client_id)
         token, issued = self._tokens.issue(client, flow, scope)
-        payload = shape_payload(oauth.token_payload(token, client.lifetime, scope), shaping)
-        return self._record(
-            seen, json_reply(200, payload), fault=shaping, delayed=delayed, token=issued
-        )
+        reply = shaped_reply(oauth.token_payload(token, client.lifetime, scope), shaping)
+        return self._record(seen, reply, fault=shaping, delayed=delayed, token=issued)
 
     def _record(
         self,

@@ -9,12 +9,13 @@ guards it with its lock.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from http import HTTPStatus
 
-from testground.emulator.replies import JSON_HEADER, Reply, text_reply
+from testground.emulator.replies import JSON_HEADER, Reply, json_reply, text_reply
 
 # Where a redirect fault points by default: a path the emulator answers 404 on
 # and records, so a test can prove nobody followed the redirect.
@@ -31,13 +32,26 @@ class FaultKind(StrEnum):
     HTML = "html"  # 200, an HTML page (as a captive portal or proxy sends)
     NO_EXPIRES_IN = "no_expires_in"  # a success without `expires_in`
     STRING_EXPIRES_IN = "string_expires_in"  # a success with `"expires_in": "3600"`
+    EXPIRES_IN = "expires_in"  # a success with `"expires_in": value` (any JSON value)
+    HOSTILE_TOKEN = "hostile_token"  # a success whose token is followed by `text`
+    OVERSIZED = "oversized"  # a success padded to `size` bytes
+    DEEP_JSON = "deep_json"  # a success with a field nested `depth` arrays deep
     RESET = "reset"  # TCP reset after reading the request, no response
     HANG = "hang"  # read the request, never answer (until cleared or stopped)
     REDIRECT = "redirect"  # HTTP `status` (default 302) to `location`
 
 
 DELAY = frozenset({FaultKind.LATENCY})
-SHAPE = frozenset({FaultKind.NO_EXPIRES_IN, FaultKind.STRING_EXPIRES_IN})
+SHAPE = frozenset(
+    {
+        FaultKind.NO_EXPIRES_IN,
+        FaultKind.STRING_EXPIRES_IN,
+        FaultKind.EXPIRES_IN,
+        FaultKind.HOSTILE_TOKEN,
+        FaultKind.OVERSIZED,
+        FaultKind.DEEP_JSON,
+    }
+)
 TAKEOVER = frozenset(FaultKind) - DELAY - SHAPE
 
 _HTML_PAGE = (
@@ -57,6 +71,10 @@ class Fault:
     retry_after: int = 1  # rate_limited: seconds in Retry-After
     delay: float = 0.0  # latency: seconds
     location: str | None = None  # redirect target; default: a recorded 404 path here
+    value: object = None  # expires_in: the JSON value sent (null by default)
+    text: str = "\r\nX-Injected: yes"  # hostile_token: what follows the token
+    size: int = 5 * 1024 * 1024  # oversized: bytes of the whole body
+    depth: int = 10_000  # deep_json: arrays nested in the extra field
 
 
 def checked_fault(fault: Fault) -> Fault:
@@ -77,12 +95,18 @@ def checked_fault(fault: Fault) -> Fault:
         raise ValueError("redirect needs a 3xx redirect status")
     if fault.delay < 0 or fault.retry_after < 0:
         raise ValueError("delay and retry_after must not be negative")
+    if int(fault.size) < 0 or int(fault.depth) < 1:
+        raise ValueError("size must not be negative, depth must be positive")
+    json.dumps(fault.value)  # raises ValueError/TypeError unless JSON
     return replace(
         fault,
         count=count,
         status=status,
         retry_after=int(fault.retry_after),
         delay=float(fault.delay),
+        text=str(fault.text),
+        size=int(fault.size),
+        depth=int(fault.depth),
     )
 
 
@@ -156,13 +180,36 @@ def takeover_reply(
 
 
 def shape_payload(payload: dict[str, object], fault: Fault | None) -> dict[str, object]:
-    """A successful token answer's body as a shaping fault (if any) alters it."""
+    """A successful token answer's fields as a shaping fault (if any) alters them."""
     shaped = dict(payload)
-    if fault and fault.kind is FaultKind.NO_EXPIRES_IN:
+    kind = fault.kind if fault else None
+    if kind is FaultKind.NO_EXPIRES_IN:
         del shaped["expires_in"]
-    elif fault and fault.kind is FaultKind.STRING_EXPIRES_IN:
+    elif kind is FaultKind.STRING_EXPIRES_IN:
         shaped["expires_in"] = str(shaped["expires_in"])
+    elif fault and kind is FaultKind.EXPIRES_IN:
+        shaped["expires_in"] = fault.value
+    elif fault and kind is FaultKind.HOSTILE_TOKEN:
+        # The issued token stays whole in it, so a leak of it is still found.
+        shaped["access_token"] = f"{shaped['access_token']}{fault.text}"
     return shaped
+
+
+def shaped_reply(payload: dict[str, object], fault: Fault | None) -> Reply:
+    """A successful token answer, as a shaping fault (if any) alters it.
+
+    The oversized and deep bodies are built as text: the JSON encoder itself
+    would give up on the nesting.
+    """
+    reply = json_reply(200, shape_payload(payload, fault))
+    if fault is None or fault.kind not in (FaultKind.OVERSIZED, FaultKind.DEEP_JSON):
+        return reply
+    if fault.kind is FaultKind.OVERSIZED:
+        padding = max(fault.size - len(reply.body) - len(b', "padding": ""'), 0)
+        extra = b', "padding": "' + b"x" * padding + b'"'
+    else:
+        extra = b', "extra": ' + b"[" * fault.depth + b"]" * fault.depth
+    return replace(reply, body=reply.body[:-1] + extra + b"}")
 
 
 def _phrase(status: int) -> str:

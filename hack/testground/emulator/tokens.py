@@ -3,12 +3,14 @@
 Tokens are kept by digest, so the emulator can recognise one it issued
 (`token_info`) without holding any token in a printable form; tests and logs
 name tokens by `token_fingerprint()`. `find_secrets()` looks for client secrets
-and issued tokens in a text. The store is not thread-safe by itself:
+and issued tokens in a text, plain or base64-encoded. The store is not thread-safe by itself:
 `EgainEmulator` guards it with its lock.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import hashlib
 import re
@@ -100,12 +102,27 @@ def find_secrets(
     known_secrets: Mapping[str, str],
     token_info: Callable[[str], IssuedToken | None],
 ) -> dict[str, str]:
-    """Every secret of `known_secrets` (secret → client id) and every issued token in `text`.
+    """Every secret of `known_secrets` (secret → client id) and every issued token in `text`,
+    as they are or base64-encoded (as in a Secret's `data`, or a dumped object).
 
     `token_info` tells what token a string is, if any. The keys are the secret
-    values themselves (for redaction); only the values, which describe them,
-    are safe to show.
+    values themselves, or their encoded form as it appears (for redaction);
+    only the values, which describe them, are safe to show.
     """
+    found = _plain_secrets(text, known_secrets, token_info)
+    for candidate in set(_CANDIDATE.findall(text)):
+        decoded = _base64_text(candidate)
+        inside = _plain_secrets(decoded, known_secrets, token_info) if decoded else {}
+        if inside:
+            found[candidate] = f"base64 of {', '.join(sorted(inside.values()))}"
+    return found
+
+
+def _plain_secrets(
+    text: str,
+    known_secrets: Mapping[str, str],
+    token_info: Callable[[str], IssuedToken | None],
+) -> dict[str, str]:
     found = {
         secret: f"a client secret of {client_id}"
         for secret, client_id in known_secrets.items()
@@ -117,3 +134,14 @@ def find_secrets(
             if info is not None:
                 found[part] = f"a token issued to {info.client_id} at {info.issued_at}"
     return found
+
+
+def _base64_text(candidate: str) -> str | None:
+    """`candidate` decoded as standard or URL-safe base64 into text, or None."""
+    padded = candidate.rstrip("=") + "=" * (-len(candidate.rstrip("=")) % 4)
+    for alphabet in (b"+/", b"-_"):
+        try:
+            return base64.b64decode(padded.encode(), alphabet, validate=True).decode()
+        except (ValueError, binascii.Error):
+            continue
+    return None
