@@ -297,12 +297,13 @@ def start(state_dir: Path, sync_frequency: str = node.DEFAULT_SYNC_FREQUENCY) ->
     built = images.ensure_images()
     started = time.monotonic()
     state_dir.mkdir(parents=True, exist_ok=True)
-    network = node.plan_network(state_dir)
-    node_state = node.new_state(state_dir, network)
-    pids: dict[str, int] = {}
-    record = functools.partial(_record, state_dir, pids, bin_dir, node_state)
-    record()  # before anything is created, so that `stop` can undo a half start
-    node.create_bridge(network)
+    with node.network_lock():
+        network = node.plan_network(state_dir)
+        node_state = node.new_state(state_dir, network)
+        pids: dict[str, int] = {}
+        record = functools.partial(_record, state_dir, pids, bin_dir, node_state)
+        record()  # before anything is created, so that `stop` can undo a half start
+        node.create_bridge(network)
     node.create_cgroups(node_state.instance)
 
     certs = state_dir / "pki"

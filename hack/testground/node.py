@@ -31,6 +31,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -143,6 +144,31 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
         if target != "default":
             used.append(ipaddress.IPv4Network(target, strict=False))
     return used
+
+
+@contextlib.contextmanager
+def network_lock(timeout: float = 120) -> Iterator[None]:
+    """Hold while choosing a /24 and creating its bridge: one cluster at a time.
+
+    Clusters starting together would otherwise choose the same /24. The lock is
+    an abstract Unix socket name, so nothing is left on disk and a killed
+    process releases it.
+    """
+    lock = socket.socket(socket.AF_UNIX)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lock.bind("\0egain-token-operator-testground-network")
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                lock.close()
+                raise RuntimeError("another cluster held the network lock too long") from None
+            time.sleep(0.1)
+    try:
+        yield
+    finally:
+        lock.close()
 
 
 def plan_network(state_dir: Path) -> Network:
