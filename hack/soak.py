@@ -510,9 +510,14 @@ class Soak:
         sampler.start()
         until = started + self.args.duration
         egain, kube = self.fault_plan()
+        # Daemons, so that a stopped soak (Ctrl-C, SIGTERM) does not wait for them.
         threads = [
-            threading.Thread(target=self.run_faults, args=(egain, self.egain_fault, until)),
-            threading.Thread(target=self.run_faults, args=(kube, self.kube_fault, until)),
+            threading.Thread(
+                target=self.run_faults, args=(egain, self.egain_fault, until), daemon=True
+            ),
+            threading.Thread(
+                target=self.run_faults, args=(kube, self.kube_fault, until), daemon=True
+            ),
         ]
         for thread in threads:
             thread.start()
