@@ -181,6 +181,7 @@ class Soak:
         self.faults: Counter[str] = Counter()
         self.failovers: list[float] = []
         self.in_flight_at_kill: list[int] = []
+        self.cpu_seconds: dict[str, float] = {}  # operator log name → CPU time used
         self.stop_sampling = threading.Event()
         self.errors: list[str] = []
 
@@ -454,6 +455,7 @@ class Soak:
                 self.emulator.set_fault(FaultKind.LATENCY, count=None, delay=2.0)
                 time.sleep(1.0)
             killed_at, killed_monotonic = time.time(), time.monotonic()
+            self.cpu_seconds[leader.log_path.name] = cpu_seconds(leader)
             leader.kill()
             self.replicas.remove(leader)
             if mid_refresh:
@@ -528,6 +530,8 @@ class Soak:
         self.stop_sampling.set()
         sampler.join()
         ran = time.time() - started
+        for replica in self.replicas:
+            self.cpu_seconds[replica.log_path.name] = cpu_seconds(replica)
         return self.report(ran)
 
     @property
@@ -579,7 +583,10 @@ class Soak:
         return found
 
     def lost(self) -> list[dict[str, str]]:
-        """Tokens whose Secret is missing or holds no valid token for the current spec."""
+        """Tokens whose Secret is missing or holds a token not for its spec and credentials.
+
+        (An expired one is a violation, counted by the sampler.)
+        """
         items = json.loads(
             self.kubectl("get", "secrets", "-n", NAMESPACE, "-l", MANAGED, "-o", "json")
         )["items"]
@@ -587,7 +594,6 @@ class Soak:
             i["metadata"]["labels"].get("egain.cloud/token"): i.get("data") or {} for i in items
         }
         lost = []
-        now = time.time()
         for token in self.tokens:
             data = held.get(token.name)
             why = None
@@ -604,8 +610,6 @@ class Soak:
                     why = "a token of the old credentials"
                 elif {s.rsplit("/", 1)[-1] for s in info.scope.split()} != set(token.scopes):
                     why = "a token of an old spec"
-                elif info.expires_at.timestamp() <= now:
-                    why = "expired"
             if why is not None:
                 lost.append({"token": token.name, "why": why})
         return lost
@@ -669,7 +673,10 @@ class Soak:
             },
             "violations": len(api) + len(file),
             "violation_samples": {"api": api[:20], "file": file[:20]},
+            "violations_by_10s": dict(sorted(Counter(v["at"] // 10 * 10 for v in api).items())),
             "token_requests": self.observed.token_requests,
+            "tokens_issued_per_s": round(self.observed.requests["issued"] / ran, 1),
+            "operator_cpu_s": self.cpu_seconds,
             "token_requests_by_outcome": dict(self.observed.requests),
             "requests_per_token_hour": round(self.observed.token_requests / token_hours, 1),
             "faults": dict(sorted(self.faults.items())),
@@ -696,6 +703,13 @@ class Soak:
         controlplane.stop(self.cluster_dir)
 
 
+def cpu_seconds(replica: OperatorProcess) -> float:
+    """CPU time (user and system) the replica's process has used so far."""
+    assert replica.process is not None
+    fields = Path(f"/proc/{replica.process.pid}/stat").read_text().rpartition(")")[2].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
+
+
 def print_report(report: dict[str, Any]) -> None:
     samples, recovery, bound = report["samples"], report["recovery_s"], report["bound_s"]
     lines = [
@@ -706,6 +720,9 @@ def print_report(report: dict[str, Any]) -> None:
         f"token requests: {report['token_requests']}, "
         f"{report['requests_per_token_hour']} per token-hour",
         f"token requests by outcome: {report['token_requests_by_outcome']}",
+        f"tokens issued per second: {report['tokens_issued_per_s']}",
+        f"operator CPU seconds: {report['operator_cpu_s']}",
+        f"violations by 10 s of the run: {report['violations_by_10s']}",
         f"faults: {report['faults']}",
         *(f"fault not injected: {error}" for error in report["fault_errors"]),
         f"recovery after each disturbance: p50 {recovery['p50']} s, max {recovery['max']} s",
