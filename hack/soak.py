@@ -561,23 +561,27 @@ class Soak:
         return api, file
 
     def recoveries(self) -> list[dict[str, Any]]:
-        """For each disturbance of every token: from its end until every token held a valid one."""
+        """For each disturbance of every token: from its end until a pass found every token valid.
+
+        Another disturbance may begin before that (`overlapped`); the time then
+        counts both. `complete` is false when no such pass came before the end.
+        """
         windows = self.timeline.global_windows()
+        ticks = self.observed.ticks
         found = []
-        for index, window in enumerate(windows):
-            assert window.end is not None
-            cut = windows[index + 1].start if index + 1 < len(windows) else float("inf")
-            after = [(at, bad) for at, bad in self.observed.ticks if at >= window.end]
-            clean = next((at for at, bad in after if bad == 0), None)
-            complete = clean is not None and clean <= cut
-            took = (clean if complete else min(cut, after[-1][0] if after else window.end)) or 0
+        for window in windows:
+            end = window.end
+            assert end is not None
+            clean = next((at for at, bad in ticks if at >= end and bad == 0), None)
+            until = clean if clean is not None else (ticks[-1][0] if ticks else end)
             found.append(
                 {
                     "kind": window.kind,
                     "at": round(window.start - self.timeline.started, 1),
-                    "lasted_s": round(window.end - window.start, 1),
-                    "recovery_s": round(max(took - window.end, 0.0), 1),
-                    "complete": complete,
+                    "lasted_s": round(end - window.start, 1),
+                    "recovery_s": round(max(until - end, 0.0), 1),
+                    "complete": clean is not None,
+                    "overlapped": any(end < w.start < until for w in windows),
                 }
             )
         return found
