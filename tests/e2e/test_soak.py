@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,8 +43,18 @@ FAULT_KINDS = {
 }
 
 
-def test_short_soak_reads_no_expired_token_and_loses_none(tmp_path: Path) -> None:
-    report_path = tmp_path / "soak.json"
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """The soak's state, out of pytest's temporary directories: a pytest session
+    started meanwhile (by anyone on the machine) may delete old ones."""
+    path = REPO / ".testground" / f"soak-test-{uuid.uuid4().hex[:8]}"
+    yield path
+    if not (path / "cluster" / "state.json").exists():  # never under a running cluster
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> None:
+    report_path = state_dir / "soak.json"
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'hack'}{os.pathsep}{REPO / 'operator'}"}
     result = subprocess.run(
         [
@@ -52,7 +65,7 @@ def test_short_soak_reads_no_expired_token_and_loses_none(tmp_path: Path) -> Non
             "--json",
             str(report_path),
             "--state-dir",
-            str(tmp_path / "state"),
+            str(state_dir),
         ],
         env=env,
         capture_output=True,
@@ -85,4 +98,4 @@ def test_short_soak_reads_no_expired_token_and_loses_none(tmp_path: Path) -> Non
     assert report["watchdog"]["stalled"] is False
     assert report["api_errors"], "the operator saw no API error while the API server was down"
     # Everything the soak started has stopped.
-    assert not (tmp_path / "state" / "cluster" / "state.json").exists()
+    assert not (state_dir / "cluster" / "state.json").exists()
