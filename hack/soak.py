@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import random
+import resource
 import secrets
 import signal
 import ssl
@@ -181,7 +182,9 @@ class Soak:
         self.faults: Counter[str] = Counter()
         self.failovers: list[float] = []
         self.in_flight_at_kill: list[int] = []
-        self.cpu_seconds: dict[str, float] = {}  # operator log name → CPU time used
+        # CPU time used, by operator log name, cluster component (the API server
+        # since its restart) and the soak itself
+        self.cpu_seconds: dict[str, float] = {}
         self.stop_sampling = threading.Event()
         self.errors: list[str] = []
 
@@ -455,7 +458,8 @@ class Soak:
                 self.emulator.set_fault(FaultKind.LATENCY, count=None, delay=2.0)
                 time.sleep(1.0)
             killed_at, killed_monotonic = time.time(), time.monotonic()
-            self.cpu_seconds[leader.log_path.name] = cpu_seconds(leader)
+            assert leader.process is not None
+            self.cpu_seconds[leader.log_path.name] = cpu_seconds(leader.process.pid)
             leader.kill()
             self.replicas.remove(leader)
             if mid_refresh:
@@ -531,7 +535,13 @@ class Soak:
         sampler.join()
         ran = time.time() - started
         for replica in self.replicas:
-            self.cpu_seconds[replica.log_path.name] = cpu_seconds(replica)
+            assert replica.process is not None
+            self.cpu_seconds[replica.log_path.name] = cpu_seconds(replica.process.pid)
+        for component in ("kube-apiserver", "etcd"):
+            pid = controlplane.component_pid(self.cluster_dir, component)
+            self.cpu_seconds[component] = cpu_seconds(pid)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu_seconds["soak (sampler, emulator)"] = round(usage.ru_utime + usage.ru_stime, 1)
         return self.report(ran)
 
     @property
@@ -680,7 +690,7 @@ class Soak:
             "violations_by_10s": dict(sorted(Counter(v["at"] // 10 * 10 for v in api).items())),
             "token_requests": self.observed.token_requests,
             "tokens_issued_per_s": round(self.observed.requests["issued"] / ran, 1),
-            "operator_cpu_s": self.cpu_seconds,
+            "cpu_s": self.cpu_seconds,
             "token_requests_by_outcome": dict(self.observed.requests),
             "requests_per_token_hour": round(self.observed.token_requests / token_hours, 1),
             "faults": dict(sorted(self.faults.items())),
@@ -707,10 +717,9 @@ class Soak:
         controlplane.stop(self.cluster_dir)
 
 
-def cpu_seconds(replica: OperatorProcess) -> float:
-    """CPU time (user and system) the replica's process has used so far."""
-    assert replica.process is not None
-    fields = Path(f"/proc/{replica.process.pid}/stat").read_text().rpartition(")")[2].split()
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
@@ -725,7 +734,7 @@ def print_report(report: dict[str, Any]) -> None:
         f"{report['requests_per_token_hour']} per token-hour",
         f"token requests by outcome: {report['token_requests_by_outcome']}",
         f"tokens issued per second: {report['tokens_issued_per_s']}",
-        f"operator CPU seconds: {report['operator_cpu_s']}",
+        f"CPU seconds: {report['cpu_s']}",
         f"violations by 10 s of the run: {report['violations_by_10s']}",
         f"faults: {report['faults']}",
         *(f"fault not injected: {error}" for error in report["fault_errors"]),
