@@ -19,7 +19,8 @@ request (`--http-timeout`), plus, for the Pod's file, the kubelet's
 propagation (see docs/reliability.md).
 
 Prints the figures, writes them as JSON (`--json`), and exits non-zero when
-any violation, lost token or leaked secret is found. The last line is
+any violation, lost token or leaked secret is found, or a fault could not be
+injected. The last line is
 `violations: N, lost: N, recovery max: S s`.
 """
 
