@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/hack
 
-.PHONY: venv tools image cluster-up cluster-down lint test demo bench bench-propagation clean
+.PHONY: venv tools image cluster-up cluster-down lint test demo bench bench-propagation soak clean
 
 venv: $(VENV)/.installed
 
@@ -54,6 +54,13 @@ bench: venv tools
 SYNC ?= 1m
 bench-propagation: venv tools
 	$(PY) hack/propagation.py --sync-frequency $(SYNC)
+
+# Short-lived EgainTokens under random eGain and Kubernetes faults for DURATION
+# seconds (default 600); prints the figures, writes soak.json, and fails on any
+# expired token read while nothing disturbed it (see docs/reliability.md).
+DURATION ?= 600
+soak: venv tools
+	$(PY) hack/soak.py --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) .testground dist .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -499,6 +499,61 @@ def stop(state_dir: Path) -> None:
             _terminate(pids[name])
     node.sweep(state_dir, node_state)
     _state_file(state_dir).unlink(missing_ok=True)
+
+
+def component_pid(state_dir: Path, name: str) -> int:
+    """The process id of one running component (`etcd`, `kube-apiserver`, ...)."""
+    state = _read_state(state_dir.resolve())
+    if state is None or name not in state["pids"]:
+        raise RuntimeError(f"no {name} recorded in {state_dir}")
+    pid: int = state["pids"][name]
+    return pid
+
+
+def restart_component(state_dir: Path, name: str, down_for: float = 0.0) -> None:
+    """Stop one component, and after `down_for` seconds start it again as it was started.
+
+    The same command line and environment (read from /proc), the same log file.
+    Returns once the API server answers ready again.
+    """
+    state_dir = state_dir.resolve()
+    pid = component_pid(state_dir, name)
+    proc = Path(f"/proc/{pid}")
+    command = [arg.decode() for arg in proc.joinpath("cmdline").read_bytes().split(b"\0")[:-1]]
+    env = dict(
+        entry.decode().partition("=")[::2]
+        for entry in proc.joinpath("environ").read_bytes().split(b"\0")
+        if entry
+    )
+    _terminate(pid)
+    time.sleep(down_for)
+    state = _read_state(state_dir)
+    assert state is not None
+    state["pids"][name] = _spawn(command, state_dir / f"{name}.log", env)
+    _state_file(state_dir).write_text(json.dumps(state))
+    kubectl = [
+        str(Path(state["bin_dir"]) / "kubectl"),
+        f"--kubeconfig={state_dir / 'admin.kubeconfig'}",
+        "get",
+        "--raw=/readyz",
+        "--request-timeout=2s",
+    ]
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while subprocess.run(kubectl, capture_output=True, timeout=30, check=False).returncode:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API server not ready after restarting {name}")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def paused(state_dir: Path, name: str) -> Iterator[None]:
+    """Freeze one component (SIGSTOP) for the body of the `with`, then let it go on (SIGCONT)."""
+    pid = component_pid(state_dir, name)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def _drain(state_dir: Path, bin_dir: Path, node_state: node.NodeState) -> None:

@@ -286,3 +286,27 @@ def test_pods_reach_the_api_server_through_the_kubernetes_service(
     logs = kubectl("logs", "probe", "-n", "service-check").stdout
     assert phase == "Succeeded", logs
     assert "b'ok'" in logs
+
+
+def test_a_component_restarts_as_it_was_and_etcd_pauses(control_plane: ControlPlane) -> None:
+    state_dir = control_plane.state_dir
+    before = controlplane.component_pid(state_dir, "kube-apiserver")
+    command = Path(f"/proc/{before}/cmdline").read_bytes()
+    controlplane.restart_component(state_dir, "kube-apiserver", down_for=1)
+    after = controlplane.component_pid(state_dir, "kube-apiserver")
+    assert after != before
+    assert not Path(f"/proc/{before}").exists()
+    assert Path(f"/proc/{after}/cmdline").read_bytes() == command
+    control_plane.kubectl("get", "namespaces")
+
+    with controlplane.paused(state_dir, "etcd"):
+        stat = Path(f"/proc/{controlplane.component_pid(state_dir, 'etcd')}/stat").read_text()
+        assert stat.rpartition(")")[2].split()[0] == "T"
+        frozen = control_plane.kubectl(
+            "create", "namespace", "while-etcd-sleeps", "--request-timeout=3s", check=False
+        )
+        assert frozen.returncode != 0
+    control_plane.kubectl("get", "namespaces", "--request-timeout=30s")
+    control_plane.kubectl(
+        "delete", "namespace", "while-etcd-sleeps", "--ignore-not-found", "--wait=false"
+    )

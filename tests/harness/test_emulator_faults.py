@@ -99,6 +99,15 @@ def test_rate_limited_with_retry_after(
     assert response.headers["Retry-After"] == "7"
 
 
+def test_rate_limited_without_retry_after(
+    http: httpx.Client, emulator: EgainEmulator, creds: Creds
+) -> None:
+    emulator.set_fault(FaultKind.RATE_LIMITED, retry_after=None)
+    response = token_request(http, emulator, CA, creds)
+    assert response.status_code == 429
+    assert "Retry-After" not in response.headers
+
+
 @pytest.mark.parametrize(
     ("kind", "content_type"),
     [(FaultKind.NON_JSON, "application/json"), (FaultKind.HTML, "text/html")],

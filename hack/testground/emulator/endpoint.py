@@ -232,7 +232,7 @@ class EgainEmulator:
         count: int | None = 1,
         client_id: str | None = None,
         status: int | None = None,
-        retry_after: int = 1,
+        retry_after: int | None = 1,
         delay: float = 0.0,
         location: str | None = None,
         value: object = None,

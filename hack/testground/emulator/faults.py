@@ -27,7 +27,7 @@ class FaultKind(StrEnum):
 
     LATENCY = "latency"  # answer `delay` seconds late (combines with the others)
     SERVER_ERROR = "server_error"  # HTTP `status` (default 503)
-    RATE_LIMITED = "rate_limited"  # HTTP 429 with `Retry-After: retry_after`
+    RATE_LIMITED = "rate_limited"  # HTTP 429, with `Retry-After: retry_after` unless None
     NON_JSON = "non_json"  # 200, Content-Type JSON, body not JSON
     HTML = "html"  # 200, an HTML page (as a captive portal or proxy sends)
     NO_EXPIRES_IN = "no_expires_in"  # a success without `expires_in`
@@ -68,7 +68,7 @@ class Fault:
     count: int | None = 1
     client_id: str | None = None  # only requests from this client; None: all
     status: int | None = None  # server_error (default 503) and redirect (default 302)
-    retry_after: int = 1  # rate_limited: seconds in Retry-After
+    retry_after: int | None = 1  # rate_limited: seconds in Retry-After; None: no header
     delay: float = 0.0  # latency: seconds
     location: str | None = None  # redirect target; default: a recorded 404 path here
     value: object = None  # expires_in: the JSON value sent (null by default)
@@ -93,7 +93,8 @@ def checked_fault(fault: Fault) -> Fault:
         raise ValueError("server_error needs a 5xx status")
     if fault.kind is FaultKind.REDIRECT and status not in (301, 302, 303, 307, 308):
         raise ValueError("redirect needs a 3xx redirect status")
-    if fault.delay < 0 or fault.retry_after < 0:
+    retry_after = None if fault.retry_after is None else int(fault.retry_after)
+    if fault.delay < 0 or (retry_after is not None and retry_after < 0):
         raise ValueError("delay and retry_after must not be negative")
     if int(fault.size) < 0 or int(fault.depth) < 1:
         raise ValueError("size must not be negative, depth must be positive")
@@ -102,7 +103,7 @@ def checked_fault(fault: Fault) -> Fault:
         fault,
         count=count,
         status=status,
-        retry_after=int(fault.retry_after),
+        retry_after=retry_after,
         delay=float(fault.delay),
         text=str(fault.text),
         size=int(fault.size),
@@ -161,6 +162,8 @@ def takeover_reply(
             return text_reply(status, f"{status} {_phrase(status)}")
         case FaultKind.RATE_LIMITED:
             reply = text_reply(429, "429 Too Many Requests")
+            if fault.retry_after is None:
+                return reply
             return replace(reply, headers=(*reply.headers, ("Retry-After", str(fault.retry_after))))
         case FaultKind.NON_JSON:
             # Labelled JSON but cut short, as a proxy that drops the connection sends.

@@ -1,0 +1,788 @@
+"""`make soak`: short-lived EgainTokens under random faults; does anyone read an expired token?
+
+Starts the local cluster (the kubelet syncing Pods every second), the eGain
+emulator and two operator replicas sharing a Lease, creates `--tokens`
+EgainTokens with 5-10 s lifetimes in both flows, and for `--duration` seconds
+injects faults on both sides: eGain answering 5xx, hanging past the HTTP
+timeout, resetting connections, rate limiting with and without Retry-After,
+sending malformed and HTML bodies, one outage longer than every lifetime; the
+API server stopped and restarted, etcd frozen for 10 s, the operator SIGKILLed
+in the middle of a refresh, the active replica killed, client credentials
+rotated, a managed Secret deleted and another edited by hand, a spec changed.
+
+A sampler reads every managed Secret once a second (one LIST) and a consumer
+Pod reads its mounted copy of one of them once a second. A sample is a
+*violation* when the token it holds is expired (by the emulator's record of
+what it issued) or missing, while nothing has disturbed that token for longer
+than the recovery bound: the 20 s cap on retries of an expired token, plus one
+request (`--http-timeout`), plus, for the Pod's file, the kubelet's
+propagation (see docs/reliability.md).
+
+Prints the figures, writes them as JSON (`--json`), and exits non-zero when
+any violation, lost token or leaked secret is found, or a fault could not be
+injected. The last line is
+`violations: N, lost: N, recovery max: S s`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime
+import itertools
+import json
+import os
+import random
+import resource
+import secrets
+import signal
+import ssl
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from testground import controlplane, incluster
+from testground.emulator import EgainEmulator, FaultKind, RequestRecord
+from testground.operatorprocess import OperatorProcess, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+NAMESPACE = "soak"
+TENANT = "TMPRODB88619984"
+SCOPES = ("knowledge.portalmgr.manage", "knowledge.portalmgr.read")
+LIFETIMES = range(5, 11)  # seconds; one eGain client per lifetime
+CONSUMER_TOKEN = "file-consumer"
+LEASE = f"{NAMESPACE}/egain-token-operator"
+MANAGED = "app.kubernetes.io/managed-by=egain-token-operator"
+# The documented cap on the wait between retries once a token has expired
+# (docs/api.md, "When a failed request is retried").
+EXPIRED_RETRY_CAP = 20.0
+# The kubelet's pod sync period here, and what a changed Secret may take to
+# reach a Pod's file with it: the period and its jitter (up to half of it),
+# the kubelet's Secret watch and write, and the consumer's 1 s reading.
+SYNC_FREQUENCY = "1s"
+FILE_PROPAGATION = 5.0
+# No token issued at all for this long, while nothing disturbed the operator:
+# it has stopped making progress (every token here refreshes within 10 s).
+WATCHDOG = float(max(LIFETIMES))
+
+
+# --- what happened when: disturbances -----------------------------------------
+
+
+@dataclass
+class Window:
+    """A disturbance: a fault, from `start` to `end` (epoch seconds), for some tokens or all."""
+
+    kind: str
+    start: float
+    end: float | None = None
+    tokens: frozenset[str] | None = None  # None: every token
+    note: str = ""
+
+    def affects(self, token: str) -> bool:
+        return self.tokens is None or token in self.tokens
+
+
+class Timeline:
+    """Every disturbance of the run, thread-safe."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self._lock = threading.Lock()
+        self.windows: list[Window] = []
+
+    @contextlib.contextmanager
+    def disturbance(
+        self, kind: str, tokens: Sequence[str] | None = None, note: str = ""
+    ) -> Iterator[Window]:
+        window = Window(kind, time.time(), tokens=None if tokens is None else frozenset(tokens))
+        window.note = note
+        with self._lock:
+            self.windows.append(window)
+        try:
+            yield window
+        finally:
+            window.end = time.time()
+            print(
+                f"  {window.start - self.started:6.1f} s  {kind}"
+                f" ({window.end - window.start:.1f} s){' ' + window.note if window.note else ''}",
+                flush=True,
+            )
+
+    def undisturbed_for(self, token: str, at: float) -> float:
+        """How long before `at` nothing had disturbed `token` (0 while something does)."""
+        since = self.started
+        for window in self.windows:
+            if window.start > at or not window.affects(token):
+                continue
+            if window.end is None or window.end >= at:
+                return 0.0
+            since = max(since, window.end)
+        return at - since
+
+    def global_windows(self) -> list[Window]:
+        return sorted((w for w in self.windows if w.tokens is None), key=lambda w: w.start)
+
+
+# --- the run ------------------------------------------------------------------
+
+
+@dataclass
+class TokenPlan:
+    name: str
+    flow: str
+    lifetime: int
+    client: str  # the eGain client id
+    scopes: tuple[str, ...]
+
+
+@dataclass
+class Observed:
+    """What the sampler saw."""
+
+    samples: int = 0
+    failed_reads: int = 0
+    # (at, token, what) for every sample that held no valid token
+    bad: list[tuple[float, str, str]] = field(default_factory=list)
+    # (at, number of tokens without a valid one) for every successful read
+    ticks: list[tuple[float, int]] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    token_requests: int = 0
+
+
+class Soak:
+    """The cluster, the emulator, the operator replicas and the faults of one run."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.state_dir: Path = args.state_dir.resolve()
+        self.cluster_dir = self.state_dir / "cluster"
+        self.plane: controlplane.ControlPlane | None = None
+        self.emulator = EgainEmulator(self.state_dir / "emulator")
+        self.tokens: list[TokenPlan] = []
+        self.client_secrets: dict[str, str] = {}  # client id → current secret
+        self.client_secret_names: dict[str, str] = {}  # client id → credentials Secret
+        self.rotated_at: dict[str, float] = {}  # client id → last rotation (epoch)
+        self.replicas: list[OperatorProcess] = []
+        self.all_replicas: list[OperatorProcess] = []
+        self.timeline = Timeline(time.time())
+        self.observed = Observed()
+        self.observed_file: list[incluster.Sample] = []
+        self.faults: Counter[str] = Counter()
+        self.failovers: list[float] = []
+        self.in_flight_at_kill: list[int] = []
+        # CPU time used, by operator log name, cluster component (the API server
+        # since its restart) and the soak itself
+        self.cpu_seconds: dict[str, float] = {}
+        self.stop_sampling = threading.Event()
+        self.errors: list[str] = []
+
+    @property
+    def cluster(self) -> controlplane.ControlPlane:
+        assert self.plane is not None
+        return self.plane
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        return self.cluster.kubectl(*args, input=input).stdout
+
+    def apply(self, *manifests: dict[str, Any]) -> None:
+        incluster.apply(self.cluster, *manifests)
+
+    # -- setting up -------------------------------------------------------------
+
+    def start(self) -> None:
+        self.plane = controlplane.start(self.cluster_dir, sync_frequency=SYNC_FREQUENCY)
+        self.emulator.start()
+        self.kubectl(
+            "apply", "--server-side", "-f", str(REPO / "crds" / "egaintokens.egain.cloud.yaml")
+        )
+        self.kubectl("wait", "--for=condition=Established", "crd/egaintokens.egain.cloud")
+        self.kubectl("create", "namespace", NAMESPACE)
+        for lifetime in LIFETIMES:
+            client_id = f"soak-{lifetime}s-{uuid.uuid4().hex[:8]}"
+            secret = secrets.token_urlsafe(32)
+            self.emulator.register_client(client_id, secret, TENANT, SCOPES, lifetime)
+            self.client_secrets[client_id] = secret
+            self.client_secret_names[client_id] = f"egain-client-{lifetime}s"
+            self.write_credentials(client_id)
+        clients = list(self.client_secrets)
+        for index in range(self.args.tokens):
+            flow = ("ClientApp", "AnonymousCustomer")[index % 2]
+            client = clients[(index // 2) % len(clients)]
+            lifetime = LIFETIMES[clients.index(client)]
+            self.tokens.append(TokenPlan(f"token-{index:04d}", flow, lifetime, client, SCOPES[:1]))
+        # The one a Pod mounts: the longest lifetime, refreshed at half of it so
+        # that the kubelet has time to bring the new token to the file.
+        self.tokens.append(
+            TokenPlan(CONSUMER_TOKEN, "ClientApp", max(LIFETIMES), clients[-1], SCOPES[:1])
+        )
+        self.apply(*(self.manifest(token) for token in self.tokens))
+        self.start_replica()
+        wait_until(self.leader, "a replica to lead", 60)
+        self.start_replica()
+        self.apply(
+            incluster.consumer_pod(
+                self.cluster, "consumer", NAMESPACE, incluster.SAMPLER_SCRIPT, CONSUMER_TOKEN
+            )
+        )
+        wait_until(self.all_ready, f"all {len(self.tokens)} tokens Ready", 300)
+        self.kubectl(
+            "wait", "--for=condition=Ready", "pod/consumer", "-n", NAMESPACE, "--timeout=3m"
+        )
+
+    def manifest(self, token: TokenPlan) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "flow": token.flow,
+            "scopes": list(token.scopes),
+            "credentialsSecretRef": {"name": self.client_secret_names[token.client]},
+        }
+        if token.flow == "ClientApp":
+            spec["tokenUrl"] = self.emulator.client_app_token_url(TENANT)
+        else:
+            spec["tokenUrl"] = self.emulator.anonymous_token_url()
+            spec["tenantId"] = TENANT
+        if token.name == CONSUMER_TOKEN:
+            spec["refreshBefore"] = f"{token.lifetime // 2}s"
+        return {
+            "apiVersion": "egain.cloud/v1alpha1",
+            "kind": "EgainToken",
+            "metadata": {"name": token.name, "namespace": NAMESPACE},
+            "spec": spec,
+        }
+
+    def write_credentials(self, client_id: str) -> None:
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": self.client_secret_names[client_id], "namespace": NAMESPACE},
+                "stringData": {
+                    "client_id": client_id,
+                    "client_secret": self.client_secrets[client_id],
+                },
+            }
+        )
+
+    def operator_args(self) -> list[str]:
+        return [
+            "--namespace", NAMESPACE,
+            "--allowed-token-hosts", f"localhost:{self.emulator.port}",
+            "--ca-bundle", str(self.emulator.ca_file),
+            "--log-level", "debug",
+            "--leader-election-lease", LEASE,
+            "--http-timeout", str(self.args.http_timeout),
+            "--propagation-allowance", "0",
+        ]  # fmt: skip
+
+    def start_replica(self) -> OperatorProcess:
+        log = self.state_dir / f"operator-{len(self.all_replicas)}.log"
+        log.unlink(missing_ok=True)
+        replica = OperatorProcess(self.cluster, log, self.operator_args())
+        replica.start()
+        self.replicas.append(replica)
+        self.all_replicas.append(replica)
+        return replica
+
+    def leader(self) -> OperatorProcess | None:
+        for replica in self.replicas:
+            with contextlib.suppress(httpx.HTTPError):
+                if replica.leading():
+                    return replica
+        return None
+
+    def all_ready(self) -> bool:
+        items = json.loads(self.kubectl("get", "egt", "-n", NAMESPACE, "-o", "json"))["items"]
+        ready = sum(
+            any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (item.get("status") or {}).get("conditions", [])
+            )
+            for item in items
+        )
+        return ready == len(self.tokens)
+
+    # -- the sampler ------------------------------------------------------------
+
+    def sample(self) -> None:
+        """Read every managed Secret once a second until told to stop; collect token requests."""
+        plane = self.cluster
+        context = ssl.create_default_context(cafile=str(plane.ca_file))
+        pki_dir = plane.state_dir / "pki"
+        context.load_cert_chain(str(pki_dir / "admin.crt"), str(pki_dir / "admin.key"))
+        url = f"{plane.server}/api/v1/namespaces/{NAMESPACE}/secrets"
+        names = [token.name for token in self.tokens]
+        last_request = 0.0
+        with httpx.Client(verify=context, timeout=2.0) as http:
+            while not self.stop_sampling.is_set():
+                tick = time.time()
+                last_request = self.collect_requests(last_request)
+                try:
+                    response = http.get(url, params={"labelSelector": MANAGED})
+                    response.raise_for_status()
+                    items = response.json()["items"]
+                except (httpx.HTTPError, ValueError):
+                    self.observed.failed_reads += 1
+                    items = None
+                if items is not None:
+                    at = time.time()
+                    held = {
+                        item["metadata"]["labels"].get("egain.cloud/token"): item.get("data") or {}
+                        for item in items
+                    }
+                    bad = 0
+                    for name in names:
+                        self.observed.samples += 1
+                        what = self.judge(held.get(name), at)
+                        if what is not None:
+                            bad += 1
+                            self.observed.bad.append((at, name, what))
+                    self.observed.ticks.append((at, bad))
+                self.stop_sampling.wait(max(0.0, 1.0 - (time.time() - tick)))
+        self.collect_requests(last_request)
+
+    def judge(self, data: dict[str, str] | None, at: float) -> str | None:
+        """None when `data` holds a valid token at `at`; else what is wrong."""
+        if data is None:
+            return "missing"
+        token = base64.b64decode(data.get("access_token", "")).decode(errors="replace")
+        info = self.emulator.token_info(token)
+        if info is None:
+            return "not a token eGain issued"
+        if at >= info.expires_at.timestamp():
+            return "expired"
+        return None
+
+    def collect_requests(self, after: float) -> float:
+        records: list[RequestRecord] = [r for r in self.emulator.requests() if r.monotonic > after]
+        for record in records:
+            self.observed.token_requests += 1
+            outcome = "issued" if record.token_issued else (record.fault or record.error or "other")
+            self.observed.requests[str(outcome)] += 1
+        return max((r.monotonic for r in records), default=after)
+
+    # -- the faults -------------------------------------------------------------
+
+    def egain_fault(self, kind: str) -> None:
+        """One eGain fault, for every request, for a few seconds."""
+        hold = 3.0
+        options: dict[str, Any] = {}
+        match kind:
+            case "5xx_burst":
+                fault = FaultKind.SERVER_ERROR
+                options["status"] = self.rng.choice((500, 502, 503, 504))
+            case "hang":
+                fault, hold = FaultKind.HANG, self.args.http_timeout + 2.0
+            case "reset":
+                fault = FaultKind.RESET
+            case "429_retry_after":
+                fault, options["retry_after"] = FaultKind.RATE_LIMITED, 2
+            case "429_no_retry_after":
+                fault, options["retry_after"] = FaultKind.RATE_LIMITED, None
+            case "malformed_body":
+                fault = FaultKind.NON_JSON
+            case "html_body":
+                fault = FaultKind.HTML
+            case "long_outage":
+                fault, hold = FaultKind.SERVER_ERROR, max(LIFETIMES) + 5.0
+            case _:
+                raise ValueError(kind)
+        with self.timeline.disturbance(kind):
+            since = datetime.datetime.now(datetime.UTC)
+            self.emulator.set_fault(fault, count=None, **options)
+            time.sleep(hold)
+            # Held until some request met it: a fault while the operator sends
+            # nothing (the API server is down, say) would test nothing.
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda: self.met(fault, since), f"a request to meet {kind}", 60)
+            self.emulator.clear_faults(fault)
+        self.faults[kind] += 1
+
+    def met(self, fault: FaultKind, since: datetime.datetime) -> bool:
+        return any(r.fault == fault and r.wall_time >= since for r in self.emulator.requests())
+
+    def kube_fault(self, kind: str) -> None:
+        match kind:
+            case "apiserver_restart":
+                with self.timeline.disturbance(kind):
+                    controlplane.restart_component(self.cluster_dir, "kube-apiserver", down_for=5)
+            case "etcd_pause":
+                with self.timeline.disturbance(kind), controlplane.paused(self.cluster_dir, "etcd"):
+                    time.sleep(10)
+            case "operator_kill_mid_refresh":
+                self.kill_leader(kind, mid_refresh=True)
+            case "leader_kill":
+                self.kill_leader(kind, mid_refresh=False)
+            case "credentials_rotation":
+                client = self.rng.choice(list(self.client_secrets))
+                affected = [t.name for t in self.tokens if t.client == client]
+                with self.timeline.disturbance(kind, affected, note=f"{len(affected)} tokens"):
+                    self.client_secrets[client] = self.emulator.rotate_secret(client)
+                    self.rotated_at[client] = time.time()
+                    self.write_credentials(client)
+            case "secret_deleted":
+                token = self.rng.choice(self.tokens[:-1])
+                with self.timeline.disturbance(kind, [token.name]):
+                    self.kubectl("delete", "secret", token.name, "-n", NAMESPACE, "--wait=false")
+            case "secret_edited":
+                token = self.rng.choice(self.tokens[:-1])
+                edited = base64.b64encode(b"edited-by-hand").decode()
+                patch = json.dumps({"data": {"access_token": edited}})
+                with self.timeline.disturbance(kind, [token.name]):
+                    self.kubectl("patch", "secret", token.name, "-n", NAMESPACE, "-p", patch)
+            case "spec_changed":
+                token = self.rng.choice(self.tokens[:-1])
+                token.scopes = SCOPES if token.scopes != SCOPES else SCOPES[:1]
+                with self.timeline.disturbance(kind, [token.name]):
+                    self.apply(self.manifest(token))
+            case _:
+                raise ValueError(kind)
+        self.faults[kind] += 1
+
+    def kill_leader(self, kind: str, *, mid_refresh: bool) -> None:
+        """SIGKILL the active replica (during requests, if `mid_refresh`), start it again."""
+        leader = wait_until(self.leader, "a leader", 60)
+        with self.timeline.disturbance(kind) as window:
+            if mid_refresh:
+                # Every answer comes late, so requests are surely in flight.
+                self.emulator.set_fault(FaultKind.LATENCY, count=None, delay=2.0)
+                time.sleep(1.0)
+            killed_at, killed_monotonic = time.time(), time.monotonic()
+            assert leader.process is not None
+            self.cpu_seconds[leader.log_path.name] = cpu_seconds(leader.process.pid)
+            leader.kill()
+            self.replicas.remove(leader)
+            if mid_refresh:
+                time.sleep(2.5)
+                self.emulator.clear_faults(FaultKind.LATENCY)
+                in_flight = sum(
+                    1
+                    for r in self.emulator.requests()
+                    if r.delayed and r.monotonic > killed_monotonic
+                )
+                self.in_flight_at_kill.append(in_flight)
+                window.note = f"{in_flight} requests in flight"
+            self.start_replica()
+            wait_until(self.leader, "a replica to take over", 90)
+            self.failovers.append(time.time() - killed_at)
+
+    def run_faults(self, kinds: list[str], act: Callable[[str], None], until: float) -> None:
+        """Run `kinds` one after the other, spread over the run at random."""
+        self.rng.shuffle(kinds)
+        slot = (until - time.time()) / len(kinds)
+        first = time.time()
+        for index, kind in enumerate(kinds):
+            start = first + index * slot + self.rng.uniform(0, slot * 0.5)
+            time.sleep(max(0.0, start - time.time()))
+            try:
+                act(kind)
+            except Exception as exc:  # a fault that could not be done is a failed run
+                self.errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+
+    def fault_plan(self) -> tuple[list[str], list[str]]:
+        """The eGain and Kubernetes faults: each kind once, more at random in longer runs."""
+        egain = [
+            "5xx_burst", "hang", "reset", "429_retry_after", "429_no_retry_after",
+            "malformed_body", "html_body",
+        ]  # fmt: skip
+        kube = [
+            "apiserver_restart", "etcd_pause", "operator_kill_mid_refresh", "leader_kill",
+            "credentials_rotation", "secret_deleted", "secret_edited", "spec_changed",
+        ]  # fmt: skip
+        extra = max(0, int(self.args.duration // 40) - len(egain))
+        egain += [self.rng.choice(egain) for _ in range(extra)] + ["long_outage"]
+        kube += [
+            self.rng.choice(["credentials_rotation", "secret_deleted", "secret_edited"])
+            for _ in range(max(0, int(self.args.duration // 60) - 2))
+        ]
+        return egain, kube
+
+    # -- the whole run ----------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        started = time.time()
+        self.timeline = Timeline(started)
+        sampler = threading.Thread(target=self.sample, name="sampler", daemon=True)
+        sampler.start()
+        until = started + self.args.duration
+        egain, kube = self.fault_plan()
+        # Daemons, so that a stopped soak (Ctrl-C, SIGTERM) does not wait for them.
+        threads = [
+            threading.Thread(
+                target=self.run_faults, args=(egain, self.egain_fault, until), daemon=True
+            ),
+            threading.Thread(
+                target=self.run_faults, args=(kube, self.kube_fault, until), daemon=True
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Quiet to the end, and at least one recovery bound after the last fault.
+        time.sleep(max(until - time.time(), 0.0) + self.bound + 5.0)
+        self.stop_sampling.set()
+        sampler.join()
+        ran = time.time() - started
+        for replica in self.replicas:
+            assert replica.process is not None
+            self.cpu_seconds[replica.log_path.name] = cpu_seconds(replica.process.pid)
+        for component in ("kube-apiserver", "etcd"):
+            pid = controlplane.component_pid(self.cluster_dir, component)
+            self.cpu_seconds[component] = cpu_seconds(pid)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu_seconds["soak (sampler, emulator)"] = round(usage.ru_utime + usage.ru_stime, 1)
+        return self.report(ran)
+
+    @property
+    def bound(self) -> float:
+        return EXPIRED_RETRY_CAP + float(self.args.http_timeout)
+
+    # -- the figures ------------------------------------------------------------
+
+    def violations(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        api = [
+            {"at": round(at - self.timeline.started, 1), "token": name, "what": what}
+            for at, name, what in self.observed.bad
+            if self.timeline.undisturbed_for(name, at) > self.bound
+        ]
+        logs = self.kubectl("logs", "consumer", "-n", NAMESPACE)
+        expiry = {t.fingerprint: t.expires_at.timestamp() for t in self.emulator.issued_tokens()}
+        self.observed_file = incluster.samples(logs)
+        file = []
+        for sample in self.observed_file:
+            expires = expiry.get(sample.fingerprint)
+            if expires is not None and sample.at < expires:
+                continue
+            since = self.timeline.undisturbed_for(CONSUMER_TOKEN, sample.at)
+            if since > self.bound + FILE_PROPAGATION:
+                what = "expired" if expires is not None else "not a token eGain issued"
+                file.append({"at": round(sample.at - self.timeline.started, 1), "what": what})
+        return api, file
+
+    def recoveries(self) -> list[dict[str, Any]]:
+        """For each disturbance of every token: from its end until a pass found every token valid.
+
+        Another disturbance may begin before that (`overlapped`); the time then
+        counts both. `complete` is false when no such pass came before the end.
+        """
+        windows = self.timeline.global_windows()
+        ticks = self.observed.ticks
+        found = []
+        for window in windows:
+            end = window.end
+            assert end is not None
+            clean = next((at for at, bad in ticks if at >= end and bad == 0), None)
+            until = clean if clean is not None else (ticks[-1][0] if ticks else end)
+            found.append(
+                {
+                    "kind": window.kind,
+                    "at": round(window.start - self.timeline.started, 1),
+                    "lasted_s": round(end - window.start, 1),
+                    "recovery_s": round(max(until - end, 0.0), 1),
+                    "complete": clean is not None,
+                    "overlapped": any(end < w.start < until for w in windows),
+                }
+            )
+        return found
+
+    def lost(self) -> list[dict[str, str]]:
+        """Tokens whose Secret is missing or holds a token not for its spec and credentials.
+
+        (An expired one is a violation, counted by the sampler.)
+        """
+        items = json.loads(
+            self.kubectl("get", "secrets", "-n", NAMESPACE, "-l", MANAGED, "-o", "json")
+        )["items"]
+        held = {
+            i["metadata"]["labels"].get("egain.cloud/token"): i.get("data") or {} for i in items
+        }
+        lost = []
+        for token in self.tokens:
+            data = held.get(token.name)
+            why = None
+            if data is None:
+                why = "Secret missing"
+            else:
+                value = base64.b64decode(data.get("access_token", "")).decode(errors="replace")
+                info = self.emulator.token_info(value)
+                if info is None:
+                    why = "not a token eGain issued"
+                elif info.client_id != token.client:
+                    why = "a token of another client"
+                elif info.issued_at.timestamp() < self.rotated_at.get(token.client, 0.0):
+                    why = "a token of the old credentials"
+                elif {s.rsplit("/", 1)[-1] for s in info.scope.split()} != set(token.scopes):
+                    why = "a token of an old spec"
+            if why is not None:
+                lost.append({"token": token.name, "why": why})
+        return lost
+
+    def watchdog(self) -> dict[str, Any]:
+        """The longest time with no token issued while nothing disturbed every token."""
+        issued = sorted(t.issued_at.timestamp() for t in self.emulator.issued_tokens())
+        issued = [at for at in issued if at >= self.timeline.started]
+        windows = self.timeline.global_windows()
+        longest = 0.0
+        for before, after in itertools.pairwise(issued):
+            covered = sum(
+                max(0.0, min(after, w.end or after) - max(before, w.start)) for w in windows
+            )
+            longest = max(longest, after - before - covered)
+        return {
+            "threshold_s": WATCHDOG,
+            "longest_undisturbed_gap_s": round(longest, 1),
+            "stalled": longest > WATCHDOG,
+        }
+
+    def api_errors(self) -> dict[str, int]:
+        """Kubernetes API failures in the operator's logs, by what reported them."""
+        counts: Counter[str] = Counter()
+        for replica in self.all_replicas:
+            for line in replica.log().splitlines():
+                if "Kubernetes API call failed" in line:
+                    counts["token worker"] += 1
+                elif "Lease " in line and ("WARNING" in line or "ERROR" in line):
+                    counts["leader election"] += 1
+                elif ("[WARNING" in line or "[ERROR" in line) and "kopf" in line:
+                    counts["kopf"] += 1
+        return dict(counts)
+
+    def leaks(self) -> int:
+        texts = [replica.log() for replica in self.all_replicas]
+        texts.append(self.kubectl("get", "events", "-n", NAMESPACE, "-o", "json"))
+        texts.append(self.kubectl("get", "egaintokens", "-n", NAMESPACE, "-o", "json"))
+        return len(self.emulator.secrets_in("\n".join(texts)))
+
+    def report(self, ran: float) -> dict[str, Any]:
+        api, file = self.violations()
+        recoveries = self.recoveries()
+        times = [r["recovery_s"] for r in recoveries]
+        token_hours = len(self.tokens) * ran / 3600
+        return {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "machine": {"nproc": os.cpu_count(), "load_average": os.getloadavg()},
+            "duration_s": self.args.duration,
+            "ran_s": round(ran, 1),
+            "tokens": len(self.tokens),
+            "lifetimes_s": [min(LIFETIMES), max(LIFETIMES)],
+            "flows": dict(Counter(t.flow for t in self.tokens)),
+            "operator_args": self.operator_args(),
+            "bound_s": {"api": self.bound, "file": self.bound + FILE_PROPAGATION},
+            "samples": {
+                "api": self.observed.samples,
+                "file": len(self.observed_file),
+                "failed_reads": self.observed.failed_reads,
+                "without_valid_token": len(self.observed.bad),
+            },
+            "violations": len(api) + len(file),
+            "violation_samples": {"api": api[:20], "file": file[:20]},
+            "violations_by_10s": dict(sorted(Counter(v["at"] // 10 * 10 for v in api).items())),
+            "token_requests": self.observed.token_requests,
+            "tokens_issued_per_s": round(self.observed.requests["issued"] / ran, 1),
+            "cpu_s": self.cpu_seconds,
+            "token_requests_by_outcome": dict(self.observed.requests),
+            "requests_per_token_hour": round(self.observed.token_requests / token_hours, 1),
+            "faults": dict(sorted(self.faults.items())),
+            "fault_errors": self.errors,
+            "recovery_s": {
+                "p50": round(statistics.median(times), 1) if times else 0.0,
+                "max": max(times, default=0.0),
+                "each": recoveries,
+            },
+            "failovers_s": [round(f, 1) for f in self.failovers],
+            "in_flight_at_kill": self.in_flight_at_kill,
+            "lost": len(lost := self.lost()),
+            "lost_tokens": lost,
+            "api_errors": self.api_errors(),
+            "watchdog": self.watchdog(),
+            "leaks": self.leaks(),
+        }
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            with contextlib.suppress(Exception):
+                replica.stop()
+        self.emulator.stop()
+        controlplane.stop(self.cluster_dir)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
+
+
+def print_report(report: dict[str, Any]) -> None:
+    samples, recovery, bound = report["samples"], report["recovery_s"], report["bound_s"]
+    lines = [
+        f"tokens: {report['tokens']} {report['flows']}, lifetimes {report['lifetimes_s']} s",
+        f"ran: {report['ran_s']} s",
+        f"samples: {samples}",
+        f"recovery bound: {bound['api']} s (API), {bound['file']} s (file)",
+        f"token requests: {report['token_requests']}, "
+        f"{report['requests_per_token_hour']} per token-hour",
+        f"token requests by outcome: {report['token_requests_by_outcome']}",
+        f"tokens issued per second: {report['tokens_issued_per_s']}",
+        f"CPU seconds: {report['cpu_s']}",
+        f"violations by 10 s of the run: {report['violations_by_10s']}",
+        f"faults: {report['faults']}",
+        *(f"fault not injected: {error}" for error in report["fault_errors"]),
+        f"recovery after each disturbance: p50 {recovery['p50']} s, max {recovery['max']} s",
+        f"fail-overs: {report['failovers_s']} s",
+        f"requests in flight at the kill: {report['in_flight_at_kill']}",
+        f"API errors seen by the operator: {report['api_errors']}",
+        f"watchdog: {report['watchdog']}",
+        f"lost tokens: {report['lost_tokens']}",
+        f"leaks: {report['leaks']}",
+        *(
+            f"violation ({kind}): {violation}"
+            for kind, found in report["violation_samples"].items()
+            for violation in found
+        ),
+        f"violations: {report['violations']}, lost: {report['lost']}, "
+        f"recovery max: {recovery['max']} s",
+    ]
+    print("\n".join(lines))
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of faults")
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--http-timeout", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=Path("soak.json"), help="where to write")
+    parser.add_argument("--state-dir", type=Path, default=REPO / ".testground" / "soak")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    soak = Soak(args)
+    try:
+        soak.start()
+        print(f"{len(soak.tokens)} tokens Ready; faults for {args.duration:.0f} s:", flush=True)
+        report = soak.run()
+    finally:
+        soak.stop()
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print_report(report)
+    failed = report["violations"] or report["lost"] or report["leaks"] or report["fault_errors"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

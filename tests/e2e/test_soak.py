@@ -1,0 +1,101 @@
+"""The short soak (`make soak DURATION=60`) passes: no expired token read, none lost, no leak.
+
+It runs `hack/soak.py` as `make soak` does, on a cluster of its own, and checks
+what it reports: every kind of fault was injected, the sampler read the
+Secrets and the Pod's file, and the last line has its documented form.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.support import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+FAULT_KINDS = {
+    "5xx_burst",
+    "hang",
+    "reset",
+    "429_retry_after",
+    "429_no_retry_after",
+    "malformed_body",
+    "html_body",
+    "long_outage",
+    "apiserver_restart",
+    "etcd_pause",
+    "operator_kill_mid_refresh",
+    "leader_kill",
+    "credentials_rotation",
+    "secret_deleted",
+    "secret_edited",
+    "spec_changed",
+}
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """The soak's state, out of pytest's temporary directories: a pytest session
+    started meanwhile (by anyone on the machine) may delete old ones."""
+    path = REPO / ".testground" / f"soak-test-{uuid.uuid4().hex[:8]}"
+    yield path
+    if not (path / "cluster" / "state.json").exists():  # never under a running cluster
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> None:
+    report_path = state_dir / "soak.json"
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'hack'}{os.pathsep}{REPO / 'operator'}"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "hack" / "soak.py"),
+            "--duration",
+            "60",
+            "--json",
+            str(report_path),
+            "--state-dir",
+            str(state_dir),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-4000:] + result.stderr[-3000:]
+    last = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"violations: 0, lost: 0, recovery max: \d+(\.\d+)? s", last), last
+
+    report = json.loads(report_path.read_text())
+    assert report["tokens"] >= 200
+    assert set(report["flows"]) == {"ClientApp", "AnonymousCustomer"}
+    assert report["lifetimes_s"] == [5, 10]
+    assert set(report["faults"]) == FAULT_KINDS
+    assert report["fault_errors"] == []
+    answered = set(report["token_requests_by_outcome"])
+    assert {"server_error", "hang", "reset", "rate_limited", "non_json", "html"} <= answered
+    assert report["samples"]["api"] > 200 * 30
+    assert report["samples"]["file"] > 30
+    assert report["violations"] == report["lost"] == report["leaks"] == 0
+    assert report["token_requests"] > report["tokens"]
+    assert report["requests_per_token_hour"] > 0
+    assert min(report["in_flight_at_kill"]) > 0, "the operator was not killed mid-refresh"
+    assert len(report["failovers_s"]) == 2
+    assert report["recovery_s"]["each"], "no recovery was measured"
+    assert report["recovery_s"]["max"] == float(last.split()[-2])
+    assert report["watchdog"]["stalled"] is False
+    assert report["api_errors"], "the operator saw no API error while the API server was down"
+    # Everything the soak started has stopped.
+    assert not (state_dir / "cluster" / "state.json").exists()
