@@ -18,6 +18,7 @@ import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,6 +45,7 @@ class Routes:
     token: Callable[[str, str, str | None, bytes], Reply]  # method, target, type, body
     admin: Callable[[str, str, bytes], tuple[int, object]]  # method, target, body
     stopping: threading.Event  # once set, requests get no answer
+    answering: Callable[[], AbstractContextManager[None]]  # held while a token request is served
 
 
 def _is_address(host: str) -> bool:
@@ -200,18 +202,19 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = routes.admin(self.command, target, body)
             self._send(json_reply(status, payload))
             return
-        reply = routes.token(self.command, target, self.headers.get("Content-Type"), body)
-        match reply.action:
-            case "respond":
-                self._send(reply)
-            case "reset":
-                self._reset()
-            case "hang":
-                assert reply.hang_release is not None
-                reply.hang_release.wait(_MAX_HANG)
-                self.close_connection = True
-            case "close":
-                self.close_connection = True
+        with routes.answering():
+            reply = routes.token(self.command, target, self.headers.get("Content-Type"), body)
+            match reply.action:
+                case "respond":
+                    self._send(reply)
+                case "reset":
+                    self._reset()
+                case "hang":
+                    assert reply.hang_release is not None
+                    reply.hang_release.wait(_MAX_HANG)
+                    self.close_connection = True
+                case "close":
+                    self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
