@@ -132,6 +132,7 @@ class AuditLog:
     def __init__(self, path: Path, username: str = OPERATOR_USER) -> None:
         self._path = path
         self._username = username
+        self._marker = json.dumps(username).encode()  # a cheap test before parsing a line
         self._offset = 0
         self._seen: set[str] = set()  # audit ids: a watch is logged at two stages
         self.requests: list[ApiRequest] = []
@@ -144,6 +145,8 @@ class AuditLog:
         complete = chunk.rfind(b"\n") + 1
         self._offset += complete
         for line in chunk[:complete].splitlines():
+            if self._marker not in line:
+                continue
             entry = json.loads(line)
             if entry.get("user", {}).get("username") != self._username:
                 continue

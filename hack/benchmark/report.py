@@ -50,6 +50,8 @@ def run(plane: ControlPlane, settings: Settings, state_dir: Path) -> dict[str, A
     state_dir.mkdir(parents=True, exist_ok=True)
     with EgainEmulator(state_dir / "emulator") as emulator:
         rows = asyncio.run(measure(plane, emulator, settings, state_dir))
+    # The machine is shared: how busy it was is part of the figures.
+    description["machine"]["load_average_at_end"] = os.getloadavg()
     return record(description, rows, table(rows, settings))
 
 
