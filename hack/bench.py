@@ -79,6 +79,9 @@ def main() -> None:
     try:
         plane = controlplane.start(cluster_dir)
         result = run(plane, settings, args.state_dir)
+    except KeyboardInterrupt:
+        print("interrupted: stopping everything", file=sys.stderr)
+        sys.exit(130)
     finally:
         controlplane.stop(cluster_dir)
     print(headline(result))

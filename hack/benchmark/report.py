@@ -172,7 +172,12 @@ def _ratio(value: float | None, floor: float | None) -> str:
 
 
 def _kinds(counts: dict[str, int]) -> str:
-    return ", ".join(f"{kind} {count}" for kind, count in counts.items()) or "none"
+    # Requests for a path rather than a resource are API discovery: one figure.
+    shown = {k: n for k, n in counts.items() if not k.partition(" ")[2].startswith("/")}
+    discovery = sum(counts.values()) - sum(shown.values())
+    if discovery:
+        shown["discovery"] = discovery
+    return ", ".join(f"{kind} {count}" for kind, count in shown.items()) or "none"
 
 
 def table(rows: dict[str, Any], settings: Settings) -> list[Line]:
@@ -295,8 +300,8 @@ def table(rows: dict[str, Any], settings: Settings) -> list[Line]:
             Line(
                 row,
                 f"all refreshed ({storm['latency_ms']:.0f} ms latency)",
-                f"{storm['all_refreshed_seconds']:.1f} s",
-                f"{_ratio(storm['all_refreshed_seconds'], storm['bound_seconds'])} bound",
+                f"{storm['all_refreshed_seconds']:.1f} s (bound {storm['bound_seconds']:.1f} s)",
+                _ratio(storm["all_refreshed_seconds"], storm["tokens"] / tps) if tps else "",
             ),
             Line(row, "token requests", str(storm["token_requests"]), "", str(storm["tokens"])),
         ]
