@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -11,8 +12,7 @@ from testground.emulator import Concurrency, EgainEmulator, FaultKind
 from tests.harness.conftest import CA, LIFETIME, MANAGE, READ, TENANT, Creds, token_request
 
 
-def _wait_for(predicate: object, what: str) -> None:
-    assert callable(predicate)
+def _wait_for(predicate: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 10
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -43,13 +43,22 @@ def test_requests_in_flight_and_their_peak_are_counted(
     for thread in threads:
         thread.join(timeout=10)
     assert statuses == [None, None, None]
+    # A client may read the answer before the server's thread counts it done.
+    _wait_for(idle(emulator), "no request in flight")
     assert emulator.concurrency() == Concurrency(current=0, peak=3)
     assert token_request(http, emulator, CA, creds).status_code == 200
+    _wait_for(idle(emulator), "no request in flight")
     assert emulator.concurrency() == Concurrency(current=0, peak=3)
     emulator.reset()
     assert emulator.concurrency() == Concurrency(current=0, peak=0)
     token_request(http, emulator, CA, creds)
+    _wait_for(idle(emulator), "no request in flight")
     assert emulator.concurrency() == Concurrency(current=0, peak=1)
+
+
+def idle(emulator: EgainEmulator) -> Callable[[], bool]:
+    """Whether no token request is in flight."""
+    return lambda: emulator.concurrency().current == 0
 
 
 def test_tokens_of_a_client_with_an_expiry_instant_expire_together(
