@@ -93,11 +93,14 @@ class Api:
 
 def operator_kubeconfig(plane: ControlPlane, directory: Path) -> Path:
     """A kubeconfig for the operator as `OPERATOR_USER` (in system:masters, as the admin is)."""
-    ca = pki.create_ca(plane.state_dir / "pki", "cluster-ca")  # the cluster's, reused
+    # Next to the cluster's own certificates, which a new cluster replaces: a
+    # certificate kept from an earlier cluster would be signed by another CA.
+    certs = plane.state_dir / "pki"
+    ca = pki.create_ca(certs, "cluster-ca")  # the cluster's, reused
     pair = pki.issue(
         ca,
-        directory,
-        "operator",
+        certs,
+        "egain-token-operator-bench",
         common_name=OPERATOR_USER,
         organizations=("system:masters",),
         client=True,
