@@ -45,9 +45,10 @@ test: lint tools
 demo: venv tools
 	$(PY) hack/demo.py
 
-# Figures (time to Ready, API and token requests, memory) for many EgainTokens.
+# Every row of docs/benchmarks.md at TOKENS EgainTokens: one table, and bench.json.
+TOKENS ?= 5000
 bench: venv tools
-	$(PY) hack/bench.py
+	$(PY) hack/bench.py --tokens $(TOKENS)
 
 # How long a refreshed token takes to reach a Pod's mounted file, at the
 # kubelet's sync period SYNC (default 1m, the kubelet's own default).

@@ -100,6 +100,7 @@ def test_admin_registers_clients_and_introspects_tokens(
         "scopes": [READ],
         "lifetime": 60,
         "flows": ["AnonymousCustomer"],
+        "expires_at": None,
     }
     creds = Creds("from-admin", "admin-given-secret")
     token = token_request(http, emulator, AC, creds).json()["access_token"]

@@ -32,7 +32,7 @@ from testground.emulator.cli import main
 from testground.emulator.endpoint import EgainEmulator
 from testground.emulator.faults import REDIRECT_TARGET_PATH, Fault, FaultKind
 from testground.emulator.oauth import ANONYMOUS_SCOPE_PREFIX, ANONYMOUS_TOKEN_PATH, Client, Flow
-from testground.emulator.records import RequestRecord
+from testground.emulator.records import Concurrency, RequestRecord
 from testground.emulator.tokens import IssuedToken, token_fingerprint
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "ANONYMOUS_TOKEN_PATH",
     "REDIRECT_TARGET_PATH",
     "Client",
+    "Concurrency",
     "EgainEmulator",
     "Fault",
     "FaultKind",

@@ -1,9 +1,10 @@
 """The admin API under `/admin/`: faults, the request log, clients and tokens over HTTP.
 
 It lets other processes (the demo, scripts, Pods) do what tests do in-process:
-`GET/POST/DELETE /admin/faults`, `GET /admin/requests`, `POST /admin/reset`,
-`GET/POST /admin/clients`, `GET /admin/tokens` and `POST /admin/introspect`
-(the token in the body, never in a URL). Bad requests get a 400 that never
+`GET/POST/DELETE /admin/faults`, `GET /admin/requests`, `GET /admin/concurrency`
+(token requests in flight now and at most since the last reset),
+`POST /admin/reset`, `GET/POST /admin/clients`, `GET /admin/tokens` and
+`POST /admin/introspect` (the token in the body, never in a URL). Bad requests get a 400 that never
 echoes the request, which may hold a client secret.
 """
 
@@ -54,6 +55,8 @@ def _route(
         case "GET", "requests":
             records = emulator.requests(params.get("client_id"), flow=params.get("flow"))
             return 200, [r.to_json() for r in records]
+        case "GET", "concurrency":
+            return 200, asdict(emulator.concurrency())
         case "POST", "reset":
             emulator.reset()
             return 200, {}

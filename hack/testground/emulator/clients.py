@@ -20,6 +20,7 @@ def new_client(
     scopes: Iterable[str],
     lifetime: int,
     flows: Iterable[Flow | str],
+    expires_at: float | None = None,
 ) -> Client:
     """A checked `Client`; raises ValueError on an empty name or a negative lifetime."""
     client = Client(
@@ -29,6 +30,7 @@ def new_client(
         scopes=frozenset(scopes),
         lifetime=int(lifetime),
         flows=frozenset(Flow(f) for f in flows),
+        expires_at=None if expires_at is None else float(expires_at),
     )
     if not client_id or not client_secret or not tenant:
         raise ValueError("client_id, client_secret and tenant must not be empty")
@@ -45,6 +47,7 @@ def public_client(client: Client) -> dict[str, object]:
         "scopes": sorted(client.scopes),
         "lifetime": client.lifetime,
         "flows": sorted(client.flows),
+        "expires_at": client.expires_at,
     }
 
 

@@ -8,14 +8,17 @@ admin API (`admin`) beside the token paths.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import enum
 import functools
 import json
 import logging
 import secrets
 import ssl
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -34,12 +37,21 @@ from testground.emulator.faults import (
     takeover_reply,
 )
 from testground.emulator.oauth import Client, Flow, OAuthError, Seen
-from testground.emulator.records import RequestLog, RequestRecord
+from testground.emulator.records import Concurrency, InFlight, RequestLog, RequestRecord
 from testground.emulator.replies import Reply
 from testground.emulator.server import HttpsServer, Routes, serving_certificate
 from testground.emulator.tokens import IssuedToken, TokenStore, find_secrets, token_fingerprint
 
 logger = logging.getLogger(__name__)
+
+
+class KeepType(enum.Enum):
+    """The type of `KEEP`."""
+
+    KEEP = "keep"
+
+
+KEEP = KeepType.KEEP  # "leave as it is", where None means something
 
 
 class EgainEmulator:
@@ -77,6 +89,7 @@ class EgainEmulator:
         self._faults = FaultBoard()
         self._records = RequestLog()
         self._tokens = TokenStore()
+        self._in_flight = InFlight()
         self._hang_release = threading.Event()
         self._stopping = threading.Event()
         self._server: HttpsServer | None = None
@@ -92,6 +105,7 @@ class EgainEmulator:
             token=self._answer,
             admin=functools.partial(admin.serve_admin, self),
             stopping=self._stopping,
+            answering=self._answering,
         )
         server = HttpsServer((self._host, self._port), self._serving, routes)
         self._port = server.port
@@ -179,9 +193,14 @@ class EgainEmulator:
         scopes: Iterable[str],
         lifetime: int = 3600,
         flows: Iterable[Flow | str] = tuple(Flow),
+        expires_at: float | None = None,
     ) -> None:
-        """Register (or replace) a client allowed `scopes` (unprefixed) on `flows`."""
-        client = new_client(client_id, client_secret, tenant, scopes, lifetime, flows)
+        """Register (or replace) a client allowed `scopes` (unprefixed) on `flows`.
+
+        Its tokens live `lifetime` seconds, or, with `expires_at` (Unix time),
+        all expire at that instant (at least 1 s after their issue).
+        """
+        client = new_client(client_id, client_secret, tenant, scopes, lifetime, flows, expires_at)
         with self._lock:
             self._clients.put(client)
 
@@ -194,8 +213,9 @@ class EgainEmulator:
         scopes: Iterable[str] | None = None,
         lifetime: int | None = None,
         flows: Iterable[Flow | str] | None = None,
+        expires_at: float | KeepType | None = KEEP,
     ) -> None:
-        """Change some attributes of a registered client."""
+        """Change some attributes of a registered client (`expires_at=None` clears it)."""
         with self._lock:
             current = self._clients[client_id]
         self.register_client(
@@ -205,6 +225,7 @@ class EgainEmulator:
             current.scopes if scopes is None else scopes,
             current.lifetime if lifetime is None else lifetime,
             current.flows if flows is None else flows,
+            current.expires_at if isinstance(expires_at, KeepType) else expires_at,
         )
 
     def rotate_secret(self, client_id: str, new_secret: str | None = None) -> str:
@@ -314,14 +335,31 @@ class EgainEmulator:
             raise TimeoutError(f"{len(found)} of {count} expected token requests after {timeout}s")
         return found
 
+    @contextlib.contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Count a token request as in flight from its arrival until its answer is sent."""
+        with self._lock:
+            self._in_flight.enter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight.leave()
+
+    def concurrency(self) -> Concurrency:
+        """Token requests in flight now, and the most at once since the last reset."""
+        with self._lock:
+            return self._in_flight.now()
+
     def reset(self) -> None:
-        """Forget the request log and clear faults.
+        """Forget the request log and the peak concurrency, and clear faults.
 
         Clients and issued tokens are kept, as the real service keeps them: a
         token issued before a reset still checks out with is_issued_token().
         """
         with self._lock:
             self._records.clear()
+            self._in_flight.reset_peak()
         self.clear_faults()
 
     token_fingerprint = staticmethod(token_fingerprint)
@@ -401,8 +439,9 @@ class EgainEmulator:
     def _issue(self, seen: Seen, flow: Flow, client: Client, scope: str, delayed: float) -> Reply:
         """Issue a token to an authorised request, shaped by any shaping fault. Lock held."""
         shaping = self._faults.take(SHAPE, client.client_id)
-        token, issued = self._tokens.issue(client, flow, scope)
-        reply = shaped_reply(oauth.token_payload(token, client.lifetime, scope), shaping)
+        lifetime = client.lifetime_at(time.time())
+        token, issued = self._tokens.issue(client, flow, scope, lifetime)
+        reply = shaped_reply(oauth.token_payload(token, lifetime, scope), shaping)
         return self._record(seen, reply, fault=shaping, delayed=delayed, token=issued)
 
     def _record(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,16 @@ class Client:
     scopes: frozenset[str]  # unprefixed, e.g. "knowledge.portalmgr.read"
     lifetime: int = 3600  # seconds, sent as expires_in
     flows: frozenset[Flow] = frozenset(Flow)
+    # Unix time at which every token issued to this client expires (at least
+    # 1 s after its issue), whatever `lifetime` says: tokens issued at
+    # different times then expire together.
+    expires_at: float | None = None
+
+    def lifetime_at(self, now: float) -> int:
+        """The lifetime of a token issued at `now` (Unix time), in whole seconds."""
+        if self.expires_at is None:
+            return self.lifetime
+        return max(1, math.ceil(self.expires_at - now))
 
 
 class OAuthError(Exception):

@@ -56,6 +56,39 @@ class RequestRecord:
         return data
 
 
+@dataclass(frozen=True)
+class Concurrency:
+    """Token requests in flight: now, and the most at once since the last reset."""
+
+    current: int
+    peak: int
+
+
+class InFlight:
+    """Counts token requests between their arrival and their answer (a hang stays in flight)."""
+
+    def __init__(self) -> None:
+        self._current = 0
+        self._peak = 0
+
+    def enter(self) -> None:
+        """A request arrived."""
+        self._current += 1
+        self._peak = max(self._peak, self._current)
+
+    def leave(self) -> None:
+        """A request was answered (or given up)."""
+        self._current -= 1
+
+    def reset_peak(self) -> None:
+        """Start counting the peak again from the requests in flight now."""
+        self._peak = self._current
+
+    def now(self) -> Concurrency:
+        """The current count and the peak."""
+        return Concurrency(self._current, self._peak)
+
+
 class RequestLog:
     """The newest records (at most 10,000), oldest first."""
 

@@ -18,6 +18,7 @@ import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +46,7 @@ class Routes:
     token: Callable[[str, str, str | None, str | None, bytes], Reply]
     admin: Callable[[str, str, bytes], tuple[int, object]]  # method, target, body
     stopping: threading.Event  # once set, requests get no answer
+    answering: Callable[[], AbstractContextManager[None]]  # held while a token request is served
 
 
 def _is_address(host: str) -> bool:
@@ -201,24 +203,25 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = routes.admin(self.command, target, body)
             self._send(json_reply(status, payload))
             return
-        reply = routes.token(
-            self.command,
-            target,
-            self.headers.get("Content-Type"),
-            self.headers.get("User-Agent"),
-            body,
-        )
-        match reply.action:
-            case "respond":
-                self._send(reply)
-            case "reset":
-                self._reset()
-            case "hang":
-                assert reply.hang_release is not None
-                reply.hang_release.wait(_MAX_HANG)
-                self.close_connection = True
-            case "close":
-                self.close_connection = True
+        with routes.answering():
+            reply = routes.token(
+                self.command,
+                target,
+                self.headers.get("Content-Type"),
+                self.headers.get("User-Agent"),
+                body,
+            )
+            match reply.action:
+                case "respond":
+                    self._send(reply)
+                case "reset":
+                    self._reset()
+                case "hang":
+                    assert reply.hang_release is not None
+                    reply.hang_release.wait(_MAX_HANG)
+                    self.close_connection = True
+                case "close":
+                    self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 

@@ -72,7 +72,9 @@ class TokenStore:
     def __init__(self) -> None:
         self._tokens: dict[str, IssuedToken] = {}
 
-    def issue(self, client: Client, flow: Flow, scope: str) -> tuple[str, IssuedToken]:
+    def issue(
+        self, client: Client, flow: Flow, scope: str, lifetime: int
+    ) -> tuple[str, IssuedToken]:
         """A new random token for `client`, remembered; returns it and its metadata."""
         token = secrets.token_urlsafe(32)
         now = utcnow()
@@ -83,7 +85,7 @@ class TokenStore:
             tenant=client.tenant,
             scope=scope,
             issued_at=now,
-            expires_at=now + datetime.timedelta(seconds=client.lifetime),
+            expires_at=now + datetime.timedelta(seconds=lifetime),
         )
         self._tokens[_digest(token)] = issued
         return token, issued

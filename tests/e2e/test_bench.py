@@ -1,0 +1,103 @@
+"""`make bench` still runs: every row, at a tiny size, with figures that make sense.
+
+The figures themselves are not judged (the benchmark asserts nothing about
+speed); what is checked is that each row ran to its end and measured what it
+says, and that nothing the benchmark started is left running.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.report import ROWS, render, run, table
+from benchmark.rows import Settings
+from testground.controlplane import ControlPlane
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+TOKENS = 20
+SETTINGS = Settings(
+    tokens=TOKENS,
+    trials=5,
+    idle_seconds=2,
+    settle_seconds=0.5,
+    storm_lead=4,
+    short_lifetime=6,
+    short_seconds=8,
+    timeout=120,
+)
+
+
+def _processes_naming(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        if text in command:
+            found.append(command)
+    return found
+
+
+def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> None:
+    result = run(control_plane, SETTINGS, tmp_path)
+    json.dumps(result)  # what bench.json holds
+    rows = result["rows"]
+    assert sorted(rows) == sorted(ROWS)
+    errors = {name: row for name, row in rows.items() if "error" in row}
+    assert not errors
+    assert {"nproc", "memory_mib"} <= result["machine"].keys()
+    assert {"operator", "python", "kubernetes"} <= result["versions"].keys()
+    assert result["settings"]["tokens"] == TOKENS
+
+    floor = rows["floor"]
+    assert floor["trials"] == 5
+    assert 0 < floor["p50_ms"] <= floor["p95_ms"]
+    assert floor["token_post_p50_ms"] > 0 and floor["status_patch_p50_ms"] > 0
+    assert floor["throughput_tokens"] == TOKENS and floor["tokens_per_second"] > 0
+
+    ready = rows["time_to_ready"]
+    assert ready["trials"] == 5
+    assert 0 < ready["p50_ms"] <= ready["p95_ms"] <= ready["max_ms"]
+
+    (burst,) = rows["burst"]  # 1,000 and TOKENS are one size here
+    assert burst["tokens"] == TOKENS
+    assert burst["token_requests"] == TOKENS  # one per token, nothing failed
+    assert 1 <= burst["peak_concurrent_token_requests"] <= SETTINGS.max_concurrent_requests
+    assert burst["api_requests_by_kind"]["patch egaintokens/status"] >= TOKENS
+    assert burst["all_ready_seconds"] > 0
+
+    steady = rows["steady"]
+    assert steady["tokens"] == TOKENS
+    assert steady["rss_mib"] > 10
+    assert steady["cpu_percent"] >= 0
+    assert steady["token_requests"] == 0
+
+    for restart in (rows["restart"], rows["unrelated_secrets"]["restart"]):
+        assert restart["confirmed"] == restart["tokens"] == TOKENS
+        assert restart["all_confirmed_seconds"] >= restart["healthy_seconds"] > 0
+        assert restart["token_requests"] == 0  # the tokens were valid
+        assert restart["rss_mib"] > 10
+    assert rows["unrelated_secrets"]["secrets"] == TOKENS
+    assert rows["unrelated_secrets"]["idle"]["idle_seconds"] >= 2
+
+    storm = rows["storm"]
+    assert storm["token_requests"] == TOKENS  # one refresh each, all at the storm
+    assert 1 <= storm["peak_concurrent_token_requests"] <= SETTINGS.max_concurrent_requests
+    assert 0 <= storm["refresh_spread_seconds"] <= storm["all_refreshed_seconds"]
+
+    hour = rows["token_hour"]
+    assert hour["refreshes_seen"] > 0 and hour["token_requests"] > 0
+    assert 0 < hour["min_remaining_seconds"] < SETTINGS.short_lifetime
+    assert hour["fixed_interval_seconds"] == SETTINGS.short_lifetime - hour["min_remaining_seconds"]
+    assert hour["requests_per_token_hour"] > 0
+
+    lines = table(rows, SETTINGS)
+    assert [line for line in lines if line.figure == "error"] == []
+    assert {line.row[0] for line in lines} == set("abcdefgh")
+    assert "all statuses re-confirmed" in render(lines)
+    assert _processes_naming(str(tmp_path)) == []  # every operator was stopped
