@@ -1,7 +1,7 @@
 """One look at one EgainToken: observe, plan, act.
 
-`observe` gathers an immutable `policy.Snapshot` (reading the credentials and
-the managed Secret through `kube.Kube`); `policy.plan` decides; `reconcile`
+`observe` gathers an immutable `policy.Snapshot` (the credentials and the
+managed Secret as `secretcache.SecretCache` knows them); `policy.plan` decides; `reconcile`
 then fetches a token if told to, writes the Secret, patches the status, posts
 the Events and sets the metrics. Nothing here decides when to refresh.
 """
@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from egain_token_operator import metrics
-from egain_token_operator.credentials import credentials_digest, last_written, read_credentials
+from egain_token_operator.credentials import last_written, read_credentials
 from egain_token_operator.egain import EgainClient, TokenRequest, TokenResponse, build_request
 from egain_token_operator.kube import ConflictError, Kube, NotFoundError
 from egain_token_operator.policy import LOCAL_REASONS, Memory, Plan, Snapshot, after_fetch, plan
@@ -35,6 +35,7 @@ from egain_token_operator.render import (
 )
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy, StoredToken
+from egain_token_operator.secretcache import SecretCache
 from egain_token_operator.spec import InvalidSpecError, TokenSpec, parse_spec
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class TokenWorker:
     # The last spec that could be served.
     spec: TokenSpec | None = None
     memory: Memory = field(default_factory=Memory)
-    credentials_digest: str | None = None
+    # The resourceVersion of the credentials Secret the last look read.
+    credentials_version: str | None = None
     status_sent: dict[str, Any] | None = None
 
     @property
@@ -79,7 +81,7 @@ class TokenWorker:
     def remember(self, seen: Observation, decided: Plan) -> None:
         """Keep what the next look, and the watch events, are judged against."""
         self.spec = seen.snapshot.spec or self.spec
-        self.credentials_digest = seen.credentials_digest or self.credentials_digest
+        self.credentials_version = seen.credentials_version or self.credentials_version
         self.memory = decided.memory
 
 
@@ -88,7 +90,7 @@ class Observation:
     """One look's snapshot, with what acting on it needs."""
 
     snapshot: Snapshot
-    credentials_digest: str | None = None
+    credentials_version: str | None = None
     request: TokenRequest | None = None
     secret: Mapping[str, Any] | None = None
 
@@ -98,6 +100,7 @@ class Reconciler:
     """Takes one look at a worker's EgainToken."""
 
     kube: Kube
+    secrets: SecretCache
     egain: EgainClient
     policy: RetryPolicy
     restarter: RolloutRestarter
@@ -123,7 +126,11 @@ class Reconciler:
         return decided.wake_at
 
     async def observe(self, worker: TokenWorker) -> Observation:
-        """Read what one look needs: the spec, the credentials, the managed Secret."""
+        """Gather what one look needs: the spec, the credentials, the managed Secret.
+
+        The Secrets come from the cache the watches keep, so a look makes no
+        API request, except to read credentials that changed since last read.
+        """
         namespace, name = worker.key
         status = worker.body.get("status") or {}
         base = Snapshot(
@@ -138,16 +145,18 @@ class Reconciler:
             spec = parse_spec(name, worker.body.get("spec") or {})
         except InvalidSpecError as exc:
             return Observation(replace(base, spec_error=str(exc)))
-        credentials_secret = await self.kube.read_secret(namespace, spec.credentials.name)
-        digest = credentials_digest(credentials_secret)
+        credentials_secret = await self.secrets.credentials(namespace, spec.credentials.name)
+        version = ((credentials_secret or {}).get("metadata") or {}).get("resourceVersion")
         base = replace(base, spec=spec, credentials_written_at=last_written(credentials_secret))
         try:
             request = build_request(spec, read_credentials(credentials_secret, spec.credentials))
         except TokenError as error:
-            return Observation(replace(base, credentials_error=error.message), digest)
-        secret = await self.kube.read_secret(namespace, spec.secret_name)
+            return Observation(replace(base, credentials_error=error.message), version)
+        secret = self.secrets.managed(namespace, spec.secret_name)
         conflict = None
-        if secret is not None and not is_owned_by(secret, worker.owner):
+        if (secret is not None and not is_owned_by(secret, worker.owner)) or (
+            secret is None and self.secrets.exists_unmanaged(namespace, spec.secret_name)
+        ):
             conflict = (
                 f"Secret {spec.secret_name} exists and is not owned by this EgainToken; "
                 "it is left untouched"
@@ -158,7 +167,7 @@ class Reconciler:
             conflict=conflict,
             stored_token=stored_token(secret) if secret is not None and not conflict else None,
         )
-        return Observation(snapshot, digest, request, secret)
+        return Observation(snapshot, version, request, secret)
 
     async def _fetch(
         self, worker: TokenWorker, seen: Observation, before: Plan, now: datetime
@@ -241,13 +250,19 @@ class Reconciler:
         namespace = worker.key[0]
         try:
             if secret is None:
-                await self.kube.create_secret(namespace, render_secret(token, spec, worker.owner))
+                written = await self.kube.create_secret(
+                    namespace, render_secret(token, spec, worker.owner)
+                )
             else:
                 body = render_secret(token, spec, worker.owner, existing=secret)
-                await self.kube.replace_secret(namespace, body)
+                written = await self.kube.replace_secret(namespace, body)
         except (ConflictError, NotFoundError):
-            # Changed or deleted since it was read: look again at once.
+            # Changed or deleted since the watch said: look again at once, with
+            # the Secret as it is now.
+            await self.secrets.read_again(namespace, spec.secret_name)
             worker.wake.set()
+            return
+        self.secrets.written(written)
 
     async def _patch_status(self, worker: TokenWorker, decided: Plan, now: datetime) -> bool:
         """Patch the status if it changed; False when the EgainToken is gone."""

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from egain_token_operator import metrics
-from egain_token_operator.credentials import credentials_digest
 from egain_token_operator.kube import KubeError
 from egain_token_operator.reconcile import Key, Reconciler, TokenWorker
 from egain_token_operator.render import MANAGED_BY, MANAGED_BY_LABEL, TOKEN_LABEL, secret_is_current
+from egain_token_operator.secretcache import without_managed_fields
 from egain_token_operator.spec import referenced_secrets
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ class WorkerRegistry:
     # --- watch events -------------------------------------------------------
 
     def observe_token(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Take an EgainToken watch event (kopf's `on.event`)."""
-        metadata = body.get("metadata", {})
+        """Take an EgainToken watch event."""
+        body = without_managed_fields(body)
+        metadata = body["metadata"]
         key = (str(metadata.get("namespace")), str(metadata.get("name")))
         worker = self._workers.get(key)
         if event_type == "DELETED" or metadata.get("deletionTimestamp"):
@@ -74,7 +75,8 @@ class WorkerRegistry:
             worker.wake.set()
 
     def observe_secret(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Take a Secret watch event: wake the workers whose inputs or output changed."""
+        """Take a Secret watch event (a managed Secret in full, any other as metadata only):
+        wake the workers whose inputs or output changed."""
         metadata = body.get("metadata", {})
         secret_key = (str(metadata.get("namespace")), str(metadata.get("name")))
         for key in self._secret_watchers.get(secret_key, set()):
@@ -89,7 +91,8 @@ class WorkerRegistry:
         """True when `secret` is what the worker last saw or wrote, so no look is needed."""
         assert worker.spec is not None
         if name == worker.spec.credentials.name:
-            return credentials_digest(secret) == worker.credentials_digest
+            version = (secret.get("metadata") or {}).get("resourceVersion")
+            return version is not None and version == worker.credentials_version
         labels = secret.get("metadata", {}).get("labels") or {}
         ours = (
             labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(TOKEN_LABEL) == worker.key[1]
@@ -156,6 +159,8 @@ class WorkerRegistry:
     # --- the worker loop ----------------------------------------------------
 
     async def _run(self, worker: TokenWorker) -> None:
+        # A look judges Secrets by the cache: not before the watches listed them.
+        await self.reconciler.secrets.synced()
         api_failures = 0
         while True:
             worker.wake.clear()
