@@ -21,7 +21,7 @@ from typing import Any
 
 from egain_token_operator.kube import Collection, Kube
 from egain_token_operator.render import MANAGED_BY, MANAGED_BY_LABEL
-from egain_token_operator.watch import ChangeCallback, Key, Watch, object_key
+from egain_token_operator.watch import ChangeCallback, Key, Watch, object_key, trimmed
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 OTHERS_SELECTOR = f"{MANAGED_BY_LABEL}!={MANAGED_BY}"
@@ -33,10 +33,19 @@ def is_managed(secret: Mapping[str, Any]) -> bool:
     return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY)
 
 
-def without_managed_fields(body: Mapping[str, Any]) -> dict[str, Any]:
-    """`body` without `metadata.managedFields`, often as large as the rest and never read."""
-    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
-    return {**body, "metadata": metadata}
+# What a look reads of a managed Secret (render.py): the rest is not kept.
+_MANAGED_METADATA = (
+    "name",
+    "namespace",
+    "resourceVersion",
+    "labels",
+    "annotations",
+    "ownerReferences",
+)
+
+
+def _kept(secret: Mapping[str, Any]) -> dict[str, Any]:
+    return trimmed(secret, _MANAGED_METADATA)
 
 
 class SecretCache:
@@ -109,7 +118,7 @@ class SecretCache:
 
     def written(self, secret: Mapping[str, Any]) -> None:
         """Take what a write returned, so the next look need not wait for the watch."""
-        self._managed[object_key(secret)] = without_managed_fields(secret)
+        self._managed[object_key(secret)] = _kept(secret)
 
     async def read_again(self, namespace: str, name: str) -> None:
         """Read one Secret afresh, after a write found it changed or gone.
@@ -134,7 +143,7 @@ class SecretCache:
         if change == "DELETED":
             self._managed.pop(key, None)
         else:
-            self._managed[key] = without_managed_fields(secret)
+            self._managed[key] = _kept(secret)
         self._on_change(change, secret)
 
     def _other_changed(self, change: str, metadata: Mapping[str, Any]) -> None:

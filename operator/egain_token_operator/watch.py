@@ -35,6 +35,21 @@ def object_key(body: Mapping[str, Any]) -> Key:
     return str(metadata.get("namespace")), str(metadata.get("name"))
 
 
+def trimmed(
+    body: Mapping[str, Any], metadata: tuple[str, ...], annotations: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """`body` with only the `metadata` fields named (and, when given, only the
+    `annotations` named): what the operator keeps in memory of an object.
+
+    `managedFields` and kubectl's `last-applied-configuration` annotation are
+    each often as large as the rest of the object, and nothing reads them.
+    """
+    kept = {k: v for k, v in (body.get("metadata") or {}).items() if k in metadata}
+    if annotations is not None and "annotations" in kept:
+        kept["annotations"] = {k: v for k, v in kept["annotations"].items() if k in annotations}
+    return {**body, "metadata": kept}
+
+
 def _version(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("resourceVersion") or "")
 

@@ -18,11 +18,20 @@ from typing import Any
 from egain_token_operator import metrics
 from egain_token_operator.kube import KubeError
 from egain_token_operator.reconcile import Key, Reconciler, TokenWorker
-from egain_token_operator.render import MANAGED_BY, MANAGED_BY_LABEL, TOKEN_LABEL, secret_is_current
-from egain_token_operator.secretcache import without_managed_fields
+from egain_token_operator.render import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    REFRESH_REQUESTED_AT_ANNOTATION,
+    TOKEN_LABEL,
+    secret_is_current,
+)
 from egain_token_operator.spec import referenced_secrets
+from egain_token_operator.watch import trimmed
 
 logger = logging.getLogger(__name__)
+
+# What a worker reads of its EgainToken's metadata; the rest is not kept.
+_TOKEN_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp", "annotations")
 
 # Backoff after a failed look (the API server down, RBAC missing, a bug).
 _API_RETRY_INITIAL = 2.0
@@ -51,7 +60,7 @@ class WorkerRegistry:
 
     def observe_token(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Take an EgainToken watch event."""
-        body = without_managed_fields(body)
+        body = trimmed(body, _TOKEN_METADATA, (REFRESH_REQUESTED_AT_ANNOTATION,))
         metadata = body["metadata"]
         key = (str(metadata.get("namespace")), str(metadata.get("name")))
         worker = self._workers.get(key)
