@@ -33,6 +33,13 @@ logger = logging.getLogger(__name__)
 # What a worker reads of its EgainToken's metadata; the rest is not kept.
 _TOKEN_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp", "annotations")
 
+# Looks under way at once. Past this, more at once only interleave: what each
+# holds while under way (requests, responses, rendered bodies) adds up, and
+# thousands of EgainTokens created or due together would raise the memory
+# high-water mark, which the process keeps. Token requests have their own
+# limit (--max-concurrent-requests, 16 by default), well under this one.
+_CONCURRENT_LOOKS = 64
+
 # Backoff after a failed look (the API server down, RBAC missing, a bug).
 _API_RETRY_INITIAL = 2.0
 _API_RETRY_MAX = 60.0
@@ -55,6 +62,7 @@ class WorkerRegistry:
         self._secret_watchers: dict[Key, set[Key]] = {}
         # Whether workers run; a replica standing by only keeps track of EgainTokens.
         self._active = active
+        self._looks = asyncio.Semaphore(_CONCURRENT_LOOKS)
 
     # --- watch events -------------------------------------------------------
 
@@ -172,9 +180,10 @@ class WorkerRegistry:
         await self.reconciler.secrets.synced()
         api_failures = 0
         while True:
-            worker.wake.clear()
             try:
-                wake_at = await self.reconciler.reconcile(worker)
+                async with self._looks:
+                    worker.wake.clear()
+                    wake_at = await self.reconciler.reconcile(worker)
                 api_failures = 0
             except Exception as exc:
                 # A worker must outlive any failure, or its token would silently

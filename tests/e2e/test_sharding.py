@@ -38,7 +38,7 @@ def test_operators_on_disjoint_shards_never_touch_each_others_tokens(
     shard_b = start_operator(
         "--selector", "egain.cloud/shard=b", "--leader-election-lease", f"{namespace}/shard-b"
     )
-    client_a, client_b = make_client(), make_client()
+    client_a, client_b = make_client(secret_name="client-a"), make_client(secret_name="client-b")
     cluster.apply(
         sharded_token(namespace, "token-a", "a", client_app_spec(emulator, client_a)),
         sharded_token(namespace, "token-b", "b", client_app_spec(emulator, client_b)),
