@@ -23,9 +23,6 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger().setLevel(settings.log_level.upper())
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    if settings.log_level != "debug":
-        # kopf says "Handler ... succeeded" for every watch event of every Secret.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 async def run(settings: Settings) -> None:

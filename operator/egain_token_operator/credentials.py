@@ -6,7 +6,6 @@ except the request fingerprint, a SHA-256 it cannot be read back from.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -32,12 +31,6 @@ def read_credentials(secret: Mapping[str, Any] | None, ref: CredentialsRef) -> C
             )
         values.append(value)
     return ClientCredentials(values[0], values[1])
-
-
-def credentials_digest(secret: Mapping[str, Any] | None) -> str:
-    """A digest of the Secret's data, to notice changes in memory; never stored."""
-    data = (secret or {}).get("data") or {}
-    return hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
 
 
 def last_written(secret: Mapping[str, Any] | None) -> datetime | None:

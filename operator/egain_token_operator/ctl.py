@@ -38,6 +38,7 @@ from egain_token_operator.render import (
     rfc3339,
 )
 from egain_token_operator.schedule import TRANSIENT_REASONS
+from egain_token_operator.secretcache import ReadSecrets
 from egain_token_operator.settings import add_options, retry_policy
 from egain_token_operator.spec import InvalidSpecError, parse_spec
 from egain_token_operator.views import Finding, Outcome
@@ -278,7 +279,7 @@ async def check(
     kube, namespace = await _connect(args)
     try:
         token = await _read_token(kube, namespace, args.name)
-        seen = await observe(kube, TokenWorker((namespace, args.name), token))
+        seen = await observe(ReadSecrets(kube), TokenWorker((namespace, args.name), token))
     finally:
         await kube.close()
     snapshot = seen.snapshot

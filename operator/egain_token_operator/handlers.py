@@ -1,4 +1,10 @@
-"""kopf wiring: start-up, shutdown and the two watches. No decisions here."""
+"""kopf wiring: start-up and shutdown. No decisions here.
+
+kopf runs the process (login, signals, the liveness endpoint); the watches
+are the operator's own (`watch.py`), so that Secrets can be watched by label
+and as metadata only, and EgainTokens by the `--selector` of a shard, on the
+API server's side. kopf itself watches nothing.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +22,13 @@ from egain_token_operator import metrics
 from egain_token_operator.addresses import AddressGuard
 from egain_token_operator.egain import EgainClient
 from egain_token_operator.events import EventRecorder
-from egain_token_operator.kube import Kube, load_api_client
+from egain_token_operator.kube import Collection, Kube, load_api_client
 from egain_token_operator.leader import LeaderElector
 from egain_token_operator.reconcile import Reconciler
 from egain_token_operator.restarts import RolloutRestarter
+from egain_token_operator.secretcache import SecretCache
 from egain_token_operator.settings import Settings, retry_policy
-from egain_token_operator.spec import GROUP, PLURAL, VERSION
+from egain_token_operator.watch import Watch
 from egain_token_operator.workers import WorkerRegistry
 
 registry = kopf.OperatorRegistry()
@@ -42,10 +49,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.scanning.disabled = True
     # Events are posted by the operator itself (events.py); kopf's log lines stay logs.
     settings.posting.level = logging.WARNING
-    # Re-establish watches now and then, so a silently broken one cannot last.
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     kube = Kube(await load_api_client())
     egain = EgainClient(
@@ -64,8 +67,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     memo.kube, memo.egain, memo.restarter = kube, egain, restarter
     memo.events = EventRecorder(kube)
+    # Secret changes wake the EgainTokens that read or write them (set once the
+    # registry exists, below; no watch runs before then).
+    secrets_cache = SecretCache(
+        kube, config.namespaces, lambda change, body: memo.workers.observe_secret(change, body)
+    )
     reconciler = Reconciler(
         kube=kube,
+        secrets=secrets_cache,
         egain=egain,
         policy=retry_policy(config),
         restarter=restarter,
@@ -88,12 +97,27 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         memo.election = asyncio.create_task(memo.elector.run(), name="leader election")
     else:
         metrics.LEADER.set(1)
+    token_watches = [
+        Watch(
+            kube,
+            Collection("egaintokens", namespace, config.selector or None),
+            memo.workers.observe_token,
+        )
+        for namespace in config.namespaces or (None,)
+    ]
+    memo.watches = [
+        asyncio.create_task(watch.run(), name=f"watch {watch.collection}")
+        for watch in secrets_cache.watches + token_watches
+    ]
     start_http_server(config.metrics_address.port, config.metrics_address.host)
 
 
 @kopf.on.cleanup(registry=registry)
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    """Stop every worker, hand the Lease over, and close the clients."""
+    """Stop the watches and every worker, hand the Lease over, and close the clients."""
+    for task in memo.watches:
+        task.cancel()
+    await asyncio.gather(*memo.watches, return_exceptions=True)
     if memo.election is not None:
         memo.election.cancel()
         await asyncio.gather(memo.election, return_exceptions=True)
@@ -103,15 +127,3 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.events.stop()
     await memo.egain.aclose()
     await memo.kube.close()
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-async def egaintoken_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Every EgainToken change goes to the worker registry."""
-    memo.workers.observe_token(event.get("type"), event["object"])
-
-
-@kopf.on.event("v1", "secrets", registry=registry)
-async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Secret changes wake the EgainTokens that read or write them."""
-    memo.workers.observe_secret(event.get("type"), event["object"])

@@ -1,19 +1,20 @@
 """The only place that reads from and writes to the Kubernetes API directly.
 
-kopf watches; this module does the reads and writes the reconciler and the
-command line (`ctl.py`) need, through the official client's asyncio flavour
-(`kubernetes.aio`). Objects are plain dictionaries, as the API sends them.
-Errors carry the status code and the API server's message, which never
-includes a Secret's data.
+It lists and watches (for `watch.py`), and does the reads and writes the
+reconciler and the command line (`ctl.py`) need, through the official client's
+asyncio flavour (`kubernetes.aio`). Objects are plain dictionaries, as the API
+sends them. Errors carry the status code and the API server's message, which
+never includes a Secret's data.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -23,6 +24,12 @@ from egain_token_operator.spec import GROUP, PLURAL, VERSION, WorkloadKind
 
 MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "egain-token-operator"
+# Metadata only (PartialObjectMetadata): a Secret's data never reaches the operator this way.
+METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# The API server ends a watch after this long; the client gives up a little later.
+WATCH_SECONDS = 300
+WATCH_CLIENT_TIMEOUT = 330.0
 
 
 class KubeError(Exception):
@@ -40,6 +47,21 @@ class NotFoundError(KubeError):
 
 class ConflictError(KubeError):
     """HTTP 409: the object exists already, or changed since it was read."""
+
+
+class GoneError(KubeError):
+    """HTTP 410: a watch's resourceVersion is too old; list again."""
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What one list and watch covers: a kind, one namespace or all, a label selector."""
+
+    resource: Literal["egaintokens", "secrets"]
+    namespace: str | None = None
+    label_selector: str | None = None
+    # Only metadata (PartialObjectMetadata); only for Secrets.
+    metadata_only: bool = False
 
 
 async def load_api_client() -> client.ApiClient:
@@ -103,12 +125,19 @@ async def load_user_api_client(
 async def _json(call: Awaitable[Any]) -> dict[str, Any]:
     try:
         response = await call
-        try:
-            payload = await response.read()
-        finally:
-            response.release()
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise KubeError(0, f"API server unreachable ({type(exc).__name__})") from exc
+    return await _payload(response)
+
+
+async def _payload(response: Any) -> dict[str, Any]:
+    """The JSON a response carries, or its status as a `KubeError`; releases it."""
+    try:
+        payload = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise KubeError(0, f"API server unreachable ({type(exc).__name__})") from exc
+    finally:
+        response.release()
     if response.status < 400:
         result: dict[str, Any] = json.loads(payload)
         return result
@@ -116,11 +145,12 @@ async def _json(call: Awaitable[Any]) -> dict[str, Any]:
         message = str(json.loads(payload).get("message", response.reason))
     except (ValueError, AttributeError):
         message = str(response.reason)
-    if response.status == 404:
-        raise NotFoundError(404, message)
-    if response.status == 409:
-        raise ConflictError(409, message)
-    raise KubeError(response.status, message)
+    raise _error(response.status, message)
+
+
+def _error(status: int, message: str) -> KubeError:
+    kind = {404: NotFoundError, 409: ConflictError, 410: GoneError}.get(status, KubeError)
+    return kind(status, message)
 
 
 async def _json_or_none(call: Awaitable[Any]) -> dict[str, Any] | None:
@@ -150,6 +180,67 @@ class Kube:
         """The API server's host and port, as this client reaches it."""
         parts = urlsplit(self._api_client.configuration.host)
         return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+    def _list(self, collection: Collection, **params: Any) -> Awaitable[Any]:
+        if collection.label_selector:
+            params["label_selector"] = collection.label_selector
+        call: Awaitable[Any]
+        if collection.resource == "egaintokens" and collection.namespace is None:
+            call = self._custom.list_cluster_custom_object_without_preload_content(
+                GROUP, VERSION, PLURAL, **params
+            )
+        elif collection.resource == "egaintokens":
+            call = self._custom.list_namespaced_custom_object_without_preload_content(
+                GROUP, VERSION, collection.namespace, PLURAL, **params
+            )
+        elif collection.namespace is None:
+            call = self._core.list_secret_for_all_namespaces_without_preload_content(**params)
+        else:
+            call = self._core.list_namespaced_secret_without_preload_content(
+                collection.namespace, **params
+            )
+        return call
+
+    async def list_objects(self, collection: Collection) -> tuple[list[dict[str, Any]], str]:
+        """Every object of `collection`, and the resourceVersion to watch from."""
+        headers = {"Accept": METADATA_ONLY_LIST} if collection.metadata_only else None
+        result = await _json(self._list(collection, _headers=headers))
+        return list(result.get("items") or []), str(result["metadata"]["resourceVersion"])
+
+    async def watch_objects(
+        self, collection: Collection, resource_version: str
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The changes to `collection` after `resource_version`: (type, object), bookmarks
+        included, until the API server ends the watch. `GoneError` when the version is
+        too old."""
+        headers = {"Accept": METADATA_ONLY} if collection.metadata_only else None
+        try:
+            response = await self._list(
+                collection,
+                watch=True,
+                resource_version=resource_version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=WATCH_SECONDS,
+                _request_timeout=WATCH_CLIENT_TIMEOUT,
+                _headers=headers,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeError(0, f"API server unreachable ({type(exc).__name__})") from exc
+        try:
+            if response.status >= 400:
+                await _payload(response)
+            async for line in response.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                change, body = str(event.get("type")), event.get("object") or {}
+                if change == "ERROR":
+                    raise _error(int(body.get("code") or 0), str(body.get("message")))
+                yield change, body
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise KubeError(0, f"watch broken ({type(exc).__name__})") from exc
+        finally:
+            response.release()
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret, or None when there is none."""

@@ -1,7 +1,7 @@
 """One look at one EgainToken: observe, plan, act.
 
-`observe` gathers an immutable `policy.Snapshot` (reading the credentials and
-the managed Secret through `kube.Kube`); `policy.plan` decides; `reconcile`
+`observe` gathers an immutable `policy.Snapshot` (the credentials and the
+managed Secret as `secretcache.SecretCache` knows them); `policy.plan` decides; `reconcile`
 then fetches a token if told to, writes the Secret, patches the status, posts
 the Events and sets the metrics. Nothing here decides when to refresh.
 """
@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from egain_token_operator import metrics
-from egain_token_operator.credentials import credentials_digest, last_written, read_credentials
+from egain_token_operator.credentials import last_written, read_credentials
 from egain_token_operator.egain import EgainClient, TokenRequest, TokenResponse, build_request
 from egain_token_operator.kube import ConflictError, Kube, NotFoundError
 from egain_token_operator.policy import LOCAL_REASONS, Memory, Plan, Snapshot, after_fetch, plan
@@ -35,6 +35,7 @@ from egain_token_operator.render import (
 )
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy, StoredToken
+from egain_token_operator.secretcache import SecretCache
 from egain_token_operator.spec import InvalidSpecError, TokenSpec, parse_spec
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class TokenWorker:
     # The last spec that could be served.
     spec: TokenSpec | None = None
     memory: Memory = field(default_factory=Memory)
-    credentials_digest: str | None = None
+    # The resourceVersion of the credentials Secret the last look read.
+    credentials_version: str | None = None
     status_sent: dict[str, Any] | None = None
 
     @property
@@ -79,7 +81,7 @@ class TokenWorker:
     def remember(self, seen: Observation, decided: Plan) -> None:
         """Keep what the next look, and the watch events, are judged against."""
         self.spec = seen.snapshot.spec or self.spec
-        self.credentials_digest = seen.credentials_digest or self.credentials_digest
+        self.credentials_version = seen.credentials_version or self.credentials_version
         self.memory = decided.memory
 
 
@@ -88,13 +90,25 @@ class Observation:
     """One look's snapshot, with what acting on it needs."""
 
     snapshot: Snapshot
-    credentials_digest: str | None = None
+    credentials_version: str | None = None
     request: TokenRequest | None = None
     secret: Mapping[str, Any] | None = None
 
 
-async def observe(kube: Kube, worker: TokenWorker) -> Observation:
-    """Read what one look needs: the spec, the credentials, the managed Secret.
+class SecretSource(Protocol):
+    """Where a look finds Secrets: the operator's `secretcache.SecretCache`, or
+    the command line's reads (`ctl.py`)."""
+
+    async def credentials(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The credentials Secret in full; None when there is none."""
+
+    async def target(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, bool]:
+        """The Secret an EgainToken writes, when it carries the operator's label,
+        and whether one of that name exists without the label."""
+
+
+async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
+    """Gather what one look needs: the spec, the credentials, the managed Secret.
 
     Reads only: the command line's `check` takes the same look.
     """
@@ -112,16 +126,16 @@ async def observe(kube: Kube, worker: TokenWorker) -> Observation:
         spec = parse_spec(name, worker.body.get("spec") or {})
     except InvalidSpecError as exc:
         return Observation(replace(base, spec_error=str(exc)))
-    credentials_secret = await kube.read_secret(namespace, spec.credentials.name)
-    digest = credentials_digest(credentials_secret)
+    credentials_secret = await secrets.credentials(namespace, spec.credentials.name)
+    version = ((credentials_secret or {}).get("metadata") or {}).get("resourceVersion")
     base = replace(base, spec=spec, credentials_written_at=last_written(credentials_secret))
     try:
         request = build_request(spec, read_credentials(credentials_secret, spec.credentials))
     except TokenError as error:
-        return Observation(replace(base, credentials_error=error.message), digest)
-    secret = await kube.read_secret(namespace, spec.secret_name)
+        return Observation(replace(base, credentials_error=error.message), version)
+    secret, unmanaged = await secrets.target(namespace, spec.secret_name)
     conflict = None
-    if secret is not None and not is_owned_by(secret, worker.owner):
+    if (secret is not None and not is_owned_by(secret, worker.owner)) or unmanaged:
         conflict = (
             f"Secret {spec.secret_name} exists and is not owned by this EgainToken; "
             "it is left untouched"
@@ -132,7 +146,7 @@ async def observe(kube: Kube, worker: TokenWorker) -> Observation:
         conflict=conflict,
         stored_token=stored_token(secret) if secret is not None and not conflict else None,
     )
-    return Observation(snapshot, digest, request, secret)
+    return Observation(snapshot, version, request, secret)
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,7 @@ class Reconciler:
     """Takes one look at a worker's EgainToken."""
 
     kube: Kube
+    secrets: SecretCache
     egain: EgainClient
     policy: RetryPolicy
     restarter: RolloutRestarter
@@ -149,7 +164,7 @@ class Reconciler:
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
         """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
         now, (namespace, name) = self.clock(), worker.key
-        seen = await observe(self.kube, worker)
+        seen = await observe(self.secrets, worker)
         decided = plan(seen.snapshot, worker.memory, now, self.policy)
         logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
         if decided.request_token and seen.request is not None:
@@ -245,13 +260,19 @@ class Reconciler:
         namespace = worker.key[0]
         try:
             if secret is None:
-                await self.kube.create_secret(namespace, render_secret(token, spec, worker.owner))
+                written = await self.kube.create_secret(
+                    namespace, render_secret(token, spec, worker.owner)
+                )
             else:
                 body = render_secret(token, spec, worker.owner, existing=secret)
-                await self.kube.replace_secret(namespace, body)
+                written = await self.kube.replace_secret(namespace, body)
         except (ConflictError, NotFoundError):
-            # Changed or deleted since it was read: look again at once.
+            # Changed or deleted since the watch said: look again at once, with
+            # the Secret as it is now.
+            await self.secrets.read_again(namespace, spec.secret_name)
             worker.wake.set()
+            return
+        self.secrets.written(written)
 
     async def _patch_status(self, worker: TokenWorker, decided: Plan, now: datetime) -> bool:
         """Patch the status if it changed; False when the EgainToken is gone."""

@@ -43,6 +43,8 @@ class Settings:
     """Everything the operator can be told at start-up."""
 
     namespaces: tuple[str, ...]
+    # Label selector of the EgainTokens served (a shard); "": all of them.
+    selector: str
     allowed_token_hosts: HostAllowList
     ca_bundle: Path | None
     default_token_lifetime: float
@@ -182,6 +184,15 @@ def _comma_list(value: str) -> list[str]:
 
 # (flag, environment variable suffix, parser, default, help)
 _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
+    (
+        "--selector",
+        "SELECTOR",
+        str.strip,
+        "",
+        "label selector of the EgainTokens served, e.g. 'shard=a' or 'tier in (gold)'; "
+        "releases with disjoint selectors share namespaces without touching each other's "
+        "tokens",
+    ),
     (
         "--allowed-token-hosts",
         "ALLOWED_TOKEN_HOSTS",
@@ -348,6 +359,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         parser.error("--retry-initial-delay must not exceed --retry-max-delay")
     return Settings(
         namespaces=tuple(dict.fromkeys(namespaces)),
+        selector=args.selector,
         allowed_token_hosts=args.allowed_token_hosts,
         ca_bundle=args.ca_bundle,
         default_token_lifetime=float(args.default_token_lifetime),

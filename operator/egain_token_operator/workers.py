@@ -16,13 +16,29 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from egain_token_operator import metrics
-from egain_token_operator.credentials import credentials_digest
 from egain_token_operator.kube import KubeError
 from egain_token_operator.reconcile import Key, Reconciler, TokenWorker
-from egain_token_operator.render import MANAGED_BY, MANAGED_BY_LABEL, TOKEN_LABEL, secret_is_current
+from egain_token_operator.render import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    REFRESH_REQUESTED_AT_ANNOTATION,
+    TOKEN_LABEL,
+    secret_is_current,
+)
 from egain_token_operator.spec import referenced_secrets
+from egain_token_operator.watch import trimmed
 
 logger = logging.getLogger(__name__)
+
+# What a worker reads of its EgainToken's metadata; the rest is not kept.
+_TOKEN_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp", "annotations")
+
+# Looks under way at once. Past this, more at once only interleave: what each
+# holds while under way (requests, responses, rendered bodies) adds up, and
+# thousands of EgainTokens created or due together would raise the memory
+# high-water mark, which the process keeps. Token requests have their own
+# limit (--max-concurrent-requests, 16 by default), well under this one.
+_CONCURRENT_LOOKS = 64
 
 # Backoff after a failed look (the API server down, RBAC missing, a bug).
 _API_RETRY_INITIAL = 2.0
@@ -46,12 +62,14 @@ class WorkerRegistry:
         self._secret_watchers: dict[Key, set[Key]] = {}
         # Whether workers run; a replica standing by only keeps track of EgainTokens.
         self._active = active
+        self._looks = asyncio.Semaphore(_CONCURRENT_LOOKS)
 
     # --- watch events -------------------------------------------------------
 
     def observe_token(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Take an EgainToken watch event (kopf's `on.event`)."""
-        metadata = body.get("metadata", {})
+        """Take an EgainToken watch event."""
+        body = trimmed(body, _TOKEN_METADATA, (REFRESH_REQUESTED_AT_ANNOTATION,))
+        metadata = body["metadata"]
         key = (str(metadata.get("namespace")), str(metadata.get("name")))
         worker = self._workers.get(key)
         if event_type == "DELETED" or metadata.get("deletionTimestamp"):
@@ -74,7 +92,8 @@ class WorkerRegistry:
             worker.wake.set()
 
     def observe_secret(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Take a Secret watch event: wake the workers whose inputs or output changed."""
+        """Take a Secret watch event (a managed Secret in full, any other as metadata only):
+        wake the workers whose inputs or output changed."""
         metadata = body.get("metadata", {})
         secret_key = (str(metadata.get("namespace")), str(metadata.get("name")))
         for key in self._secret_watchers.get(secret_key, set()):
@@ -89,7 +108,8 @@ class WorkerRegistry:
         """True when `secret` is what the worker last saw or wrote, so no look is needed."""
         assert worker.spec is not None
         if name == worker.spec.credentials.name:
-            return credentials_digest(secret) == worker.credentials_digest
+            version = (secret.get("metadata") or {}).get("resourceVersion")
+            return version is not None and version == worker.credentials_version
         labels = secret.get("metadata", {}).get("labels") or {}
         ours = (
             labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(TOKEN_LABEL) == worker.key[1]
@@ -156,11 +176,14 @@ class WorkerRegistry:
     # --- the worker loop ----------------------------------------------------
 
     async def _run(self, worker: TokenWorker) -> None:
+        # A look judges Secrets by the cache: not before the watches listed them.
+        await self.reconciler.secrets.synced()
         api_failures = 0
         while True:
-            worker.wake.clear()
             try:
-                wake_at = await self.reconciler.reconcile(worker)
+                async with self._looks:
+                    worker.wake.clear()
+                    wake_at = await self.reconciler.reconcile(worker)
                 api_failures = 0
             except Exception as exc:
                 # A worker must outlive any failure, or its token would silently

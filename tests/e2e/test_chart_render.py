@@ -142,6 +142,7 @@ def test_every_operator_setting_reaches_the_environment(control_plane: ControlPl
         "logLevel": "debug",
         "metrics": {"port": 9090},
         "health": {"port": 9091},
+        "selector": "shard in (a,b)",
     }
     env = operator_env(render_manifests(control_plane, values))
     assert env == {
@@ -161,6 +162,7 @@ def test_every_operator_setting_reaches_the_environment(control_plane: ControlPl
         "EGAIN_OPERATOR_METRICS_ADDRESS": "0.0.0.0:9090",
         "EGAIN_OPERATOR_HEALTH_ADDRESS": "0.0.0.0:9091",
         "EGAIN_OPERATOR_LEADER_ELECTION_LEASE": f"default/{fullname('test')}",
+        "EGAIN_OPERATOR_SELECTOR": "shard in (a,b)",
     }
 
 

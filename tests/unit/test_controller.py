@@ -22,6 +22,7 @@ from egain_token_operator.reasons import (
 from egain_token_operator.reconcile import EventPoster, Reconciler, TokenWorker
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy
+from egain_token_operator.secretcache import ReadSecrets, SecretCache
 from egain_token_operator.workers import WorkerRegistry
 from tests.unit.clock import Clock
 
@@ -54,6 +55,23 @@ class FakeKube:
     ) -> dict[str, Any]:
         self.statuses.append(dict(status))
         return {}
+
+
+class FakeSecrets(ReadSecrets):
+    """The Secret cache over FakeKube's Secrets, as if the watches were always up to date."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        super().__init__(kube)  # type: ignore[arg-type]
+        self.kube = kube
+
+    async def synced(self) -> None:
+        return None
+
+    def written(self, secret: Mapping[str, Any]) -> None:
+        return None
+
+    async def read_again(self, namespace: str, name: str) -> None:
+        return None
 
 
 class FakeEgain:
@@ -100,6 +118,7 @@ def registry(
     """A registry over the fakes."""
     reconciler = Reconciler(
         kube=cast(Kube, kube),
+        secrets=cast(SecretCache, FakeSecrets(kube)),
         egain=cast(EgainClient, egain),
         policy=policy or RetryPolicy(),
         restarter=cast(RolloutRestarter, None),

@@ -19,6 +19,13 @@ def test_defaults() -> None:
     assert str(s.health_address) == "0.0.0.0:8081"
     assert (s.log_format, s.log_level) == ("text", "info")
     assert s.leader_election_lease is None
+    assert s.selector == ""
+
+
+def test_selector_from_environment_then_flag() -> None:
+    env = {"EGAIN_OPERATOR_SELECTOR": " shard=a "}
+    assert parse_settings(["run"], env).selector == "shard=a"
+    assert parse_settings(["run", "--selector", "tier in (gold)"], env).selector == "tier in (gold)"
 
 
 def test_environment_then_flags(tmp_path: Path) -> None:
