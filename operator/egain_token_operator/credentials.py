@@ -7,12 +7,11 @@ except the request fingerprint, a SHA-256 it cannot be read back from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from egain_token_operator.egain import ClientCredentials
 from egain_token_operator.reasons import Reason, TokenError
-from egain_token_operator.render import decode_data, parse_rfc3339
+from egain_token_operator.render import decode_data
 from egain_token_operator.spec import CredentialsRef
 
 
@@ -31,23 +30,3 @@ def read_credentials(secret: Mapping[str, Any] | None, ref: CredentialsRef) -> C
             )
         values.append(value)
     return ClientCredentials(values[0], values[1])
-
-
-def last_written(secret: Mapping[str, Any] | None) -> datetime | None:
-    """When `secret` was created or last written, to the second.
-
-    The API server stamps every write in `metadata.managedFields[].time`; this
-    is how a restarted operator learns that credentials changed while it was
-    down.
-    """
-    metadata = (secret or {}).get("metadata") or {}
-    stamps = [metadata.get("creationTimestamp")]
-    stamps += [entry.get("time") for entry in metadata.get("managedFields") or []]
-    instants = []
-    for stamp in stamps:
-        if isinstance(stamp, str):
-            try:
-                instants.append(parse_rfc3339(stamp))
-            except ValueError:
-                continue
-    return max(instants, default=None)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from egain_token_operator import schedule
 from egain_token_operator.reasons import Reason, TokenError
-from egain_token_operator.render import Condition, ready_condition, rfc3339, whole_seconds
+from egain_token_operator.render import Condition, ready_condition, rfc3339
 from egain_token_operator.schedule import Failure, RetryPolicy, StoredToken
 from egain_token_operator.spec import TokenSpec
 
@@ -45,8 +45,8 @@ class Snapshot:
     # Of the request that would be sent now; None when none can be built.
     fingerprint: str | None = None
     credentials_error: str | None = None
-    # The latest write of the credentials Secret, whole seconds.
-    credentials_written_at: datetime | None = None
+    # The resourceVersion of the credentials Secret, when it was read.
+    credentials_version: str | None = None
     # Why the managed Secret is not this EgainToken's to write.
     conflict: str | None = None
     # What the managed Secret holds, when it is ours.
@@ -205,16 +205,6 @@ REQUEST_CHECKS: tuple[RequestCheck, ...] = (
 def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy) -> Plan:
     """Decide one look: request a token or not, what to report, when to look again."""
     failure = memory.failure if memory.looked else _restored(snapshot)
-    # A write in the same second as the failure is taken as older: credentials
-    # are usually applied together with the EgainToken whose first request fails.
-    if (
-        snapshot.spec is not None
-        and failure is not None
-        and failure.fingerprint is None
-        and snapshot.credentials_written_at is not None
-        and snapshot.credentials_written_at > whole_seconds(failure.at)
-    ):
-        failure = None  # the credentials changed since: the cause may be gone
     token = memory.token
     local = next((found for check in LOCAL_CHECKS if (found := check(snapshot))), None)
     if local is not None:
@@ -295,6 +285,7 @@ def record_failure(
         retry_at=now + delay,
         fingerprint=snapshot.fingerprint,
         refresh_request=snapshot.refresh_request,
+        credentials_version=snapshot.credentials_version,
     )
 
 
@@ -310,11 +301,15 @@ def is_ready(token: StoredToken | None, fingerprint: str | None, now: datetime) 
 
 def _restored(snapshot: Snapshot) -> Failure | None:
     """After a restart, the backoff recorded in the status keeps being honoured,
-    unless the spec changed since or the failure was a local one."""
+    unless the failure was a local one, or the spec or the credentials Secret
+    changed since (another resourceVersion than the failed request was built
+    from, or none recorded): the cause may be gone."""
     failure = snapshot.recorded_failure
     if failure is None or failure.reason in LOCAL_REASONS:
         return None
     if snapshot.status_generation != snapshot.generation:
+        return None
+    if failure.credentials_version != snapshot.credentials_version:
         return None
     return failure
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from egain_token_operator import metrics
-from egain_token_operator.credentials import last_written, read_credentials
+from egain_token_operator.credentials import read_credentials
 from egain_token_operator.egain import EgainClient, TokenRequest, TokenResponse, build_request
 from egain_token_operator.kube import ConflictError, Kube, NotFoundError
 from egain_token_operator.policy import LOCAL_REASONS, Memory, Plan, Snapshot, after_fetch, plan
@@ -81,7 +81,7 @@ class TokenWorker:
     def remember(self, seen: Observation, decided: Plan) -> None:
         """Keep what the next look, and the watch events, are judged against."""
         self.spec = seen.snapshot.spec or self.spec
-        self.credentials_version = seen.credentials_version or self.credentials_version
+        self.credentials_version = seen.snapshot.credentials_version or self.credentials_version
         self.memory = decided.memory
 
 
@@ -90,7 +90,6 @@ class Observation:
     """One look's snapshot, with what acting on it needs."""
 
     snapshot: Snapshot
-    credentials_version: str | None = None
     request: TokenRequest | None = None
     secret: Mapping[str, Any] | None = None
 
@@ -128,11 +127,11 @@ async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
         return Observation(replace(base, spec_error=str(exc)))
     credentials_secret = await secrets.credentials(namespace, spec.credentials.name)
     version = ((credentials_secret or {}).get("metadata") or {}).get("resourceVersion")
-    base = replace(base, spec=spec, credentials_written_at=last_written(credentials_secret))
+    base = replace(base, spec=spec, credentials_version=version)
     try:
         request = build_request(spec, read_credentials(credentials_secret, spec.credentials))
     except TokenError as error:
-        return Observation(replace(base, credentials_error=error.message), version)
+        return Observation(replace(base, credentials_error=error.message))
     secret, unmanaged = await secrets.target(namespace, spec.secret_name)
     conflict = None
     if (secret is not None and not is_owned_by(secret, worker.owner)) or unmanaged:
@@ -146,7 +145,7 @@ async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
         conflict=conflict,
         stored_token=stored_token(secret) if secret is not None and not conflict else None,
     )
-    return Observation(snapshot, version, request, secret)
+    return Observation(snapshot, request, secret)
 
 
 @dataclass(frozen=True)

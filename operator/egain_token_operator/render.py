@@ -214,7 +214,8 @@ def recorded_failure(status: Mapping[str, Any], refresh_request: str | None) -> 
     """The failure a status records (`lastFailure`, `consecutiveFailures`,
     `nextRefreshAt`), as `render_status` wrote it; None when it records none.
 
-    What the attempt was for is not stored, so its fingerprint is unknown.
+    What the attempt was for is not stored, so its fingerprint is unknown; the
+    credentials Secret's resourceVersion it was built from is.
     """
     last = status.get("lastFailure") or {}
     try:
@@ -231,6 +232,7 @@ def recorded_failure(status: Mapping[str, Any], refresh_request: str | None) -> 
         retry_at=retry_at,
         fingerprint=None,
         refresh_request=refresh_request,
+        credentials_version=last.get("credentialsVersion"),
     )
 
 
@@ -313,6 +315,7 @@ def render_status(
                 "time": rfc3339(failure.at),
                 "reason": failure.reason.value,
                 "message": failure.message,
+                "credentialsVersion": failure.credentials_version,
             }
             if failure
             else None

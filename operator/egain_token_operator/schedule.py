@@ -56,6 +56,10 @@ class Failure:
     # unknown (restored from status after a restart), then the backoff holds.
     fingerprint: str | None
     refresh_request: str | None
+    # The resourceVersion of the credentials Secret the request was built
+    # from: kept in the status, so that a restarted operator can tell whether
+    # the credentials changed since (the fingerprint is never stored there).
+    credentials_version: str | None = None
 
     def applies_to(self, fingerprint: str, refresh_request: str | None) -> bool:
         """True when the failure was for the same request (so its backoff holds)."""

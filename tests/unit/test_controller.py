@@ -229,8 +229,7 @@ def restarted(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[WorkerReg
 
 def test_a_restarted_controller_keeps_the_backoff_until_the_credentials_change() -> None:
     kube, egain, clock = setup()
-    # Created in the same second as the failure: taken as older than it.
-    kube.secrets[("ns", "creds")]["metadata"] = {"creationTimestamp": "2026-11-23T21:00:00Z"}
+    kube.secrets[("ns", "creds")]["metadata"] = {"resourceVersion": "1"}
     egain.failure = InvalidCredentialsError("invalid_client")
     first, _ = controller(kube, egain, clock)
     retry = look(first, TokenWorker(("ns", "portal"), BODY))
@@ -243,9 +242,7 @@ def test_a_restarted_controller_keeps_the_backoff_until_the_credentials_change()
     assert look(second, worker) == retry
     assert egain.requests == 1, "a restart retried a permanent failure before its backoff"
 
-    kube.secrets[("ns", "creds")]["metadata"]["managedFields"] = [
-        {"manager": "kubectl", "time": "2026-11-23T21:00:01Z"}
-    ]
+    kube.secrets[("ns", "creds")]["metadata"]["resourceVersion"] = "2"  # written while down
     egain.failure = None
     third, worker = restarted(kube, egain, clock)
     look(third, worker)

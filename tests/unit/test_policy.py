@@ -26,7 +26,14 @@ SPEC = parse_spec(
         "credentialsSecretRef": {"name": "creds"},
     },
 )
-SEEN = Snapshot(uid=UID, generation=1, refresh_request=None, spec=SPEC, fingerprint="fp")
+SEEN = Snapshot(
+    uid=UID,
+    generation=1,
+    refresh_request=None,
+    spec=SPEC,
+    fingerprint="fp",
+    credentials_version="7",
+)
 
 
 def refresh_time(stored: StoredToken) -> datetime:
@@ -95,7 +102,7 @@ class TestDecide:
 CURRENT = token()
 DUE = token(issued=NOW - timedelta(minutes=50))
 BACKOFF = failure(Reason.TOKEN_ENDPOINT_UNAVAILABLE, NOW + timedelta(seconds=30))
-RESTORED = replace(BACKOFF, fingerprint=None)
+RESTORED = replace(BACKOFF, fingerprint=None, credentials_version="7")
 LOCAL = failure(Reason.SECRET_CONFLICT, NOW + timedelta(minutes=10))
 
 
@@ -141,27 +148,25 @@ LOCAL = failure(Reason.SECRET_CONFLICT, NOW + timedelta(minutes=10))
             "no valid token",
             "Pending",
         ),
-        # or the credentials were written in a later second.
+        # or the credentials Secret changed since (it has another resourceVersion),
         (
-            replace(
-                SEEN,
-                recorded_failure=RESTORED,
-                status_generation=1,
-                credentials_written_at=NOW + timedelta(seconds=1),
-            ),
+            replace(SEEN, recorded_failure=RESTORED, status_generation=1, credentials_version="8"),
             Memory(),
             True,
             "no valid token",
             "Pending",
         ),
+        # or the status does not say which credentials the failure was for.
         (
             replace(
-                SEEN, recorded_failure=RESTORED, status_generation=1, credentials_written_at=NOW
+                SEEN,
+                recorded_failure=replace(RESTORED, credentials_version=None),
+                status_generation=1,
             ),
             Memory(),
-            False,
-            "backing off",
-            "TokenEndpointUnavailable",
+            True,
+            "no valid token",
+            "Pending",
         ),
     ],
 )
