@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,10 @@ from pathlib import Path
 import httpx
 
 from testground.controlplane import ControlPlane
+from testground.operatorprocess import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Operator:
@@ -33,10 +26,10 @@ class Operator:
     def __init__(
         self, plane: ControlPlane, kubeconfig: Path, log_path: Path, flags: Sequence[str]
     ) -> None:
-        self._health_port = _free_port()
+        self._health_port = free_port()
         self._command = [
             sys.executable, "-m", "egain_token_operator", "run", *flags,
-            "--metrics-address", f"127.0.0.1:{_free_port()}",
+            "--metrics-address", f"127.0.0.1:{free_port()}",
             "--health-address", f"127.0.0.1:{self._health_port}",
         ]  # fmt: skip
         self._env = {
