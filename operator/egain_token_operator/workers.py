@@ -42,7 +42,7 @@ _CONCURRENT_LOOKS = 64
 
 # Backoff after a failed look (the API server down, RBAC missing, a bug).
 _API_RETRY_INITIAL = 2.0
-_API_RETRY_MAX = 60.0
+_API_RETRY_MAX = 20.0  # the cap of an expired token's retries (schedule.RetryPolicy)
 
 
 class WorkerRegistry:
