@@ -169,7 +169,7 @@ def test_renew_waits_for_the_new_token(
     start_operator: StartOperator,
     ctl: Ctl,
 ) -> None:
-    # The retry after the 503 below waits 1.5–3 s: long enough for renew's
+    # The retry after the 503 below waits 1.5 to 3 s: long enough for renew's
     # half-second polls to see the failure the status reports meanwhile.
     start_operator("--retry-initial-delay", "3")
     client, _ = make_ready_token("renewed")
