@@ -79,7 +79,9 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
 
     for restart in (rows["restart"], rows["unrelated_secrets"]["restart"]):
         assert restart["confirmed"] == restart["tokens"] == TOKENS
-        assert restart["all_confirmed_seconds"] >= restart["healthy_seconds"] > 0
+        # Both from the operator's start; the statuses may be re-confirmed
+        # before the health endpoint is polled as answering.
+        assert restart["all_confirmed_seconds"] > 0 and restart["healthy_seconds"] > 0
         assert restart["token_requests"] == 0  # the tokens were valid
         assert restart["rss_mib"] > 10
     assert rows["unrelated_secrets"]["secrets"] == TOKENS
