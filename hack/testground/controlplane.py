@@ -46,6 +46,7 @@ _DRAIN_TIMEOUT = 20.0
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 _NO_REGISTRY = "http://127.0.0.1:9"  # the discard port: nothing listens
 _STOP_GRACE = 15.0  # seconds a process gets for each of SIGTERM and SIGKILL
+_SIGNAL_TIMEOUT = 10.0  # seconds for a SIGSTOP or SIGCONT to reach every thread
 
 # Deployments, ReplicaSets and the other workloads roll for real; ownerReference
 # cascades and namespace deletion are real.
@@ -545,15 +546,49 @@ def restart_component(state_dir: Path, name: str, down_for: float = 0.0) -> None
         time.sleep(0.2)
 
 
+def thread_states(pid: int) -> list[str]:
+    """The state letter of every thread of `pid` (`R`, `S`, `T`...); [] when it is gone."""
+    states = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            # The state follows the command name, which is in parentheses.
+            states.append(task.joinpath("stat").read_text().rpartition(")")[2].split()[0])
+    return states
+
+
+def _await_threads(pid: int, stopped: bool, what: str) -> None:
+    """Wait until every thread of `pid` is stopped (`T`), or none is."""
+    deadline = time.monotonic() + _SIGNAL_TIMEOUT
+    while True:
+        states = thread_states(pid)
+        if not states:
+            raise RuntimeError(f"{what} (pid {pid}) is gone")
+        if all(state == "T" for state in states) if stopped else "T" not in states:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{what} (pid {pid}) not {'stopped' if stopped else 'running'} "
+                f"{_SIGNAL_TIMEOUT:.0f} s after the signal; thread states {''.join(states)}"
+            )
+        time.sleep(0.01)
+
+
 @contextlib.contextmanager
 def paused(state_dir: Path, name: str) -> Iterator[None]:
-    """Freeze one component (SIGSTOP) for the body of the `with`, then let it go on (SIGCONT)."""
+    """Freeze one component (SIGSTOP) for the body of the `with`, then let it go on (SIGCONT).
+
+    A signal is delivered asynchronously, and a multi-threaded process is
+    stopped only once each of its threads is: the body starts when every
+    thread is, and the `with` ends when every thread runs again.
+    """
     pid = component_pid(state_dir, name)
     os.kill(pid, signal.SIGSTOP)
     try:
+        _await_threads(pid, stopped=True, what=name)
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
+        _await_threads(pid, stopped=False, what=name)
 
 
 def _drain(state_dir: Path, bin_dir: Path, node_state: node.NodeState) -> None:

@@ -299,13 +299,15 @@ def test_a_component_restarts_as_it_was_and_etcd_pauses(control_plane: ControlPl
     assert Path(f"/proc/{after}/cmdline").read_bytes() == command
     control_plane.kubectl("get", "namespaces")
 
+    etcd = controlplane.component_pid(state_dir, "etcd")
     with controlplane.paused(state_dir, "etcd"):
-        stat = Path(f"/proc/{controlplane.component_pid(state_dir, 'etcd')}/stat").read_text()
-        assert stat.rpartition(")")[2].split()[0] == "T"
+        states = controlplane.thread_states(etcd)
+        assert len(states) > 1 and set(states) == {"T"}, states
         frozen = control_plane.kubectl(
             "create", "namespace", "while-etcd-sleeps", "--request-timeout=3s", check=False
         )
         assert frozen.returncode != 0
+    assert "T" not in controlplane.thread_states(etcd)
     control_plane.kubectl("get", "namespaces", "--request-timeout=30s")
     control_plane.kubectl(
         "delete", "namespace", "while-etcd-sleeps", "--ignore-not-found", "--wait=false"
