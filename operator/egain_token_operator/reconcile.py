@@ -205,16 +205,24 @@ class Reconciler:
         settled with what came back."""
         request, snapshot = seen.request, seen.snapshot
         assert request is not None
+        namespace, name = worker.key
+        # Nothing is awaited between this and `fetch`: it awaits exactly when this says.
+        shared = self.sharing.in_flight(request.sharing_key)
         try:
-            issued, shared = await self.sharing.fetch(
+            issued = await self.sharing.fetch(
                 worker.key,
                 request.sharing_key,
                 lambda: self._request(worker, request, snapshot, before.token),
             )
         except TokenError as error:
+            # Counted by the sender only, and only when something was sent.
+            if not shared and error.reason not in LOCAL_REASONS:
+                metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
             return after_fetch(
                 snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
             )
+        if not shared:
+            metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
         # Obtained for the request of whichever sharer sent it: held as obtained
         # for this one's (the same token, its own fingerprint and refresh request).
         token = replace(
@@ -240,14 +248,7 @@ class Reconciler:
         previous: StoredToken | None,
     ) -> StoredToken:
         """Send `request` for `worker`; the token it obtained, or its `TokenError`."""
-        namespace, name = worker.key
-        try:
-            response, requested_at = await self.egain.fetch_token(request)
-        except TokenError as error:
-            if error.reason not in LOCAL_REASONS:  # otherwise nothing was sent
-                metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
-            raise
-        metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
+        response, requested_at = await self.egain.fetch_token(request)
         if response.expires_in_defaulted:
             self._note_default_lifetime(worker, previous, response)
         return StoredToken(

@@ -76,27 +76,30 @@ class SharedTokens:
         group = self._groups.get(key) if key is not None else None
         return group.latest if group is not None else None
 
+    def in_flight(self, key: str | None) -> bool:
+        """Whether a request of the group of `key` is under way (`fetch` would await it)."""
+        group = self._groups.get(key) if key is not None else None
+        return group is not None and group.flight is not None
+
     async def fetch(
         self, member: Member, key: str | None, send: Callable[[], Awaitable[StoredToken]]
-    ) -> tuple[StoredToken, bool]:
-        """A token for `member`'s request, and whether another member's request got it.
+    ) -> StoredToken:
+        """A token for `member`'s request.
 
-        With a request of the group in flight, awaits that one; otherwise sends
-        its own with `send`, which the others may then await. Its failure is
-        the failure of every member awaiting it. The request runs as a task of
-        its own, so that a member cancelled meanwhile does not cancel it for
-        the others.
+        With a request of the group in flight (`in_flight`), awaits that one;
+        otherwise sends its own with `send`, which the others may then await.
+        Its failure is the failure of every member awaiting it. The request
+        runs as a task of its own, so that a member cancelled meanwhile does
+        not cancel it for the others.
         """
         if key is None:
-            return await send(), False
+            return await send()
         group = self._groups.setdefault(key, _Group())
-        joined = group.flight is not None
         if group.flight is None:
-            group.flight = asyncio.ensure_future(send())
-            flight = group.flight
+            group.flight = flight = asyncio.ensure_future(send())
             flight.add_done_callback(lambda _: self._landed(key, group, flight))
         group.awaiting.add(member)
-        return await asyncio.shield(group.flight), joined
+        return await asyncio.shield(group.flight)
 
     def clear(self) -> None:
         """Forget every group, cancelling their requests (this replica stops acting)."""

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from egain_token_operator.egain import ClientCredentials, TokenRequest, TokenResponse, build_request
 from egain_token_operator.policy import Memory, Plan, Snapshot, plan
@@ -110,15 +111,17 @@ class TestSharedTokens:
                 await release.wait()
                 return issued()
 
+            assert not tokens.in_flight("k")
             fetches = [
                 asyncio.create_task(tokens.fetch(("ns", m), "k", send)) for m in ("a", "b", "c")
             ]
             await asyncio.sleep(0)
+            assert tokens.in_flight("k")
             release.set()
             results = await asyncio.gather(*fetches)
             assert len(sent) == 1
-            assert [joined for _, joined in results] == [False, True, True]
-            assert all(got == issued() for got, _ in results)
+            assert results == [issued()] * 3
+            assert not tokens.in_flight("k")
             assert tokens.latest("k") == issued()
             assert woken == ["idle"], "only the member that did not await it is woken"
 
@@ -158,7 +161,7 @@ class TestSharedTokens:
             first.cancel()
             await asyncio.sleep(0)
             release.set()
-            assert await second == (issued(), True)
+            assert await second == issued()
             assert first.cancelled()
 
         asyncio.run(scenario())
@@ -423,6 +426,14 @@ class Cluster:
         return str(self.kube.status_of[key]["conditions"][0]["status"])
 
 
+def counted(sample: str, keys: list[tuple[str, str]], **labels: str) -> float:
+    """The sum of a counter's samples over EgainTokens `keys`."""
+    return sum(
+        REGISTRY.get_sample_value(sample, {"namespace": ns, "name": name, **labels}) or 0.0
+        for ns, name in keys
+    )
+
+
 def test_identical_requests_in_several_namespaces_cost_one_request() -> None:
     async def scenario() -> None:
         cluster = Cluster()
@@ -431,9 +442,17 @@ def test_identical_requests_in_several_namespaces_cost_one_request() -> None:
             for namespace in NAMESPACES
             for i in range(3)
         ]
+        keys = [w.key for w in sharers]
+        sent_before = counted(
+            "egain_token_refresh_total", keys, result="success", reason="TokenIssued"
+        )
+        shared_before = counted("egain_token_shared_refresh_total", keys)
         await cluster.look(*sharers)
         assert len(cluster.egain.sent) == 1
         await cluster.run_until(cluster.clock.now)  # the ones woken by the landing
+        sent = counted("egain_token_refresh_total", keys, result="success", reason="TokenIssued")
+        assert sent - sent_before == 1
+        assert counted("egain_token_shared_refresh_total", keys) - shared_before == len(keys) - 1
         assert {cluster.access_token(w.key) for w in sharers} == {"token-1"}
         assert {cluster.ready(w.key) for w in sharers} == {"True"}
         issued = [m for kind, reason, m in cluster.events if reason == "TokenIssued"]
