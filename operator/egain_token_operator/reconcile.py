@@ -206,8 +206,9 @@ class Reconciler:
         request, snapshot = seen.request, seen.snapshot
         assert request is not None
         namespace, name = worker.key
-        # Nothing is awaited between this and `fetch`: it awaits exactly when this says.
-        shared = self.sharing.in_flight(request.sharing_key)
+        # Whether this joins another's request. Nothing is awaited between this
+        # and `fetch`, so `fetch` joins exactly when this says.
+        joined = self.sharing.in_flight(request.sharing_key)
         try:
             issued = await self.sharing.fetch(
                 worker.key,
@@ -216,12 +217,12 @@ class Reconciler:
             )
         except TokenError as error:
             # Counted by the sender only, and only when something was sent.
-            if not shared and error.reason not in LOCAL_REASONS:
+            if not joined and error.reason not in LOCAL_REASONS:
                 metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
             return after_fetch(
                 snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
             )
-        if not shared:
+        if not joined:
             metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
         # Obtained for the request of whichever sharer sent it: held as obtained
         # for this one's (the same token, its own fingerprint and refresh request).
@@ -235,7 +236,7 @@ class Reconciler:
             now=now,
             policy=self.policy,
             token=token,
-            shared=shared,
+            shared=joined,
         )
         self._announce(worker, seen, settled, before.failure is not None, now)
         return settled
