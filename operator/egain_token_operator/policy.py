@@ -168,8 +168,10 @@ def adopting_shared_token(facts: Facts) -> bool:
 
     Taken without a request, so that N sharers cost one request per refresh:
     the earliest due requests, the others adopt. Not when a refresh is forced
-    (that asks for a new token, which the others then adopt), nor when this
-    EgainToken would find the token already due (its `refreshBefore` longer
+    (that asks for a new token, which the others then adopt), unless the
+    token answered that same `refresh-requested-at` value on another sharer
+    (one value set on many, as a bulk renew does, is one request for all);
+    nor when this EgainToken would find the token already due (its `refreshBefore` longer
     than the requester's): adopting it would only make it request at once, so
     it requests now, once, and the others adopt that token in turn. Since a
     token is only adopted when it is not due for the adopter, no two sharers
@@ -179,7 +181,7 @@ def adopting_shared_token(facts: Facts) -> bool:
     return (
         shared is not None
         and shared.is_valid(facts.now)
-        and not facts.forced
+        and (not facts.forced or shared.refresh_request == facts.refresh_request)
         and (own is None or not facts.current or shared.issued_at > own.issued_at)
         and facts.shared_refresh_time is not None
         and facts.now < facts.shared_refresh_time
@@ -365,14 +367,17 @@ def _settled(
 def _as_held(snapshot: Snapshot, token: StoredToken | None) -> StoredToken | None:
     """The shared token as this EgainToken would hold it: obtained for its own
     request (its fingerprint), answering the refresh request its own token
-    answered (adopting never answers a new one)."""
+    answered, or the one it is asked for when the token answered that same
+    value on its requester."""
     shared = snapshot.shared_token
     if shared is None:
         return None
+    if snapshot.refresh_request is not None and shared.refresh_request == snapshot.refresh_request:
+        answered: str | None = snapshot.refresh_request
+    else:
+        answered = token.refresh_request if token is not None else None
     return replace(
-        shared,
-        fingerprint=snapshot.fingerprint or shared.fingerprint,
-        refresh_request=token.refresh_request if token is not None else None,
+        shared, fingerprint=snapshot.fingerprint or shared.fingerprint, refresh_request=answered
     )
 
 

@@ -294,8 +294,16 @@ class TestAdoption:
 
     def test_a_forced_refresh_requests_instead_of_adopting(self) -> None:
         own = token(issued=NOW - timedelta(minutes=10), fingerprint="mine")
-        made = decide(own, token(fingerprint="theirs", refresh_request="2"), refresh_request="2")
+        made = decide(own, token(fingerprint="theirs", refresh_request="1"), refresh_request="2")
         assert made.request_token and not made.shared
+
+    def test_a_token_answering_the_same_refresh_request_answers_it_here_too(self) -> None:
+        # One value set on many (a bulk renew): the first sharer's request answers all.
+        own = token(issued=NOW - timedelta(minutes=10), fingerprint="mine", refresh_request="1")
+        shared = token(fingerprint="theirs", refresh_request="2")
+        made = decide(own, shared, refresh_request="2")
+        assert not made.request_token and made.shared
+        assert made.token is not None and made.token.refresh_request == "2"
 
     def test_a_shared_token_already_due_here_is_not_adopted_but_requested_once(self) -> None:
         # Issued 30 min ago by a sharer with a short refreshBefore; this one
