@@ -601,3 +601,28 @@ def test_a_failed_shared_request_is_recorded_by_each_awaiting_sharer() -> None:
         assert len({cluster.access_token(w.key) for w in sharers}) == 1
 
     asyncio.run(scenario())
+
+
+def test_one_refresh_request_value_on_every_sharer_costs_one_request() -> None:
+    async def scenario() -> None:
+        cluster = Cluster()
+        sharers = [cluster.add(namespace, "t") for namespace in NAMESPACES]
+        await cluster.look(*sharers)
+        await cluster.run_until(cluster.clock.now)
+        cluster.clock.now += timedelta(minutes=1)
+        for worker in sharers:  # a bulk renew: one value on each
+            annotations = {"egain.cloud/refresh-requested-at": "bulk"}
+            worker.body = {
+                **worker.body,
+                "metadata": {**worker.body["metadata"], "annotations": annotations},
+            }
+            worker.wake.set()
+        await cluster.look(sharers[0])
+        await cluster.run_until(cluster.clock.now)
+        assert len(cluster.egain.sent) == 2
+        assert {cluster.access_token(w.key) for w in sharers} == {"token-2"}
+        for worker in sharers:
+            annotations = cluster.kube.secrets[(worker.key[0], "t")]["metadata"]["annotations"]
+            assert annotations["egain.cloud/refresh-requested-at"] == "bulk"
+
+    asyncio.run(scenario())
