@@ -22,7 +22,8 @@ from testground.leaks import assert_no_secret_material, cluster_record
 from tests.e2e.conftest import EgainClient, MakeClient, StartOperator, client_app_spec
 from tests.e2e.support import Cluster, credentials_secret, egain_token, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+# Long: several refresh rounds, then a rotation, an opt-out and a restart.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
 SCOPES = ("knowledge.portalmgr.manage", "core.aiservices.read")
 PER_NAMESPACE = 2
