@@ -5,6 +5,10 @@ the operator look again?". It is pure: no I/O, no clock (`now` comes in), the
 jitter derived from the EgainToken's uid, so every rule is a table row in a
 unit test. The decision is an ordered chain of small named checks; the first
 that fires decides. `after_fetch` settles a plan with what the request gave.
+
+EgainTokens whose requests are identical share one upstream token
+(`sharing.py`): a look sees the latest token obtained for any of them, and
+`adopting_shared_token` takes it over when it is newer than the one held.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class Snapshot:
     # The failure recorded in the status, and the generation it was for.
     recorded_failure: Failure | None = None
     status_generation: int | None = None
+    # The latest token obtained for an identical request (`sharing.py`), as
+    # issued: with the fingerprint and refresh request of whoever requested it.
+    shared_token: StoredToken | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,8 @@ class Plan:
     reported_token: StoredToken | None
     # A propagation-allowance warning to say once, after a new token.
     shortfall_warning: str | None = None
+    # The new token was issued for another EgainToken's identical request.
+    shared: bool = False
 
     @property
     def memory(self) -> Memory:
@@ -132,6 +141,10 @@ class Facts:
     refresh_time: datetime | None
     # A failure that may hold the request back (local ones never do).
     failure: Failure | None
+    # The latest token of an identical request, as this EgainToken would hold
+    # it (its own fingerprint and refresh request), and its refresh time here.
+    shared: StoredToken | None = None
+    shared_refresh_time: datetime | None = None
 
     @property
     def current(self) -> bool:
@@ -148,6 +161,31 @@ class Facts:
 
 Verdict = tuple[bool, str]
 RequestCheck = Callable[[Facts], "Verdict | None"]
+
+
+def adopting_shared_token(facts: Facts) -> bool:
+    """A newer valid token obtained for an identical request serves this one too.
+
+    Taken without a request, so that N sharers cost one request per refresh:
+    the earliest due requests, the others adopt. Not when a refresh is forced
+    (that asks for a new token, which the others then adopt), unless the
+    token answered that same `refresh-requested-at` value on another sharer
+    (one value set on many, as a bulk renew does, is one request for all);
+    nor when this EgainToken would find the token already due (its `refreshBefore` longer
+    than the requester's): adopting it would only make it request at once, so
+    it requests now, once, and the others adopt that token in turn. Since a
+    token is only adopted when it is not due for the adopter, no two sharers
+    can make each other request: each request comes from a sharer that was due.
+    """
+    shared, own = facts.shared, facts.token
+    return (
+        shared is not None
+        and shared.is_valid(facts.now)
+        and (not facts.forced or shared.refresh_request == facts.refresh_request)
+        and (own is None or not facts.current or shared.issued_at > own.issued_at)
+        and facts.shared_refresh_time is not None
+        and facts.now < facts.shared_refresh_time
+    )
 
 
 def waiting_for_refresh_time(facts: Facts) -> Verdict | None:
@@ -217,6 +255,7 @@ def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy)
     token = token or snapshot.stored_token
     if failure is not None and failure.reason in LOCAL_REASONS - {Reason.TOKEN_URL_NOT_ALLOWED}:
         failure = None  # every local check passed: its cause is gone
+    shared = _as_held(snapshot, token)
     facts = Facts(
         now=now,
         fingerprint=snapshot.fingerprint,
@@ -224,7 +263,13 @@ def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy)
         token=token,
         refresh_time=_refresh_time(snapshot, token, policy),
         failure=None if failure is None or failure.reason in LOCAL_REASONS else failure,
+        shared=shared,
+        shared_refresh_time=_refresh_time(snapshot, shared, policy),
     )
+    if adopting_shared_token(facts):
+        assert shared is not None
+        why = "adopting the token issued for an identical request"
+        return _settled(snapshot, token, shared, why, now, policy, shared=True)
     verdict = next(fired for check in REQUEST_CHECKS if (fired := check(facts)))
     return _report(snapshot, token, failure, False, verdict, now, policy)
 
@@ -238,15 +283,15 @@ def after_fetch(
     policy: RetryPolicy,
     token: StoredToken | None = None,
     error: TokenError | None = None,
+    shared: bool = False,
 ) -> Plan:
-    """Settle `before` with what its request gave at `at`: `token`, or `error`."""
+    """Settle `before` with what its request gave at `at`: `token`, or `error`.
+
+    `shared`: the request was another EgainToken's, identical, which this one
+    awaited instead of sending its own.
+    """
     if token is not None:
-        refresh_before = _refresh_before(snapshot)
-        shortfall = schedule.propagation_shortfall(token, refresh_before, policy)
-        is_new = schedule.propagation_warning_is_new(before.token, token, refresh_before, policy)
-        settled = _report(snapshot, token, None, False, (False, "token issued"), now, policy)
-        warning = shortfall.describe() if shortfall is not None and is_new else None
-        return replace(settled, shortfall_warning=warning)
+        return _settled(snapshot, before.token, token, "token issued", now, policy, shared=shared)
     assert error is not None
     previous, token = before.failure, before.token
     failure = record_failure(
@@ -296,6 +341,43 @@ def is_ready(token: StoredToken | None, fingerprint: str | None, now: datetime) 
         and fingerprint is not None
         and token.fingerprint == fingerprint
         and token.is_valid(now)
+    )
+
+
+def _settled(
+    snapshot: Snapshot,
+    previous: StoredToken | None,
+    token: StoredToken,
+    why: str,
+    now: datetime,
+    policy: RetryPolicy,
+    *,
+    shared: bool,
+) -> Plan:
+    """The plan once `token` replaces `previous`: no failure, and the propagation
+    warning when the situation starts or changes."""
+    refresh_before = _refresh_before(snapshot)
+    shortfall = schedule.propagation_shortfall(token, refresh_before, policy)
+    is_new = schedule.propagation_warning_is_new(previous, token, refresh_before, policy)
+    settled = _report(snapshot, token, None, False, (False, why), now, policy)
+    warning = shortfall.describe() if shortfall is not None and is_new else None
+    return replace(settled, shortfall_warning=warning, shared=shared)
+
+
+def _as_held(snapshot: Snapshot, token: StoredToken | None) -> StoredToken | None:
+    """The shared token as this EgainToken would hold it: obtained for its own
+    request (its fingerprint), answering the refresh request its own token
+    answered, or the one it is asked for when the token answered that same
+    value on its requester."""
+    shared = snapshot.shared_token
+    if shared is None:
+        return None
+    if snapshot.refresh_request is not None and shared.refresh_request == snapshot.refresh_request:
+        answered: str | None = snapshot.refresh_request
+    else:
+        answered = token.refresh_request if token is not None else None
+    return replace(
+        shared, fingerprint=snapshot.fingerprint or shared.fingerprint, refresh_request=answered
     )
 
 

@@ -1,9 +1,12 @@
 """One look at one EgainToken: observe, plan, act.
 
 `observe` gathers an immutable `policy.Snapshot` (the credentials and the
-managed Secret as `secretcache.SecretCache` knows them); `policy.plan` decides; `reconcile`
-then fetches a token if told to, writes the Secret, patches the status, posts
-the Events and sets the metrics. Nothing here decides when to refresh.
+managed Secret as `secretcache.SecretCache` knows them), to which `reconcile`
+adds the latest token of identical requests (`sharing.SharedTokens`);
+`policy.plan` decides; `reconcile` then fetches a token if told to (through
+`SharedTokens`, so identical requests share one), writes the Secret, patches
+the status, posts the Events and sets the metrics. Nothing here decides when
+to refresh.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from egain_token_operator.render import (
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy, StoredToken
 from egain_token_operator.secretcache import SecretCache
+from egain_token_operator.sharing import SharedTokens
 from egain_token_operator.spec import InvalidSpecError, TokenSpec, parse_spec
 
 logger = logging.getLogger(__name__)
@@ -159,15 +163,18 @@ class Reconciler:
     restarter: RolloutRestarter
     post_event: EventPoster
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    sharing: SharedTokens = field(default_factory=SharedTokens)
 
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
         """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
         now, (namespace, name) = self.clock(), worker.key
-        seen = await observe(self.secrets, worker)
+        seen = self._with_shared_token(worker, await observe(self.secrets, worker))
         decided = plan(seen.snapshot, worker.memory, now, self.policy)
         logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
         if decided.request_token and seen.request is not None:
             decided = await self._fetch(worker, seen, decided, now)
+        elif decided.shared:
+            self._announce(worker, seen, decided, worker.memory.failure is not None, now)
         worker.remember(seen, decided)
         if decided.failure is not None and decided.failure_is_news:
             self._warn(worker, decided)
@@ -178,37 +185,95 @@ class Reconciler:
         self._set_metrics(worker, decided)
         return decided.wake_at
 
+    def _with_shared_token(self, worker: TokenWorker, seen: Observation) -> Observation:
+        """`seen` with the latest token of its sharing group, the worker enrolled in it.
+
+        Nothing is awaited between this and `_fetch` joining or starting the
+        group's request, so a token that lands meanwhile is never missed.
+        """
+        key = seen.request.sharing_key if seen.request is not None else None
+        self.sharing.enroll(worker.key, key, worker.wake.set)
+        shared = self.sharing.latest(key)
+        if shared is None:
+            return seen
+        return replace(seen, snapshot=replace(seen.snapshot, shared_token=shared))
+
     async def _fetch(
         self, worker: TokenWorker, seen: Observation, before: Plan, now: datetime
     ) -> Plan:
-        """Request a token; return the plan settled with what came back."""
-        assert seen.request is not None and seen.snapshot.spec is not None
+        """Request a token, or await an identical request in flight; return the plan
+        settled with what came back."""
+        request, snapshot = seen.request, seen.snapshot
+        assert request is not None
         namespace, name = worker.key
+        # Whether this joins another's request. Nothing is awaited between this
+        # and `fetch`, so `fetch` joins exactly when this says.
+        joined = self.sharing.in_flight(request.sharing_key)
         try:
-            response, requested_at = await self.egain.fetch_token(seen.request)
+            issued = await self.sharing.fetch(
+                worker.key,
+                request.sharing_key,
+                lambda: self._request(worker, request, snapshot, before.token),
+            )
         except TokenError as error:
-            if error.reason not in LOCAL_REASONS:  # otherwise nothing was sent
+            # Counted by the sender only, and only when something was sent.
+            if not joined and error.reason not in LOCAL_REASONS:
                 metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
             return after_fetch(
-                seen.snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
+                snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
             )
-        metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
+        if not joined:
+            metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
+        # Obtained for the request of whichever sharer sent it: held as obtained
+        # for this one's (the same token, its own fingerprint and refresh request).
+        token = replace(
+            issued, fingerprint=request.fingerprint, refresh_request=snapshot.refresh_request
+        )
+        settled = after_fetch(
+            snapshot,
+            before,
+            at=self.clock(),
+            now=now,
+            policy=self.policy,
+            token=token,
+            shared=joined,
+        )
+        self._announce(worker, seen, settled, before.failure is not None, now)
+        return settled
+
+    async def _request(
+        self,
+        worker: TokenWorker,
+        request: TokenRequest,
+        snapshot: Snapshot,
+        previous: StoredToken | None,
+    ) -> StoredToken:
+        """Send `request` for `worker`; the token it obtained, or its `TokenError`."""
+        response, requested_at = await self.egain.fetch_token(request)
         if response.expires_in_defaulted:
-            self._note_default_lifetime(worker, before.token, response)
-        token = StoredToken(
+            self._note_default_lifetime(worker, previous, response)
+        return StoredToken(
             access_token=response.access_token,
             token_type=response.token_type,
             scopes=response.scopes,
             issued_at=whole_seconds(requested_at),
             expires_at=whole_seconds(response.expires_at(requested_at)),
-            fingerprint=seen.request.fingerprint,
-            refresh_request=worker.refresh_request,
+            fingerprint=request.fingerprint,
+            refresh_request=snapshot.refresh_request,
         )
-        settled = after_fetch(
-            seen.snapshot, before, at=requested_at, now=now, policy=self.policy, token=token
-        )
-        message = f"token valid until {rfc3339(token.expires_at)}"
-        if before.failure is not None:
+
+    def _announce(
+        self, worker: TokenWorker, seen: Observation, settled: Plan, recovered: bool, now: datetime
+    ) -> None:
+        """Say that a new token is in use (the log line, the Event, the propagation
+        warning), count a shared one, and restart the rollout targets."""
+        assert seen.snapshot.spec is not None and settled.token is not None
+        namespace, name = worker.key
+        message = f"token valid until {rfc3339(settled.token.expires_at)}"
+        if settled.shared:
+            message += " (shared)"
+            metrics.SHARED_REFRESHES.labels(namespace, name).inc()
+        if recovered:
             message += " (recovered)"
         logger.info("EgainToken %s/%s: new token issued, %s", namespace, name, message)
         self.post_event(worker.body, "Normal", Reason.TOKEN_ISSUED.value, message)
@@ -219,7 +284,6 @@ class Reconciler:
             )
         if seen.snapshot.spec.rollout_targets:
             self.restarter.request(namespace, seen.snapshot.spec.rollout_targets, now)
-        return settled
 
     def _note_default_lifetime(
         self, worker: TokenWorker, previous: StoredToken | None, response: TokenResponse

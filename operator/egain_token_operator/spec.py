@@ -41,6 +41,13 @@ class Flow(StrEnum):
     ANONYMOUS_CUSTOMER = "AnonymousCustomer"
 
 
+class TokenSharing(StrEnum):
+    """Whether an EgainToken shares one upstream token with identical requests."""
+
+    SHARED = "Shared"
+    DISABLED = "Disabled"
+
+
 class WorkloadKind(StrEnum):
     """Kinds of `rolloutRestartTargets`."""
 
@@ -81,6 +88,7 @@ class TokenSpec:
     secret_annotations: Mapping[str, str]
     refresh_before: timedelta | None
     rollout_targets: tuple[RolloutTarget, ...]
+    token_sharing: TokenSharing = TokenSharing.SHARED
 
 
 def parse_duration(text: str) -> timedelta:
@@ -149,6 +157,13 @@ def _credentials(spec: Mapping[str, Any]) -> CredentialsRef:
     if not isinstance(id_key, str) or not isinstance(secret_key, str):
         raise InvalidSpecError("spec.credentialsSecretRef keys must be strings")
     return CredentialsRef(name, id_key, secret_key)
+
+
+def _token_sharing(spec: Mapping[str, Any]) -> TokenSharing:
+    try:
+        return TokenSharing(spec.get("tokenSharing", TokenSharing.SHARED.value))
+    except ValueError:
+        raise InvalidSpecError("spec.tokenSharing must be Shared or Disabled") from None
 
 
 def _rollout_targets(spec: Mapping[str, Any]) -> tuple[RolloutTarget, ...]:
@@ -230,4 +245,5 @@ def parse_spec(name: str, spec: Mapping[str, Any]) -> TokenSpec:
         ),
         refresh_before=refresh_before,
         rollout_targets=_rollout_targets(spec),
+        token_sharing=_token_sharing(spec),
     )

@@ -134,6 +134,7 @@ class WorkerRegistry:
             watchers.discard(key)
         if worker.task is not None:
             worker.task.cancel()
+        self.reconciler.sharing.leave(key)
         metrics.forget(*key)
 
     def _start(self, worker: TokenWorker) -> None:
@@ -163,6 +164,8 @@ class WorkerRegistry:
         """Stop acting (this replica stands by): end every worker, keep the EgainTokens."""
         self._active = False
         await self._cancel_all()
+        # Shared tokens are kept only while acting: a new leader starts afresh.
+        self.reconciler.sharing.clear()
         for key, worker in self._workers.items():
             worker.task = None
             metrics.forget(*key)
@@ -170,6 +173,7 @@ class WorkerRegistry:
     async def stop(self) -> None:
         """Cancel every worker and wait for them to end."""
         await self._cancel_all()
+        self.reconciler.sharing.clear()
         self._workers.clear()
         self._secret_watchers.clear()
 
