@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from egain_token_operator import views
+from egain_token_operator.clientcache import ReadClients
 from egain_token_operator.egain import EgainClient, TokenRequest, flow_of
 from egain_token_operator.kube import Kube, KubeError, load_user_api_client
 from egain_token_operator.policy import Memory, Snapshot, plan
@@ -64,7 +65,12 @@ CHECK_SETTINGS = (
     "--retry-initial-delay",
     "--retry-max-delay",
     "--permanent-failure-retry-delay",
+    "--cluster-resource-namespace",
 )
+
+# Where `check` looks for ClusterEgainClients' credentials without
+# --cluster-resource-namespace: the namespace docs/helm.md installs the operator in.
+DEFAULT_RELEASE_NAMESPACE = "egain-token-operator"
 
 # How often `renew` looks at the Secret while it waits.
 RENEW_POLL_SECONDS = 0.5
@@ -279,7 +285,8 @@ async def check(
     kube, namespace = await _connect(args)
     try:
         token = await _read_token(kube, namespace, args.name)
-        seen = await observe(ReadSecrets(kube), TokenWorker((namespace, args.name), token))
+        clients = ReadClients(kube, args.cluster_resource_namespace or DEFAULT_RELEASE_NAMESPACE)
+        seen = await observe(ReadSecrets(kube), clients, TokenWorker((namespace, args.name), token))
     finally:
         await kube.close()
     snapshot = seen.snapshot
