@@ -122,13 +122,15 @@ class ClientStatusController:
             except TokenError as error:
                 credentials_error = error.message
         current = body.get("status") or {}
+        # What this replica last wrote is newer than what the watch brought back, if it did.
+        previous = self._sent.get(key) or current
         status = render_client_status(
             generation=(body.get("metadata") or {}).get("generation"),
             credentials=ref,
             credentials_error=credentials_error,
             spec_error=spec_error,
             tokens=self._token_count(key),
-            previous_conditions=list(current.get("conditions") or []),
+            previous_conditions=list(previous.get("conditions") or []),
             now=self._clock(),
         )
         if status == self._sent.get(key) or says(current, status):
@@ -138,7 +140,7 @@ class ClientStatusController:
         except NotFoundError:
             return  # deleted meanwhile
         self._sent[key] = status
-        self._say(body, _ready(current), _ready(status))
+        self._say(body, _ready(previous), _ready(status))
 
     def _say(
         self, body: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any]
