@@ -65,19 +65,14 @@ class ClientCache:
         self._served = frozenset(namespaces)
         self._clients: dict[ClientKey, dict[str, Any]] = {}
         self._labels: dict[str, dict[str, str]] = {}
-        self._watches: dict[ClientKind, list[Watch]] = {
-            ClientKind.EGAIN_CLIENT: [
+        self.watches = [
+            *(
                 Watch(kube, Collection("egainclients", namespace), self._egain_client_changed)
                 for namespace in namespaces or (None,)
-            ],
-            ClientKind.CLUSTER_EGAIN_CLIENT: [
-                Watch(kube, Collection("clusteregainclients"), self._cluster_client_changed)
-            ],
-        }
-        self._namespaces = Watch(
-            kube, Collection("namespaces", metadata_only=True), self._namespace_changed
-        )
-        self.watches = [*(w for ws in self._watches.values() for w in ws), self._namespaces]
+            ),
+            Watch(kube, Collection("clusteregainclients"), self._cluster_client_changed),
+            Watch(kube, Collection("namespaces", metadata_only=True), self._namespace_changed),
+        ]
 
     @property
     def cluster_namespace(self) -> str:
@@ -90,9 +85,7 @@ class ClientCache:
             await watch.synced.wait()
 
     async def client(self, key: ClientKey) -> Mapping[str, Any] | None:
-        """The client `key`, once its kind's watches have listed; None when there is none."""
-        for watch in self._watches[key.kind]:
-            await watch.synced.wait()
+        """The client `key` as last seen (complete once `synced`); None when there is none."""
         return self._clients.get(key)
 
     def cached(self, key: ClientKey) -> Mapping[str, Any] | None:
@@ -104,9 +97,8 @@ class ClientCache:
         return list(self._clients)
 
     async def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
-        """The labels of a served `namespace`, once namespaces were listed; None when
-        it does not exist."""
-        await self._namespaces.synced.wait()
+        """The labels of a served `namespace` as last seen (complete once `synced`);
+        None when it does not exist."""
         return self._labels.get(namespace)
 
     def _egain_client_changed(self, change: str, body: Mapping[str, Any]) -> None:

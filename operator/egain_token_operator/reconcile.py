@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from egain_token_operator import metrics
+from egain_token_operator.clientcache import ClientCache
 from egain_token_operator.credentials import read_credentials
 from egain_token_operator.egain import EgainClient, TokenRequest, TokenResponse, build_request
 from egain_token_operator.kube import ConflictError, Kube, NotFoundError
@@ -218,7 +219,7 @@ class Reconciler:
 
     kube: Kube
     secrets: SecretCache
-    clients: ClientSource
+    clients: ClientCache
     egain: EgainClient
     policy: RetryPolicy
     restarter: RolloutRestarter

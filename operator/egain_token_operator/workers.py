@@ -282,6 +282,11 @@ class WorkerRegistry:
         await self.reconciler.secrets.synced()
         api_failures = 0
         while True:
+            if referenced_client(worker.body.get("spec") or {}) is not None:
+                # Nor clients, for a token that names one: waited for here, not
+                # while holding a look, so that clients never listed (their RBAC
+                # missing, say) hold no inline token back.
+                await self.reconciler.clients.synced()
             try:
                 async with self._looks:
                     worker.wake.clear()

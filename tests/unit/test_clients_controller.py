@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 from egain_token_operator.clientcache import ClientCache
@@ -17,8 +18,10 @@ from egain_token_operator.spec import ClientKey, ClientKind
 from egain_token_operator.workers import Index, WorkerRegistry
 from tests.unit.clock import Clock
 from tests.unit.test_controller import (
+    BODY,
     OPERATOR_NAMESPACE,
     START,
+    FakeClients,
     FakeEgain,
     FakeKube,
     b64,
@@ -84,6 +87,11 @@ def setup() -> tuple[FakeKube, RecordingEgain, Clock, WorkerRegistry, list[tuple
     egain = RecordingEgain(clock)
     events: list[tuple[str, str, str]] = []
     return kube, egain, clock, registry(kube, egain, clock, recorder(events)), events
+
+
+async def settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
 
 
 def look(made: WorkerRegistry, body: Mapping[str, Any]) -> TokenWorker:
@@ -351,7 +359,6 @@ def test_the_client_cache_tells_of_spec_changes_and_label_changes_only() -> None
     assert relabelled == ["team-a", "team-a"]
 
     async def labels() -> Any:
-        namespaces.synced.set()
         return await cache.namespace_labels("team-a"), await cache.namespace_labels("not-served")
 
     assert asyncio.run(labels()) == ({"a": "2"}, None)
@@ -440,17 +447,43 @@ def test_only_the_leader_writes_client_status() -> None:
 
     async def scenario() -> None:
         task = asyncio.create_task(controller.run())
-        cache.watches[0].synced.set()
         for watch in cache.watches:
             watch.synced.set()
         controller.touch(EGAIN_CLIENT)
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert kube.client_statuses == [], "a standby replica wrote a status"
         controller.activate()  # marks every known client
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert [key for key, _ in kube.client_statuses] == [EGAIN_CLIENT]
         task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_tokens_naming_a_client_wait_for_the_client_watches_and_inline_ones_do_not() -> None:
+    kube, egain, clock, _, _ = setup()
+    kube.secrets[("ns", "creds")] = credentials("inline-id")
+    kube.clients[EGAIN_CLIENT] = client_body(EGAIN_CLIENT)
+    kube.secrets[("team-a", "portal-client")] = credentials("team-a-id")
+
+    class GatedClients(FakeClients):
+        gate = asyncio.Event()
+
+        async def synced(self) -> None:
+            await self.gate.wait()
+
+    made = registry(kube, egain, clock, lambda *_: None)
+    clients = GatedClients(cast(Kube, kube), OPERATOR_NAMESPACE)
+    made = WorkerRegistry(replace(made.reconciler, clients=cast(ClientCache, clients)), clock=clock)
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        made.observe_token("ADDED", token_body())
+        await settle()
+        assert egain.client_ids == ["inline-id"], "an inline token waited for the client watches"
+        clients.gate.set()
+        await settle()
+        assert egain.client_ids == ["inline-id", "team-a-id"]
+        await made.stop()
 
     asyncio.run(scenario())

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from egain_token_operator.clientcache import ReadClients
+from egain_token_operator.clientcache import ClientCache, ReadClients
 from egain_token_operator.egain import (
     EgainClient,
     TokenRequest,
@@ -94,6 +94,13 @@ class FakeSecrets(ReadSecrets):
         return None
 
 
+class FakeClients(ReadClients):
+    """The client cache over FakeKube's clients, as if the watches were always up to date."""
+
+    async def synced(self) -> None:
+        return None
+
+
 class FakeEgain:
     def __init__(self, clock: Clock, lifetime: float = 3600) -> None:
         self.clock, self.lifetime = clock, lifetime
@@ -139,7 +146,7 @@ def registry(
     reconciler = Reconciler(
         kube=cast(Kube, kube),
         secrets=cast(SecretCache, FakeSecrets(kube)),
-        clients=ReadClients(cast(Kube, kube), OPERATOR_NAMESPACE),
+        clients=cast(ClientCache, FakeClients(cast(Kube, kube), OPERATOR_NAMESPACE)),
         egain=cast(EgainClient, egain),
         policy=policy or RetryPolicy(),
         restarter=cast(RolloutRestarter, None),
