@@ -83,7 +83,7 @@ async def load_api_client() -> tuple[client.ApiClient, str]:
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         return client.ApiClient(configuration), _load_incluster(configuration)
-    loader = await config.load_kube_config(client_configuration=configuration, persist_config=False)
+    loader = await config.load_kube_config(client_configuration=configuration)
     namespace = (loader.current_context.get("context") or {}).get("namespace") or "default"
     return client.ApiClient(configuration), str(namespace)
 
