@@ -65,23 +65,28 @@ class ClientCache:
         self._served = frozenset(namespaces)
         self._clients: dict[ClientKey, dict[str, Any]] = {}
         self._labels: dict[str, dict[str, str]] = {}
-        self.watches = [
-            *(
-                Watch(kube, Collection("egainclients", namespace), self._egain_client_changed)
-                for namespace in namespaces or (None,)
-            ),
+        self._egain_clients = [
+            Watch(kube, Collection("egainclients", namespace), self._egain_client_changed)
+            for namespace in namespaces or (None,)
+        ]
+        self._cluster_clients = [
             Watch(kube, Collection("clusteregainclients"), self._cluster_client_changed),
             Watch(kube, Collection("namespaces", metadata_only=True), self._namespace_changed),
         ]
+        self.watches = self._egain_clients + self._cluster_clients
 
     @property
     def cluster_namespace(self) -> str:
         """The cluster resource namespace: where ClusterEgainClients' credentials are."""
         return self._cluster_namespace
 
-    async def synced(self) -> None:
-        """Wait until every watch has listed once."""
-        for watch in self.watches:
+    async def synced(self, kind: ClientKind) -> None:
+        """Wait until what a token naming a `kind` needs has been listed once: the
+        EgainClients; or the ClusterEgainClients and the namespaces. Apart, so
+        that one kind's watches failing (their RBAC not granted) holds back only
+        the tokens that name that kind."""
+        needed = self._egain_clients if kind.namespaced else self._cluster_clients
+        for watch in needed:
             await watch.synced.wait()
 
     async def client(self, key: ClientKey) -> Mapping[str, Any] | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,10 +53,14 @@ class ClientStatusController:
         token_count: Callable[[ClientKey], int],
         post_event: EventPoster,
         *,
+        listed: Callable[[], Awaitable[None]],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         active: bool = True,
     ) -> None:
         self._kube = kube
+        # Waits until the Secrets and the EgainTokens were listed: a status
+        # written before would say too few tokens, or credentials not found.
+        self._listed = listed
         self._clients = clients
         self._secrets = secrets
         self._token_count = token_count
@@ -88,7 +92,7 @@ class ClientStatusController:
 
     async def run(self) -> None:
         """Update marked clients until cancelled."""
-        await self._clients.synced()
+        await self._listed()
         while True:
             await self._wake.wait()
             self._wake.clear()

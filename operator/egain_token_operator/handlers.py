@@ -107,12 +107,27 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         active=leading,
         on_client_touched=lambda key: memo.client_status.touch(key),
     )
+    token_watches = [
+        Watch(
+            kube,
+            Collection("egaintokens", namespace, config.selector or None),
+            memo.workers.observe_token,
+        )
+        for namespace in config.namespaces or (None,)
+    ]
+
+    async def listed() -> None:
+        await secrets_cache.synced()
+        for watch in token_watches:
+            await watch.synced.wait()
+
     memo.client_status = ClientStatusController(
         kube,
         clients_cache,
         secrets_cache,
         memo.workers.token_count,
         memo.events,
+        listed=listed,
         active=leading,
     )
 
@@ -136,14 +151,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         memo.election = asyncio.create_task(memo.elector.run(), name="leader election")
     else:
         metrics.LEADER.set(1)
-    token_watches = [
-        Watch(
-            kube,
-            Collection("egaintokens", namespace, config.selector or None),
-            memo.workers.observe_token,
-        )
-        for namespace in config.namespaces or (None,)
-    ]
     memo.watches = [
         asyncio.create_task(watch.run(), name=f"watch {watch.collection}")
         for watch in secrets_cache.watches + clients_cache.watches + token_watches

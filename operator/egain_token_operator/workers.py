@@ -282,11 +282,12 @@ class WorkerRegistry:
         await self.reconciler.secrets.synced()
         api_failures = 0
         while True:
-            if referenced_client(worker.body.get("spec") or {}) is not None:
+            ref = referenced_client(worker.body.get("spec") or {})
+            if ref is not None:
                 # Nor clients, for a token that names one: waited for here, not
                 # while holding a look, so that clients never listed (their RBAC
-                # missing, say) hold no inline token back.
-                await self.reconciler.clients.synced()
+                # not granted, say) hold no other token back.
+                await self.reconciler.clients.synced(ref.kind)
             try:
                 async with self._looks:
                     worker.wake.clear()

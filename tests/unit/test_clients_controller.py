@@ -378,9 +378,14 @@ def status_controller(
         ReadSecrets(cast(Kube, kube)),
         lambda key: tokens,
         recorder(events),
+        listed=listed,
         clock=Clock(START),
     )
     return controller, cache, events
+
+
+async def listed() -> None:
+    return None
 
 
 def test_client_status_says_ready_and_counts_tokens_and_patches_only_changes() -> None:
@@ -447,8 +452,6 @@ def test_only_the_leader_writes_client_status() -> None:
 
     async def scenario() -> None:
         task = asyncio.create_task(controller.run())
-        for watch in cache.watches:
-            watch.synced.set()
         controller.touch(EGAIN_CLIENT)
         await settle()
         assert kube.client_statuses == [], "a standby replica wrote a status"
@@ -460,17 +463,22 @@ def test_only_the_leader_writes_client_status() -> None:
     asyncio.run(scenario())
 
 
-def test_tokens_naming_a_client_wait_for_the_client_watches_and_inline_ones_do_not() -> None:
+def test_tokens_wait_for_the_watches_of_the_kind_they_name_only() -> None:
     kube, egain, clock, _, _ = setup()
     kube.secrets[("ns", "creds")] = credentials("inline-id")
     kube.clients[EGAIN_CLIENT] = client_body(EGAIN_CLIENT)
     kube.secrets[("team-a", "portal-client")] = credentials("team-a-id")
+    kube.clients[CLUSTER_CLIENT] = client_body(CLUSTER_CLIENT, allowedNamespaces={"names": ["x"]})
+    kube.secrets[(OPERATOR_NAMESPACE, "portal-client")] = credentials("platform-id")
 
     class GatedClients(FakeClients):
+        """ClusterEgainClients and namespaces not listed until the gate opens."""
+
         gate = asyncio.Event()
 
-        async def synced(self) -> None:
-            await self.gate.wait()
+        async def synced(self, kind: ClientKind) -> None:
+            if not kind.namespaced:
+                await self.gate.wait()
 
     made = registry(kube, egain, clock, lambda *_: None)
     clients = GatedClients(cast(Kube, kube), OPERATOR_NAMESPACE)
@@ -479,11 +487,13 @@ def test_tokens_naming_a_client_wait_for_the_client_watches_and_inline_ones_do_n
     async def scenario() -> None:
         made.observe_token("ADDED", BODY)
         made.observe_token("ADDED", token_body())
+        cluster_token = token_body("api", namespace="x", kind="ClusterEgainClient")
+        made.observe_token("ADDED", cluster_token)
         await settle()
-        assert egain.client_ids == ["inline-id"], "an inline token waited for the client watches"
+        assert sorted(egain.client_ids) == ["inline-id", "team-a-id"]
         clients.gate.set()
         await settle()
-        assert egain.client_ids == ["inline-id", "team-a-id"]
+        assert sorted(egain.client_ids) == ["inline-id", "platform-id", "team-a-id"]
         await made.stop()
 
     asyncio.run(scenario())

@@ -24,7 +24,7 @@ from egain_token_operator.reconcile import EventPoster, Reconciler, TokenWorker
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy
 from egain_token_operator.secretcache import ReadSecrets, SecretCache
-from egain_token_operator.spec import ClientKey
+from egain_token_operator.spec import ClientKey, ClientKind
 from egain_token_operator.workers import WorkerRegistry
 from tests.unit.clock import Clock
 
@@ -97,7 +97,7 @@ class FakeSecrets(ReadSecrets):
 class FakeClients(ReadClients):
     """The client cache over FakeKube's clients, as if the watches were always up to date."""
 
-    async def synced(self) -> None:
+    async def synced(self, kind: ClientKind) -> None:
         return None
 
 
