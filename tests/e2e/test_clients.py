@@ -17,6 +17,7 @@ import pytest
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import TENANT, EgainClient, MakeClient, StartOperator, successes
 from tests.e2e.support import Cluster, OperatorProcess, credentials_secret, egain_token, wait_until
+from tests.e2e.test_cli import Ctl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -319,3 +320,42 @@ def test_a_namespace_no_longer_allowed_keeps_its_secret(
     cluster.wait_ready(namespace, "web", "False", "ClientNotAllowed", timeout=15)
     assert cluster.secret_data(namespace, "web") == issued, "the Secret was changed or deleted"
     assert successes(emulator, client) == 1
+
+
+def test_check_reports_the_clients_verdict_and_sends_nothing(
+    cluster: Cluster,
+    namespace: str,
+    resource_namespace: str,
+    emulator: EgainEmulator,
+    make_client: MakeClient,
+    cluster_clients: list[str],
+) -> None:
+    name = f"{namespace}-portal"
+    client = cluster_client(
+        cluster,
+        emulator,
+        make_client,
+        resource_namespace,
+        cluster_clients,
+        name,
+        allowedNamespaces={"names": [namespace]},
+        allowedScopes=[SCOPE],
+    )
+    cluster.apply(
+        token_using(namespace, "fine", "ClusterEgainClient", name),
+        token_using(namespace, "greedy", "ClusterEgainClient", name, (SCOPE, "core.admin")),
+    )
+    ctl = Ctl(cluster, emulator)
+    settings = [
+        f"--allowed-token-hosts=localhost:{emulator.port}",
+        f"--ca-bundle={emulator.ca_file}",
+        f"--cluster-resource-namespace={resource_namespace}",
+    ]
+    refused = ctl("check", "greedy", "-n", namespace, *settings)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "scope core.admin is not allowed" in refused.stdout
+    assert "(ScopeNotAllowed)" in refused.stdout
+    passed = ctl("check", "fine", "-n", namespace, *settings)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert f"credentials found: Secret {resource_namespace}/platform-client" in passed.stdout
+    assert emulator.requests(client.client_id) == []
