@@ -205,10 +205,8 @@ class Soak:
     def start(self) -> None:
         self.plane = controlplane.start(self.cluster_dir, sync_frequency=SYNC_FREQUENCY)
         self.emulator.start()
-        self.kubectl(
-            "apply", "--server-side", "-f", str(REPO / "crds" / "egaintokens.egain.cloud.yaml")
-        )
-        self.kubectl("wait", "--for=condition=Established", "crd/egaintokens.egain.cloud")
+        self.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        self.kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
         self.kubectl("create", "namespace", NAMESPACE)
         for lifetime in LIFETIMES:
             client_id = f"soak-{lifetime}s-{uuid.uuid4().hex[:8]}"

@@ -27,7 +27,7 @@ from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
 
 REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "crds" / "egaintokens.egain.cloud.yaml"
+CRDS = REPO / "crds"
 MB_IN_MIB = 1e6 / 2**20
 
 ROWS = (
@@ -44,8 +44,8 @@ ROWS = (
 
 def run(plane: ControlPlane, settings: Settings, state_dir: Path) -> dict[str, Any]:
     """Every row on `plane`, with an emulator of its own; the record of the run."""
-    plane.kubectl("apply", "--server-side", "-f", str(CRD))
-    plane.kubectl("wait", "--for=condition=Established", "crd/egaintokens.egain.cloud")
+    plane.kubectl("apply", "--server-side", "-f", str(CRDS))
+    plane.kubectl("wait", "--for=condition=Established", "-f", str(CRDS))
     description = describe(plane, settings)
     state_dir.mkdir(parents=True, exist_ok=True)
     with EgainEmulator(state_dir / "emulator") as emulator:

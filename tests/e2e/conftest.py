@@ -23,19 +23,17 @@ import pytest
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
 from testground.leaks import assert_no_secret_material, cluster_record
-from tests.e2e.support import CRD, Cluster, OperatorProcess, credentials_secret, egain_token
+from tests.e2e.support import CRDS, Cluster, OperatorProcess, credentials_secret, egain_token
 
 TENANT = "TMPRODB88619984"
 
 
 @pytest.fixture(scope="session")
 def cluster(control_plane: ControlPlane) -> Cluster:
-    """The control plane with the EgainToken CRD installed."""
+    """The control plane with the API's CRDs installed."""
     cluster = Cluster(control_plane)
-    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/egaintokens.egain.cloud", "--timeout=60s"
-    )
+    cluster.kubectl("apply", "--server-side", "-f", str(CRDS))
+    cluster.kubectl("wait", "--for=condition=Established", "-f", str(CRDS), "--timeout=60s")
     return cluster
 
 

@@ -15,7 +15,8 @@ from testground.operatorprocess import free_port as free_port
 from testground.operatorprocess import wait_until as wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "crds" / "egaintokens.egain.cloud.yaml"
+# Every CRD of the API (EgainToken, EgainClient, ClusterEgainClient).
+CRDS = REPO / "crds"
 
 
 class Hidden:

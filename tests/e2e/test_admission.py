@@ -1,4 +1,4 @@
-"""What the API server refuses, accepts and defaults, by the CRD's schema alone."""
+"""What the API server refuses, accepts and defaults, by the CRDs' schemas alone."""
 
 from __future__ import annotations
 
@@ -87,17 +87,180 @@ REJECTED: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+# The client fields: inline in an EgainToken, or in an EgainClient or a
+# ClusterEgainClient, which validate them by the same rules.
+CLIENT_FIELDS = ("flow", "grantType", "tokenUrl", "tenantId", "scopePrefix", "credentialsSecretRef")
+CLIENT_REJECTED = [
+    (change, field) for change, field in REJECTED if change.keys() <= set(CLIENT_FIELDS)
+]
+
+# A token that uses a shared client: the inline client fields are left out.
+BY_REFERENCE = {"clientRef": {"name": "shared"}, "scopes": ["s"]}
+
+CLIENT_REF_REJECTED: list[tuple[dict[str, Any], str]] = [
+    ({"clientRef": {}}, "spec.clientRef.name"),
+    ({"clientRef": {"name": "Bad_Name"}}, "spec.clientRef.name"),
+    ({"clientRef": {"kind": "Issuer", "name": "shared"}}, "spec.clientRef.kind"),
+    ({"tokenSharing": "Never"}, "spec.tokenSharing"),
+]
+
+VALID_CLIENT = {
+    "tokenUrl": "https://ai.egain.cloud/system/auth/T-U/oauth2/token",
+    "credentialsSecretRef": {"name": "c"},
+}
+ALL_NAMESPACES: dict[str, Any] = {"allowedNamespaces": {"selector": {}}}
+
+ALLOWED_SCOPES_REJECTED: list[tuple[dict[str, Any], str]] = [
+    ({"allowedScopes": []}, "spec.allowedScopes"),
+    ({"allowedScopes": ["ok", "two words"]}, "spec.allowedScopes[1]"),
+    ({"allowedScopes": [""]}, "spec.allowedScopes[0]"),
+    ({"allowedScopes": ["s", "s"]}, "spec.allowedScopes[1]"),
+    ({"allowedScopes": ["s" * 513]}, "spec.allowedScopes[0]"),
+    ({"allowedScopes": [f"s{i}" for i in range(257)]}, "spec.allowedScopes"),
+]
+
+ALLOWED_NAMESPACES_REJECTED: list[tuple[dict[str, Any], str]] = [
+    ({"allowedNamespaces": None}, "spec.allowedNamespaces"),
+    ({"allowedNamespaces": {}}, "spec.allowedNamespaces"),
+    ({"allowedNamespaces": {"names": []}}, "spec.allowedNamespaces.names"),
+    ({"allowedNamespaces": {"names": ["Bad_Namespace"]}}, "spec.allowedNamespaces.names[0]"),
+    ({"allowedNamespaces": {"names": ["a" * 64]}}, "spec.allowedNamespaces.names[0]"),
+    ({"allowedNamespaces": {"names": ["a", "a"]}}, "spec.allowedNamespaces.names[1]"),
+    (
+        {"allowedNamespaces": {"names": [f"n{i}" for i in range(257)]}},
+        "spec.allowedNamespaces.names",
+    ),
+    (
+        {"allowedNamespaces": {"selector": {"matchLabels": {"bad key": "x"}}}},
+        "spec.allowedNamespaces.selector.matchLabels",
+    ),
+    (
+        {"allowedNamespaces": {"selector": {"matchLabels": {"team": "two words"}}}},
+        "spec.allowedNamespaces.selector.matchLabels.team",
+    ),
+    (
+        {
+            "allowedNamespaces": {
+                "selector": {"matchExpressions": [{"key": "team", "operator": "Is"}]}
+            }
+        },
+        "spec.allowedNamespaces.selector.matchExpressions[0].operator",
+    ),
+    (
+        {
+            "allowedNamespaces": {
+                "selector": {"matchExpressions": [{"key": "team", "operator": "In"}]}
+            }
+        },
+        "spec.allowedNamespaces.selector.matchExpressions[0].values",
+    ),
+    (
+        {
+            "allowedNamespaces": {
+                "selector": {
+                    "matchExpressions": [{"key": "team", "operator": "Exists", "values": ["a"]}]
+                }
+            }
+        },
+        "spec.allowedNamespaces.selector.matchExpressions[0].values",
+    ),
+]
+
+
+def _merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `change` applied; `None` removes a field."""
+    return {k: v for k, v in {**base, **change}.items() if v is not None}
+
+
+def egain_client(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "EgainClient",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def cluster_egain_client(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "ClusterEgainClient",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def assert_rejected(cluster: Cluster, manifest: dict[str, Any], *expected: str) -> None:
+    """The API server refuses `manifest`, and its message holds each of `expected`."""
+    result = cluster.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False
+    )
+    assert result.returncode != 0, f"accepted: {manifest['spec']}"
+    for text in expected:
+        assert text in result.stderr, result.stderr
+
+
+def assert_accepted(cluster: Cluster, manifest: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest))
+
+
 @pytest.mark.parametrize(("change", "field"), REJECTED)
 def test_admission_rejects_invalid_specs(
     cluster: Cluster, namespace: str, change: dict[str, Any], field: str
 ) -> None:
-    spec = {k: v for k, v in {**VALID, **change}.items() if v is not None}
-    manifest = egain_token(namespace, "invalid", spec)
-    result = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False
+    assert_rejected(cluster, egain_token(namespace, "invalid", _merged(VALID, change)), field)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("flow", "ClientApp"),
+        ("grantType", "client_credentials"),
+        ("tokenUrl", VALID["tokenUrl"]),
+        ("tenantId", "TMPRODB88619984"),
+        ("scopePrefix", "https://api.ai.egain.cloud/auth/"),
+        ("credentialsSecretRef", {"name": "c"}),
+    ],
+)
+@pytest.mark.parametrize("kind", ["EgainClient", "ClusterEgainClient"])
+def test_admission_rejects_inline_client_fields_with_a_client_reference(
+    cluster: Cluster, namespace: str, kind: str, field: str, value: Any
+) -> None:
+    # Each value is valid inline, and even equal to the default: with a
+    # reference the client defines it, so any value is refused.
+    spec = {**BY_REFERENCE, "clientRef": {"kind": kind, "name": "shared"}, field: value}
+    assert_rejected(
+        cluster,
+        egain_token(namespace, "both", spec),
+        f"spec.{field}: Forbidden: spec.{field} must not be set with spec.clientRef",
     )
-    assert result.returncode != 0
-    assert field in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("change", "field"), CLIENT_REF_REJECTED)
+def test_admission_rejects_invalid_client_references(
+    cluster: Cluster, namespace: str, change: dict[str, Any], field: str
+) -> None:
+    manifest = egain_token(namespace, "invalid", _merged(BY_REFERENCE, change))
+    assert_rejected(cluster, manifest, field)
+
+
+@pytest.mark.parametrize(("change", "field"), CLIENT_REJECTED + ALLOWED_SCOPES_REJECTED)
+def test_admission_rejects_invalid_egain_clients(
+    cluster: Cluster, namespace: str, change: dict[str, Any], field: str
+) -> None:
+    manifest = egain_client(namespace, "invalid", _merged(VALID_CLIENT, change))
+    assert_rejected(cluster, manifest, field)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    CLIENT_REJECTED + ALLOWED_SCOPES_REJECTED + ALLOWED_NAMESPACES_REJECTED,
+)
+def test_admission_rejects_invalid_cluster_egain_clients(
+    cluster: Cluster, change: dict[str, Any], field: str
+) -> None:
+    spec = _merged({**VALID_CLIENT, **ALL_NAMESPACES}, change)
+    assert_rejected(cluster, cluster_egain_client("invalid", spec), field)
 
 
 def test_admission_rejects_a_name_too_long_for_a_label_value(
@@ -159,13 +322,155 @@ def test_admission_accepts_valid_specs(
     cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest))
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        BY_REFERENCE,
+        {**BY_REFERENCE, "clientRef": {"kind": "ClusterEgainClient", "name": "shared.portal"}},
+        {
+            **BY_REFERENCE,
+            "tokenSharing": "Disabled",
+            "secretName": "shared",
+            "refreshBefore": "10m",
+            "secretTemplate": {"labels": {"team": "support"}},
+            "rolloutRestartTargets": [{"kind": "Deployment", "name": "web"}],
+        },
+    ],
+)
+def test_admission_accepts_tokens_that_reference_a_client(
+    cluster: Cluster, namespace: str, spec: dict[str, Any]
+) -> None:
+    assert_accepted(cluster, egain_token(namespace, "by-reference", spec))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        VALID_CLIENT,
+        {**VALID_CLIENT, "allowedScopes": ["knowledge.portalmgr.read", "https://x.example/s"]},
+        {
+            "flow": "AnonymousCustomer",
+            "tenantId": "TMPRODB88619984",
+            "scopePrefix": "https://api.ai.egain.cloud/auth/",
+            "credentialsSecretRef": {"name": "c", "clientIdKey": "id", "clientSecretKey": "secret"},
+        },
+    ],
+)
+def test_admission_accepts_valid_egain_clients(
+    cluster: Cluster, namespace: str, spec: dict[str, Any]
+) -> None:
+    assert_accepted(cluster, egain_client(namespace, "valid", spec))
+
+
+@pytest.mark.parametrize(
+    "allowed",
+    [
+        {"selector": {}},
+        {"names": ["support-apps", "billing"]},
+        {
+            "names": ["support-apps"],
+            "selector": {
+                "matchLabels": {"egain.cloud/support-portal": "allowed"},
+                "matchExpressions": [
+                    {"key": "team", "operator": "In", "values": ["a", "b"]},
+                    {"key": "sandbox", "operator": "DoesNotExist"},
+                ],
+            },
+        },
+    ],
+)
+def test_admission_accepts_valid_cluster_egain_clients(
+    cluster: Cluster, allowed: dict[str, Any]
+) -> None:
+    spec = {**VALID_CLIENT, "allowedNamespaces": allowed}
+    assert_accepted(cluster, cluster_egain_client("valid", spec))
+
+
 def test_admission_defaults(cluster: Cluster, namespace: str) -> None:
     cluster.apply(egain_token(namespace, "defaults", VALID))
     spec = cluster.token(namespace, "defaults")["spec"]
-    assert spec["flow"] == "ClientApp"
-    assert spec["grantType"] == "client_credentials"
+    # flow and grantType have no schema default (the operator applies
+    # ClientApp and client_credentials): one would collide with clientRef.
+    assert "flow" not in spec
+    assert "grantType" not in spec
+    assert spec["tokenSharing"] == "Shared"
     assert spec["credentialsSecretRef"] == {
         "name": "c",
         "clientIdKey": "client_id",
         "clientSecretKey": "client_secret",
     }
+
+
+def test_admission_defaults_a_client_reference(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(egain_token(namespace, "by-reference", BY_REFERENCE))
+    spec = cluster.token(namespace, "by-reference")["spec"]
+    assert spec == {
+        "clientRef": {"kind": "EgainClient", "name": "shared"},
+        "scopes": ["s"],
+        "tokenSharing": "Shared",
+    }
+
+
+def test_admission_defaults_clients(cluster: Cluster, namespace: str) -> None:
+    name = f"defaults-{namespace}"
+    cluster.apply(
+        egain_client(namespace, "defaults", VALID_CLIENT),
+        cluster_egain_client(name, {**VALID_CLIENT, **ALL_NAMESPACES}),
+    )
+    try:
+        namespaced = json.loads(
+            cluster.kubectl("get", "egainclient", "defaults", "-n", namespace, "-o", "json").stdout
+        )
+        cluster_wide = json.loads(
+            cluster.kubectl("get", "clusteregainclient", name, "-o", "json").stdout
+        )
+    finally:
+        cluster.kubectl("delete", "clusteregainclient", name, "--wait=false")
+    for client in (namespaced, cluster_wide):
+        assert client["spec"]["flow"] == "ClientApp"
+        assert client["spec"]["grantType"] == "client_credentials"
+        assert client["spec"]["credentialsSecretRef"] == {
+            "name": "c",
+            "clientIdKey": "client_id",
+            "clientSecretKey": "client_secret",
+        }
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # What the previous CRD stored: its schema defaulted flow and grantType.
+        {
+            **VALID,
+            "flow": "ClientApp",
+            "grantType": "client_credentials",
+            "credentialsSecretRef": {
+                "name": "c",
+                "clientIdKey": "client_id",
+                "clientSecretKey": "client_secret",
+            },
+        },
+        {
+            "flow": "AnonymousCustomer",
+            "grantType": "client_credentials",
+            "tenantId": "TMPRODB88619984",
+            "scopes": ["knowledge.portalmgr.read"],
+            "credentialsSecretRef": {
+                "name": "c",
+                "clientIdKey": "client_id",
+                "clientSecretKey": "client_secret",
+            },
+        },
+    ],
+    ids=["ClientApp", "AnonymousCustomer"],
+)
+def test_admission_keeps_an_existing_inline_token_unchanged(
+    cluster: Cluster, namespace: str, spec: dict[str, Any]
+) -> None:
+    manifest = egain_token(namespace, "inline", spec)
+    cluster.apply(manifest)
+    # An update that does not touch the spec, as any controller or user makes.
+    manifest["metadata"]["labels"] = {"team": "support"}
+    cluster.apply(manifest)
+    stored = cluster.token(namespace, "inline")["spec"]
+    assert stored == {**spec, "tokenSharing": "Shared"}

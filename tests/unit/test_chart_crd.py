@@ -1,4 +1,4 @@
-"""The Helm chart ships exactly the repository's EgainToken CRD.
+"""The Helm chart ships exactly the repository's CRDs.
 
 Helm installs files under a chart's crds/ verbatim, so any drift between the two
 copies means `helm install` and `kubectl apply -f crds/` create different APIs.
@@ -8,22 +8,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CRD_NAME = "egaintokens.egain.cloud.yaml"
-SOURCE_CRD = REPO_ROOT / "crds" / CRD_NAME
-CHART_CRD = REPO_ROOT / "charts" / "egain-token-operator" / "crds" / CRD_NAME
+SOURCE_DIR = REPO_ROOT / "crds"
+CHART_DIR = REPO_ROOT / "charts" / "egain-token-operator" / "crds"
+# The API's kinds (docs/api.md): a CRD missing from both copies is a failure too.
+CRD_NAMES = [
+    "clusteregainclients.egain.cloud.yaml",
+    "egainclients.egain.cloud.yaml",
+    "egaintokens.egain.cloud.yaml",
+]
 
 
-def test_chart_crd_is_byte_identical_to_the_repository_crd() -> None:
+@pytest.mark.parametrize("name", CRD_NAMES)
+def test_chart_crd_is_byte_identical_to_the_repository_crd(name: str) -> None:
+    source, chart = SOURCE_DIR / name, CHART_DIR / name
     # Both files must exist: a missing copy is a failure, never a skip.
-    assert SOURCE_CRD.is_file(), f"{SOURCE_CRD} is missing"
-    assert CHART_CRD.is_file(), f"{CHART_CRD} is missing (run hack/sync-chart-crd.sh)"
-    assert CHART_CRD.read_bytes() == SOURCE_CRD.read_bytes(), (
-        f"{CHART_CRD.relative_to(REPO_ROOT)} differs from {SOURCE_CRD.relative_to(REPO_ROOT)}; "
+    assert source.is_file(), f"{source} is missing"
+    assert chart.is_file(), f"{chart} is missing (run hack/sync-chart-crd.sh)"
+    assert chart.read_bytes() == source.read_bytes(), (
+        f"{chart.relative_to(REPO_ROOT)} differs from {source.relative_to(REPO_ROOT)}; "
         "run hack/sync-chart-crd.sh"
     )
 
 
-def test_chart_crds_directory_holds_only_the_egaintoken_crd() -> None:
-    shipped = sorted(path.name for path in CHART_CRD.parent.iterdir())
-    assert shipped == [CRD_NAME]
+def test_both_crds_directories_hold_exactly_the_api_crds() -> None:
+    assert sorted(path.name for path in SOURCE_DIR.iterdir()) == CRD_NAMES
+    assert sorted(path.name for path in CHART_DIR.iterdir()) == CRD_NAMES
