@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any, cast
 
 from egain_token_operator.clientcache import ClientCache
@@ -13,8 +14,9 @@ from egain_token_operator.clientstatus import ClientStatusController
 from egain_token_operator.egain import TokenRequest, TokenResponse
 from egain_token_operator.kube import Kube
 from egain_token_operator.reconcile import TokenWorker
+from egain_token_operator.render import render_client_status
 from egain_token_operator.secretcache import ReadSecrets
-from egain_token_operator.spec import ClientKey, ClientKind
+from egain_token_operator.spec import ClientKey, ClientKind, CredentialsRef
 from egain_token_operator.workers import Index, WorkerRegistry
 from tests.unit.clock import Clock
 from tests.unit.test_controller import (
@@ -497,3 +499,43 @@ def test_tokens_wait_for_the_watches_of_the_kind_they_name_only() -> None:
         await made.stop()
 
     asyncio.run(scenario())
+
+
+def test_client_status_rendering_keeps_the_transition_time_while_ready_holds() -> None:
+    ref = CredentialsRef("portal-client", "client_id", "client_secret", "team-a")
+    later = START + timedelta(minutes=5)
+    first = render_client_status(
+        generation=1,
+        credentials=ref,
+        credentials_error=None,
+        spec_error=None,
+        tokens=0,
+        previous_conditions=[],
+        now=START,
+    )
+    assert first["conditions"][0]["message"] == (
+        "Secret team-a/portal-client holds keys client_id and client_secret"
+    )
+    same = render_client_status(
+        generation=2,
+        credentials=ref,
+        credentials_error=None,
+        spec_error=None,
+        tokens=5,
+        previous_conditions=first["conditions"],
+        now=later,
+    )
+    assert same["conditions"][0]["lastTransitionTime"] == "2026-11-23T21:00:00Z"
+    assert (same["observedGeneration"], same["tokens"]) == (2, 5)
+    broken = render_client_status(
+        generation=3,
+        credentials=None,
+        credentials_error=None,
+        spec_error="spec.tokenUrl must start with https://",
+        tokens=5,
+        previous_conditions=same["conditions"],
+        now=later,
+    )
+    condition = broken["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "InvalidSpec")
+    assert condition["lastTransitionTime"] == "2026-11-23T21:05:00Z"
