@@ -52,13 +52,12 @@ from egain_token_operator.reasons import (
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
 )
-from egain_token_operator.spec import GRANT_TYPE, Flow, TokenSharing, TokenSpec
+from egain_token_operator.spec import GRANT_TYPE, Flow, TokenSharing, TokenSpec, with_scope_prefix
 
 # Sent with every token request, so eGain (or a proxy) can tell which operator asks.
 USER_AGENT = f"egain-token-operator/{__version__}"
 
 _MAX_DESCRIPTION = 200
-_ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 # The most of a response body that is read; a token response is a few KiB.
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -184,10 +183,7 @@ class AnonymousCustomerFlow:
 
     def requested_scopes(self) -> tuple[str, ...]:
         """Each scope prefixed with `scopePrefix`, unless already an absolute URL."""
-        return tuple(
-            scope if _ABSOLUTE_URL.match(scope) else self.scope_prefix + scope
-            for scope in self.scopes
-        )
+        return tuple(with_scope_prefix(self.scope_prefix, scope) for scope in self.scopes)
 
 
 def flow_of(spec: TokenSpec) -> ClientAppFlow | AnonymousCustomerFlow:

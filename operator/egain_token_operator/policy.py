@@ -13,7 +13,7 @@ EgainTokens whose requests are identical share one upstream token
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -21,7 +21,7 @@ from egain_token_operator import schedule
 from egain_token_operator.reasons import Reason, TokenError
 from egain_token_operator.render import Condition, ready_condition, rfc3339
 from egain_token_operator.schedule import Failure, RetryPolicy, StoredToken
-from egain_token_operator.spec import TokenSpec
+from egain_token_operator.spec import ClientRef, ClientSpec, TokenSpec
 
 # Failures found without asking eGain. A look costs nothing at eGain, so they
 # are re-checked at every look and hold no request back; they are still
@@ -29,6 +29,9 @@ from egain_token_operator.spec import TokenSpec
 LOCAL_REASONS = frozenset(
     {
         Reason.INVALID_SPEC,
+        Reason.CLIENT_NOT_FOUND,
+        Reason.CLIENT_NOT_ALLOWED,
+        Reason.SCOPE_NOT_ALLOWED,
         Reason.CREDENTIALS_NOT_FOUND,
         Reason.SECRET_CONFLICT,
         Reason.TOKEN_URL_NOT_ALLOWED,
@@ -46,6 +49,14 @@ class Snapshot:
     refresh_request: str | None
     spec: TokenSpec | None
     spec_error: str | None = None
+    # The EgainToken's namespace.
+    namespace: str = ""
+    # The client the EgainToken names (None: inline), and that client as found
+    # (None: it does not exist).
+    client_ref: ClientRef | None = None
+    client: ClientSpec | None = None
+    # The labels of the EgainToken's namespace, when a client's selector needs them.
+    namespace_labels: Mapping[str, str] | None = None
     # Of the request that would be sent now; None when none can be built.
     fingerprint: str | None = None
     credentials_error: str | None = None
@@ -112,6 +123,37 @@ def spec_invalid(snapshot: Snapshot) -> tuple[Reason, str] | None:
     return None if found is None else (Reason.INVALID_SPEC, found)
 
 
+def client_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """The client the EgainToken names does not exist."""
+    ref = snapshot.client_ref
+    if ref is None or snapshot.client is not None:
+        return None
+    return Reason.CLIENT_NOT_FOUND, f"{ref.key(snapshot.namespace)} not found"
+
+
+def client_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """The EgainToken's namespace is outside the client's `allowedNamespaces`."""
+    client = snapshot.client
+    if client is None or client.allows_namespace(snapshot.namespace, snapshot.namespace_labels):
+        return None
+    return (
+        Reason.CLIENT_NOT_ALLOWED,
+        f"namespace {snapshot.namespace} is not allowed to use {client.key} (allowedNamespaces)",
+    )
+
+
+def scope_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """A requested scope is outside the client's `allowedScopes`."""
+    client, spec = snapshot.client, snapshot.spec
+    if client is None or spec is None:
+        return None
+    outside = client.scopes_not_allowed(spec.scopes)
+    if not outside:
+        return None
+    said = f"scope {outside[0]} is" if len(outside) == 1 else f"scopes {' '.join(outside)} are"
+    return Reason.SCOPE_NOT_ALLOWED, f"{said} not allowed by {client.key} (allowedScopes)"
+
+
 def credentials_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
     """The credentials Secret or one of its keys is missing."""
     found = snapshot.credentials_error
@@ -124,7 +166,21 @@ def secret_taken(snapshot: Snapshot) -> tuple[Reason, str] | None:
     return None if found is None else (Reason.SECRET_CONFLICT, found)
 
 
-LOCAL_CHECKS: tuple[LocalCheck, ...] = (spec_invalid, credentials_missing, secret_taken)
+# The client's policy, checked before its credentials are even read (`client_refusal`).
+CLIENT_CHECKS: tuple[LocalCheck, ...] = (client_missing, client_not_allowed, scope_not_allowed)
+LOCAL_CHECKS: tuple[LocalCheck, ...] = (
+    spec_invalid,
+    *CLIENT_CHECKS,
+    credentials_missing,
+    secret_taken,
+)
+
+
+def client_refusal(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """Why the client the EgainToken names refuses it, if it does: the first of
+    `CLIENT_CHECKS` that fires. `reconcile.observe` stops gathering there, so a
+    refused EgainToken has no request built, no credentials read, no Secret written."""
+    return next((found for check in CLIENT_CHECKS if (found := check(snapshot))), None)
 
 
 # --- the request checks: is a token requested now? --------------------------

@@ -1,12 +1,13 @@
 """One look at one EgainToken: observe, plan, act.
 
-`observe` gathers an immutable `policy.Snapshot` (the credentials and the
-managed Secret as `secretcache.SecretCache` knows them), to which `reconcile`
-adds the latest token of identical requests (`sharing.SharedTokens`);
-`policy.plan` decides; `reconcile` then fetches a token if told to (through
-`SharedTokens`, so identical requests share one), writes the Secret, patches
-the status, posts the Events and sets the metrics. Nothing here decides when
-to refresh.
+`observe` gathers an immutable `policy.Snapshot` (the client it names and its
+namespace's labels as `clientcache.ClientCache` knows them, the credentials and
+the managed Secret as `secretcache.SecretCache` knows them), to which
+`reconcile` adds the latest token of identical requests
+(`sharing.SharedTokens`); `policy.plan` decides; `reconcile` then fetches a
+token if told to (through `SharedTokens`, so identical requests share one),
+writes the Secret, patches the status, posts the Events and sets the metrics.
+Nothing here decides when to refresh.
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from egain_token_operator import metrics
+from egain_token_operator.clientcache import ClientCache
 from egain_token_operator.credentials import read_credentials
 from egain_token_operator.egain import EgainClient, TokenRequest, TokenResponse, build_request
 from egain_token_operator.kube import ConflictError, Kube, NotFoundError
-from egain_token_operator.policy import LOCAL_REASONS, Memory, Plan, Snapshot, after_fetch, plan
+from egain_token_operator.policy import (
+    LOCAL_REASONS,
+    Memory,
+    Plan,
+    Snapshot,
+    after_fetch,
+    client_refusal,
+    plan,
+)
 from egain_token_operator.reasons import LIFETIME_SHORTER_THAN_ALLOWANCE, Reason, TokenError
 from egain_token_operator.render import (
     REFRESH_REQUESTED_AT_ANNOTATION,
@@ -40,7 +50,16 @@ from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy, StoredToken
 from egain_token_operator.secretcache import SecretCache
 from egain_token_operator.sharing import SharedTokens
-from egain_token_operator.spec import InvalidSpecError, TokenSpec, parse_spec
+from egain_token_operator.spec import (
+    ClientKey,
+    ClientRef,
+    ClientSpec,
+    InvalidSpecError,
+    TokenSpec,
+    parse_client,
+    parse_client_ref,
+    parse_spec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +129,28 @@ class SecretSource(Protocol):
         and whether one of that name exists without the label."""
 
 
-async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
-    """Gather what one look needs: the spec, the credentials, the managed Secret.
+class ClientSource(Protocol):
+    """Where a look finds the client an EgainToken names and its namespace's
+    labels: the operator's `clientcache.ClientCache`, or the command line's
+    reads (`clientcache.ReadClients`)."""
 
-    Reads only: the command line's `check` takes the same look.
+    @property
+    def cluster_namespace(self) -> str:
+        """The cluster resource namespace: where ClusterEgainClients' credentials are."""
+
+    async def client(self, key: ClientKey) -> Mapping[str, Any] | None:
+        """The EgainClient or ClusterEgainClient as the API sends it; None when there is none."""
+
+    async def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        """The labels of `namespace`; None when it does not exist."""
+
+
+async def observe(secrets: SecretSource, clients: ClientSource, worker: TokenWorker) -> Observation:
+    """Gather what one look needs: the spec, its client, the credentials, the managed Secret.
+
+    Reads only: the command line's `check` takes the same look. A client that
+    refuses the EgainToken (`policy.client_refusal`) ends the look before its
+    credentials are read, so nothing can be sent for it.
     """
     namespace, name = worker.key
     status = worker.body.get("status") or {}
@@ -124,14 +161,29 @@ async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
         spec=None,
         recorded_failure=recorded_failure(status, worker.refresh_request),
         status_generation=status.get("observedGeneration"),
+        namespace=namespace,
     )
+    raw = worker.body.get("spec") or {}
     try:
-        spec = parse_spec(name, worker.body.get("spec") or {})
+        ref = parse_client_ref(raw)
+        base = replace(base, client_ref=ref)
+        client = None if ref is None else await _client(clients, ref, namespace)
+        if ref is not None and client is None:
+            return Observation(base)  # policy.client_missing
+        spec = parse_spec(name, raw, client)
     except InvalidSpecError as exc:
         return Observation(replace(base, spec_error=str(exc)))
-    credentials_secret = await secrets.credentials(namespace, spec.credentials.name)
+    labels = None
+    if client is not None and client.needs_namespace_labels:
+        labels = await clients.namespace_labels(namespace)
+    base = replace(base, spec=spec, client=client, namespace_labels=labels)
+    if client_refusal(base) is not None:
+        return Observation(base)
+    credentials_secret = await secrets.credentials(
+        spec.credentials.namespace or namespace, spec.credentials.name
+    )
     version = ((credentials_secret or {}).get("metadata") or {}).get("resourceVersion")
-    base = replace(base, spec=spec, credentials_version=version)
+    base = replace(base, credentials_version=version)
     try:
         request = build_request(spec, read_credentials(credentials_secret, spec.credentials))
     except TokenError as error:
@@ -152,12 +204,26 @@ async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
     return Observation(snapshot, request, secret)
 
 
+async def _client(clients: ClientSource, ref: ClientRef, namespace: str) -> ClientSpec | None:
+    """The client `ref` names for an EgainToken in `namespace`, parsed; None when
+    there is none; `InvalidSpecError`, naming the client, when it cannot be used."""
+    key = ref.key(namespace)
+    found = await clients.client(key)
+    if found is None:
+        return None
+    try:
+        return parse_client(ref.kind, found, clients.cluster_namespace)
+    except InvalidSpecError as exc:
+        raise InvalidSpecError(f"{key}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Reconciler:
     """Takes one look at a worker's EgainToken."""
 
     kube: Kube
     secrets: SecretCache
+    clients: ClientCache
     egain: EgainClient
     policy: RetryPolicy
     restarter: RolloutRestarter
@@ -168,7 +234,7 @@ class Reconciler:
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
         """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
         now, (namespace, name) = self.clock(), worker.key
-        seen = self._with_shared_token(worker, await observe(self.secrets, worker))
+        seen = self._with_shared_token(worker, await observe(self.secrets, self.clients, worker))
         decided = plan(seen.snapshot, worker.memory, now, self.policy)
         logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
         if decided.request_token and seen.request is not None:
@@ -180,7 +246,7 @@ class Reconciler:
             self._warn(worker, decided)
         if seen.request is not None and seen.snapshot.conflict is None:
             await self._write_secret(worker, seen.secret, decided.token)
-        if not await self._patch_status(worker, decided, now):
+        if not await self._patch_status(worker, decided, now, seen.snapshot.client_ref):
             return None  # deleted meanwhile; the DELETED event ends the worker
         self._set_metrics(worker, decided)
         return decided.wake_at
@@ -337,7 +403,9 @@ class Reconciler:
             return
         self.secrets.written(written)
 
-    async def _patch_status(self, worker: TokenWorker, decided: Plan, now: datetime) -> bool:
+    async def _patch_status(
+        self, worker: TokenWorker, decided: Plan, now: datetime, client: ClientRef | None
+    ) -> bool:
         """Patch the status if it changed; False when the EgainToken is gone."""
         namespace, name = worker.key
         status = render_status(
@@ -351,6 +419,7 @@ class Reconciler:
             next_refresh_at=decided.next_refresh_at,
             failure=decided.failure,
             now=now,
+            client=client,
         )
         if status != worker.status_sent:
             try:
