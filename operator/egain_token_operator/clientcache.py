@@ -62,17 +62,22 @@ class ClientCache:
         self._cluster_namespace = cluster_namespace
         self._on_client = on_client
         self._on_namespace = on_namespace
-        self._served = frozenset(namespaces)
         self._clients: dict[ClientKey, dict[str, Any]] = {}
         self._labels: dict[str, dict[str, str]] = {}
         self._egain_clients = [
             Watch(kube, Collection("egainclients", namespace), self._egain_client_changed)
             for namespace in namespaces or (None,)
         ]
-        self._cluster_clients = [
-            Watch(kube, Collection("clusteregainclients"), self._cluster_client_changed),
-            Watch(kube, Collection("namespaces", metadata_only=True), self._namespace_changed),
-        ]
+        # Limited to namespaces, the operator serves no ClusterEgainClient.
+        self.serves_cluster_clients = not namespaces
+        self._cluster_clients = (
+            [
+                Watch(kube, Collection("clusteregainclients"), self._cluster_client_changed),
+                Watch(kube, Collection("namespaces", metadata_only=True), self._namespace_changed),
+            ]
+            if self.serves_cluster_clients
+            else []
+        )
         self.watches = self._egain_clients + self._cluster_clients
 
     @property
@@ -125,8 +130,6 @@ class ClientCache:
 
     def _namespace_changed(self, change: str, metadata: Mapping[str, Any]) -> None:
         name = str((metadata.get("metadata") or {}).get("name"))
-        if self._served and name not in self._served:
-            return
         labels = None
         if change != "DELETED":
             labels = dict((metadata.get("metadata") or {}).get("labels") or {})
@@ -142,6 +145,9 @@ class ClientCache:
 class ReadClients:
     """Clients and namespaces read from the API at each call, for a one-off look
     (the command line's `check`): a `reconcile.ClientSource` without watches."""
+
+    # The command line reads ClusterEgainClients directly, whatever the operator serves.
+    serves_cluster_clients = True
 
     def __init__(self, kube: Kube, cluster_namespace: str) -> None:
         self._kube = kube

@@ -78,11 +78,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.events = EventRecorder(kube, cluster_namespace=cluster_namespace)
     # Secret, client and namespace changes wake the EgainTokens that depend on
     # them (set once the registry exists, below; no watch runs before then).
-    secret_namespaces = config.namespaces
-    if config.namespaces and cluster_namespace not in config.namespaces:
-        secret_namespaces += (cluster_namespace,)
+    # Limited to namespaces (--namespace), the operator serves no
+    # ClusterEgainClient: those need cluster-wide reads (the chart grants them
+    # only to a cluster-wide release), so no Secret outside the served
+    # namespaces is watched either.
     secrets_cache = SecretCache(
-        kube, secret_namespaces, lambda change, body: memo.workers.observe_secret(change, body)
+        kube, config.namespaces, lambda change, body: memo.workers.observe_secret(change, body)
     )
     clients_cache = ClientCache(
         kube,

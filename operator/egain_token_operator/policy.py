@@ -55,6 +55,9 @@ class Snapshot:
     # (None: it does not exist).
     client_ref: ClientRef | None = None
     client: ClientSpec | None = None
+    # The client's kind is not served here (a ClusterEgainClient, by an
+    # operator limited to namespaces).
+    client_unserved: bool = False
     # The labels of the EgainToken's namespace, when a client's selector needs them.
     namespace_labels: Mapping[str, str] | None = None
     # Of the request that would be sent now; None when none can be built.
@@ -128,6 +131,11 @@ def client_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
     ref = snapshot.client_ref
     if ref is None or snapshot.client is not None:
         return None
+    if snapshot.client_unserved:
+        return Reason.CLIENT_NOT_FOUND, (
+            f"{ref.key(snapshot.namespace)} not served: this operator is limited to namespaces "
+            "(--namespace); ClusterEgainClients need a cluster-wide install"
+        )
     return Reason.CLIENT_NOT_FOUND, f"{ref.key(snapshot.namespace)} not found"
 
 

@@ -138,6 +138,10 @@ class ClientSource(Protocol):
     def cluster_namespace(self) -> str:
         """The cluster resource namespace: where ClusterEgainClients' credentials are."""
 
+    @property
+    def serves_cluster_clients(self) -> bool:
+        """False when ClusterEgainClients are not served (an operator limited to namespaces)."""
+
     async def client(self, key: ClientKey) -> Mapping[str, Any] | None:
         """The EgainClient or ClusterEgainClient as the API sends it; None when there is none."""
 
@@ -167,6 +171,8 @@ async def observe(secrets: SecretSource, clients: ClientSource, worker: TokenWor
     try:
         ref = parse_client_ref(raw)
         base = replace(base, client_ref=ref)
+        if ref is not None and not ref.kind.namespaced and not clients.serves_cluster_clients:
+            return Observation(replace(base, client_unserved=True))  # policy.client_missing
         client = None if ref is None else await _client(clients, ref, namespace)
         if ref is not None and client is None:
             return Observation(base)  # policy.client_missing

@@ -47,8 +47,9 @@ def cluster_clients(cluster: Cluster) -> Iterator[list[str]]:
 
 @pytest.fixture
 def operator(start_operator: StartOperator, resource_namespace: str) -> OperatorProcess:
-    """The operator serving the test's namespace, with its own cluster resource namespace."""
-    return start_operator("--cluster-resource-namespace", resource_namespace)
+    """The operator serving every namespace (ClusterEgainClients are served by a
+    cluster-wide install only), with its own cluster resource namespace."""
+    return start_operator("--cluster-resource-namespace", resource_namespace, all_namespaces=True)
 
 
 def client_spec(emulator: EgainEmulator, secret_name: str, **extra: Any) -> dict[str, Any]:

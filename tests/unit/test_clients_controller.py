@@ -327,13 +327,13 @@ def test_the_client_cache_tells_of_spec_changes_and_label_changes_only() -> None
     relabelled: list[str] = []
     cache = ClientCache(
         cast(Kube, FakeKube()),
-        ("team-a",),
+        (),
         OPERATOR_NAMESPACE,
         lambda key, body: told.append((key, body is not None)),
         relabelled.append,
     )
     egain_clients, cluster_clients, namespaces = cache.watches
-    assert egain_clients.collection.namespace == "team-a"
+    assert egain_clients.collection.namespace is None
     assert cluster_clients.collection.namespace is None
     assert namespaces.collection.metadata_only
 
@@ -357,13 +357,26 @@ def test_the_client_cache_tells_of_spec_changes_and_label_changes_only() -> None
     namespaces._apply("ADDED", namespace("team-a", "1", a="1"))
     namespaces._apply("MODIFIED", namespace("team-a", "2", a="1"))  # labels unchanged
     namespaces._apply("MODIFIED", namespace("team-a", "3", a="2"))
-    namespaces._apply("ADDED", namespace("not-served", "4", a="1"))
+    namespaces._apply("DELETED", namespace("team-b", "4"))  # never seen
     assert relabelled == ["team-a", "team-a"]
 
     async def labels() -> Any:
-        return await cache.namespace_labels("team-a"), await cache.namespace_labels("not-served")
+        return await cache.namespace_labels("team-a"), await cache.namespace_labels("team-b")
 
     assert asyncio.run(labels()) == ({"a": "2"}, None)
+
+
+def test_limited_to_namespaces_the_cache_watches_no_cluster_client_nor_namespace() -> None:
+    cache = ClientCache(
+        cast(Kube, FakeKube()), ("team-a", "team-b"), OPERATOR_NAMESPACE, print, print
+    )
+    assert not cache.serves_cluster_clients
+    assert [(w.collection.resource, w.collection.namespace) for w in cache.watches] == [
+        ("egainclients", "team-a"),
+        ("egainclients", "team-b"),
+    ]
+    # Nothing to wait for: tokens naming a ClusterEgainClient are told at once.
+    asyncio.run(asyncio.wait_for(cache.synced(ClientKind.CLUSTER_EGAIN_CLIENT), 1))
 
 
 # --- the client status -------------------------------------------------------

@@ -67,6 +67,15 @@ def test_a_missing_client_is_client_not_found() -> None:
     assert client_missing(snapshot(cluster_client())) is None
 
 
+def test_a_cluster_client_not_served_says_why() -> None:
+    found = client_missing(replace(snapshot(None), client_unserved=True))
+    assert found is not None and found[0] is Reason.CLIENT_NOT_FOUND
+    assert found[1] == (
+        "ClusterEgainClient portal not served: this operator is limited to namespaces "
+        "(--namespace); ClusterEgainClients need a cluster-wide install"
+    )
+
+
 def test_a_namespace_outside_allowed_namespaces_is_client_not_allowed() -> None:
     client = cluster_client()
     found = client_not_allowed(snapshot(client, namespace="team-b"))
