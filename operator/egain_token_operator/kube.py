@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from kubernetes.aio import client, config
 
+from egain_token_operator.clientref import ClientRef
 from egain_token_operator.spec import GROUP, PLURAL, VERSION, WorkloadKind
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -302,6 +303,18 @@ class Kube:
             )
         items: list[dict[str, Any]] = (await _json(call)).get("items") or []
         return items
+
+    async def read_client(self, ref: ClientRef) -> dict[str, Any] | None:
+        """An EgainClient or ClusterEgainClient, or None when there is none."""
+        if ref.namespace is None:
+            call = self._custom.get_cluster_custom_object_without_preload_content(
+                GROUP, VERSION, ref.kind.plural, ref.name
+            )
+        else:
+            call = self._custom.get_namespaced_custom_object_without_preload_content(
+                GROUP, VERSION, ref.namespace, ref.kind.plural, ref.name
+            )
+        return await _json_or_none(call)
 
     async def annotate_token(
         self, namespace: str, name: str, annotations: Mapping[str, str]
