@@ -51,7 +51,7 @@ from egain_token_operator.render import REFRESH_REQUESTED_AT_ANNOTATION, rfc3339
 from egain_token_operator.renewal import Ending, Progress, Renewal
 from egain_token_operator.secretcache import MANAGED_SELECTOR, ReadSecrets
 from egain_token_operator.settings import add_options, retry_policy
-from egain_token_operator.spec import InvalidSpecError, parse_spec
+from egain_token_operator.spec import declared_secret_name
 from egain_token_operator.views import Finding, Outcome
 from egain_token_operator.watch import Key, object_key
 
@@ -203,10 +203,10 @@ def _secret_name(token: Mapping[str, Any]) -> str:
     if isinstance(recorded, str) and recorded:
         return recorded
     name = token["metadata"]["name"]
-    try:
-        return parse_spec(name, token.get("spec") or {}).secret_name
-    except InvalidSpecError as exc:
-        raise CommandError(f"EgainToken {name}: {exc}", EXIT_NOT_READY) from None
+    declared = declared_secret_name(name, token.get("spec") or {})
+    if declared is None:
+        raise CommandError(f"EgainToken {name}: spec.secretName must be a string", EXIT_NOT_READY)
+    return declared
 
 
 # --- status -----------------------------------------------------------------
