@@ -432,7 +432,8 @@ def test_status_of_clients_and_renew_by_client(
         details = ctl("status", "-n", namespace, "by-cluster")
         assert details.returncode == 0, details.stderr
         assert _field(details.stdout, "Client") == f"ClusterEgainClient/{cluster_name}"
-        assert _field(ctl("status", "-n", namespace, "inline").stdout, "Client") == "inline"
+        # egt/NAME is the token NAME, as kubectl spells it.
+        assert _field(ctl("status", "-n", namespace, "egt/inline").stdout, "Client") == "inline"
 
         of_cluster = ctl("status", f"cegc/{cluster_name}")
         assert of_cluster.returncode == 0, of_cluster.stdout + of_cluster.stderr

@@ -215,6 +215,10 @@ def test_check_takes_the_operator_settings_with_their_environment_twins(tmp_path
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert ctl.main(["renew"]) == ctl.EXIT_USAGE
     assert "renew takes exactly one of NAME, --all" in capsys.readouterr().err
+    assert ctl.main(["status", "secret/portal"]) == ctl.EXIT_USAGE
+    assert "'secret/portal' is not KIND/NAME" in capsys.readouterr().err
+    assert ctl.main(["status", "-A", "cegc/portal"]) == ctl.EXIT_USAGE
+    assert "NAME cannot be combined with --all-namespaces" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
         cli.main(["status", "--all-namespaces", "--bogus"])
     assert exited.value.code == ctl.EXIT_USAGE
