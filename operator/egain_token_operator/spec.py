@@ -346,6 +346,14 @@ def _secret_name(name: str, spec: Mapping[str, Any]) -> Any:
     return spec.get("secretName") or name
 
 
+def declared_secret_name(name: str, spec: Mapping[str, Any]) -> str | None:
+    """The name of the Secret an EgainToken writes, from its spec as stored, valid or
+    not (None when `secretName` is not a string): the command line looks for it
+    even while the spec cannot be served, or names a client not resolved yet."""
+    secret_name = _secret_name(name, spec)
+    return secret_name if isinstance(secret_name, str) else None
+
+
 def referenced_secrets(name: str, spec: Mapping[str, Any]) -> set[str]:
     """The names of the Secrets an EgainToken reads or writes in its own namespace,
     from its spec as stored (a client's credentials Secret is the client's).

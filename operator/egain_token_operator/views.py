@@ -1,4 +1,4 @@
-"""What the command line shows: tables, the detailed view, check reports.
+"""What the command line shows: tables, the detailed views, check and renew reports.
 
 Pure: objects as the API sends them and `now` in, text out, so every view is
 unit-tested without a cluster. Nothing here reads a Secret's values: a
@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from egain_token_operator.clientref import recorded_client, requested_client, slashed
 from egain_token_operator.render import (
     EXPIRES_AT_ANNOTATION,
     ISSUED_AT_ANNOTATION,
@@ -20,6 +21,12 @@ from egain_token_operator.render import (
     Owner,
     is_owned_by,
     parse_rfc3339,
+)
+from egain_token_operator.spec import (
+    DEFAULT_ANONYMOUS_TOKEN_URL,
+    DEFAULT_SCOPE_PREFIX,
+    ClientKey,
+    ClientKind,
 )
 
 NONE = "-"
@@ -72,15 +79,28 @@ def time_ago(text: Any, now: datetime) -> str:
     return NONE if instant is None else f"{human_duration(now - instant)} ago"
 
 
-def recorded_ready(token: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The Ready condition recorded in the EgainToken's status; empty before there is one."""
-    conditions = (token.get("status") or {}).get("conditions") or []
+def recorded_ready(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The Ready condition recorded in the status of an EgainToken (or a client);
+    empty before there is one."""
+    conditions = (body.get("status") or {}).get("conditions") or []
     return next((c for c in conditions if c.get("type") == "Ready"), {})
 
 
-def is_ready(token: Mapping[str, Any]) -> bool:
-    """True when the EgainToken's Ready condition is `True`."""
-    return recorded_ready(token).get("status") == "True"
+def is_ready(body: Mapping[str, Any]) -> bool:
+    """True when the Ready condition of an EgainToken (or a client) is `True`."""
+    return recorded_ready(body).get("status") == "True"
+
+
+def client_used(token: Mapping[str, Any]) -> str:
+    """The client an EgainToken uses: the one the operator recorded (`status.client`),
+    else the one its spec names (not used yet), else `inline`."""
+    recorded = recorded_client(token)
+    if recorded is not None:
+        return slashed(recorded)
+    requested = requested_client(token)
+    if requested is not None:
+        return f"{slashed(requested)} (spec.clientRef; not used yet)"
+    return "inline"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -250,6 +270,7 @@ def describe_token(
         [
             ("Name", str(metadata["name"])),
             ("Namespace", str(metadata["namespace"])),
+            ("Client", client_used(token)),
             (
                 "Ready",
                 f"{ready.get('status', 'Unknown')} ({ready.get('reason', 'no status yet')})",
@@ -264,26 +285,173 @@ def describe_token(
             ("Last failure", failure),
         ]
     )
-    conditions = status.get("conditions") or []
-    lines.append("Conditions:")
-    if conditions:
-        rows = [
-            [
-                str(c.get("type", "")),
-                str(c.get("status", "")),
-                str(c.get("reason", "")),
-                time_ago(c.get("lastTransitionTime"), now),
-                str(c.get("message", "")),
-            ]
-            for c in conditions
-        ]
-        header = ("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE")
-        lines += ["  " + line for line in table(header, rows).splitlines()]
-    else:
-        lines.append("  <none>")
+    lines += describe_conditions(status, now)
     lines += describe_secret(secret_name, secret, token, now)
     lines += describe_events(events, now)
     return "\n".join(lines)
+
+
+def describe_conditions(status: Mapping[str, Any], now: datetime) -> list[str]:
+    """Every condition of a status, as `kubectl describe` lists them."""
+    conditions = status.get("conditions") or []
+    if not conditions:
+        return ["Conditions:", "  <none>"]
+    rows = [
+        [
+            str(c.get("type", "")),
+            str(c.get("status", "")),
+            str(c.get("reason", "")),
+            time_ago(c.get("lastTransitionTime"), now),
+            str(c.get("message", "")),
+        ]
+        for c in conditions
+    ]
+    header = ("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE")
+    return ["Conditions:", *("  " + line for line in table(header, rows).splitlines())]
+
+
+def label_selector(selector: Mapping[str, Any]) -> str:
+    """A label selector as `kubectl get -l` takes it: `a=b,c in (d,e),f,!g`."""
+    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = ",".join(str(v) for v in expression.get("values") or [])
+        terms.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": str(key),
+                "DoesNotExist": f"!{key}",
+            }.get(str(operator), f"{key} {operator} ({values})")
+        )
+    return ",".join(terms)
+
+
+def allowed_namespaces(kind: ClientKind, namespace: str | None, spec: Mapping[str, Any]) -> str:
+    """Which namespaces' EgainTokens may use a client."""
+    if kind.namespaced:
+        return f"{namespace} only (an EgainClient serves its own namespace)"
+    allowed = spec.get("allowedNamespaces") or {}
+    names = allowed.get("names") or []
+    selector = allowed.get("selector")
+    said = [f"names {', '.join(str(n) for n in names)}"] if names else []
+    if isinstance(selector, Mapping):
+        text = label_selector(selector)
+        said.append(f"labels {text}" if text else "every namespace (selector {})")
+    return "; or ".join(said) or "none"
+
+
+def describe_client(
+    client: Mapping[str, Any],
+    tokens: Sequence[Mapping[str, Any]],
+    tokens_namespace: str | None,
+    now: datetime,
+) -> str:
+    """The detailed view of an EgainClient or ClusterEgainClient: its spec (a
+    credentials Secret by name and keys only), Ready, policy, and the EgainTokens
+    that use it (of `tokens_namespace`, or of every namespace when None)."""
+    kind = ClientKind(client["kind"])
+    metadata = client["metadata"]
+    spec = client.get("spec") or {}
+    status = client.get("status") or {}
+    ready = recorded_ready(client)
+    flow = str(spec.get("flow") or "ClientApp")
+    anonymous = flow == "AnonymousCustomer"
+    default_url = f"{DEFAULT_ANONYMOUS_TOKEN_URL} (default)" if anonymous else NONE
+    credentials = spec.get("credentialsSecretRef") or {}
+    where = (
+        f"namespace {metadata['namespace']}"
+        if kind.namespaced
+        else "the operator's cluster resource namespace"
+    )
+    keys = (
+        f"{credentials.get('clientIdKey') or 'client_id'} and "
+        f"{credentials.get('clientSecretKey') or 'client_secret'}"
+    )
+    scopes = spec.get("allowedScopes")
+    pairs = [
+        ("Name", str(metadata["name"])),
+        ("Kind", kind.value),
+        *([("Namespace", str(metadata["namespace"]))] if kind.namespaced else []),
+        ("Ready", f"{ready.get('status', 'Unknown')} ({ready.get('reason', 'no status yet')})"),
+        ("Message", str(ready.get("message", NONE))),
+        ("Flow", flow),
+        ("Token URL", str(spec.get("tokenUrl") or default_url)),
+    ]
+    if anonymous:
+        pairs += [
+            ("Tenant", str(spec.get("tenantId") or NONE)),
+            ("Scope prefix", str(spec.get("scopePrefix") or f"{DEFAULT_SCOPE_PREFIX} (default)")),
+        ]
+    pairs += [
+        ("Credentials", f"Secret {credentials.get('name', NONE)} in {where}, keys {keys}"),
+        ("Tokens", str(status.get("tokens", NONE))),
+    ]
+    lines = _fields(pairs)
+    lines.append("Policy:")
+    lines += _fields(
+        [
+            ("Namespaces", allowed_namespaces(kind, metadata.get("namespace"), spec)),
+            (
+                "Scopes",
+                ", ".join(str(s) for s in scopes)
+                if isinstance(scopes, list)
+                else "any scope the client has",
+            ),
+        ],
+        indent="  ",
+    )
+    lines += describe_conditions(status, now)
+    lines += describe_client_tokens(tokens, tokens_namespace)
+    return "\n".join(lines)
+
+
+def describe_client_tokens(
+    tokens: Sequence[Mapping[str, Any]], tokens_namespace: str | None
+) -> list[str]:
+    """The EgainTokens that use a client, with their Ready state."""
+    where = f"namespace {tokens_namespace}" if tokens_namespace else "every namespace"
+    heading = f"EgainTokens using it, in {where}:"
+    if not tokens:
+        return [heading, "  <none>"]
+    ordered = sorted(tokens, key=lambda t: (t["metadata"]["namespace"], t["metadata"]["name"]))
+    rows = [
+        [
+            str(t["metadata"]["namespace"]),
+            str(t["metadata"]["name"]),
+            str(recorded_ready(t).get("status", "Unknown")),
+            str(recorded_ready(t).get("reason", NONE)),
+        ]
+        for t in ordered
+    ]
+    body = table(("NAMESPACE", "NAME", "READY", "REASON"), rows)
+    return [heading, *("  " + line for line in body.splitlines())]
+
+
+def selection_text(
+    namespace: str | None, label_selector: str | None, client: ClientKey | None
+) -> str:
+    """The EgainTokens `renew` selected, in words: `EgainTokens using ... in namespace a`."""
+    where = f"namespace {namespace}" if namespace else "every namespace"
+    if client is not None:
+        return f"EgainTokens using {slashed(client)} in {where}"
+    if label_selector is not None:
+        return f"EgainTokens matching {label_selector} in {where}"
+    return f"EgainTokens in {where}"
+
+
+def renewal_summary(endings: Mapping[Any, str], timed_out: int) -> str:
+    """The last line of a `renew` of many: how many ended which way."""
+    counts = {ending: list(endings.values()).count(ending) for ending in set(endings.values())}
+    total = len(endings) + timed_out
+    said = [
+        f"{counts.get('renewed', 0)} renewed",
+        f"{counts.get('failed', 0)} failed",
+        f"{timed_out} timed out",
+    ]
+    if counts.get("deleted"):
+        said.append(f"{counts['deleted']} deleted meanwhile")
+    return f"{total} EgainToken(s): {', '.join(said)}"
 
 
 class Outcome(StrEnum):

@@ -1,6 +1,9 @@
 """The command line (`egain-token-operator status | renew | check`) and the kubectl
 plugin, against the local cluster, the emulator and a running operator.
 
+The tests of shared clients (`status egc/NAME`, `renew --client`) need the
+operator to resolve `clientRef`.
+
 Every output is searched for the client secrets and the tokens the emulator
 issued.
 """
@@ -11,12 +14,16 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from testground.emulator import EgainEmulator, FaultKind
 from tests.e2e.conftest import (
+    TENANT,
+    EgainClient,
     MakeClient,
     MakeReadyToken,
     StartOperator,
@@ -286,3 +293,188 @@ def test_check_without_and_with_a_request(
     assert nocreds.returncode == 1
     assert "FAIL  credentials: Secret never-written not found" in nocreds.stdout
     assert "FAIL  token request not sent" in nocreds.stdout
+
+
+def _labelled_token(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: MakeClient,
+    name: str,
+    labels: dict[str, str],
+) -> EgainClient:
+    """A Ready EgainToken with `labels`, with a client of its own (so its requests
+    are its own, and counted apart)."""
+    client = make_client(secret_name=f"{name}-client")
+    token = egain_token(namespace, name, client_app_spec(emulator, client))
+    token["metadata"]["labels"] = labels
+    cluster.apply(token)
+    cluster.wait_ready(namespace, name, "True", "TokenIssued")
+    return client
+
+
+def test_renew_many_by_label_and_all(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: MakeClient,
+    start_operator: StartOperator,
+    ctl: Ctl,
+) -> None:
+    operator = start_operator()
+    run = uuid.uuid4().hex[:10]  # -A below must select this test's tokens only
+    clients = {
+        name: _labelled_token(
+            cluster, namespace, emulator, make_client, name, {"run": run, "team": team}
+        )
+        for name, team in (("one", "a"), ("two", "a"), ("three", "b"))
+    }
+
+    by_label = ctl("renew", "-l", f"run={run},team=a", "-A", "--timeout", "30")
+
+    assert by_label.returncode == 0, by_label.stdout + by_label.stderr
+    assert f"on 2 EgainTokens matching run={run},team=a in every namespace" in by_label.stdout
+    for name in ("one", "two"):
+        assert f"{namespace}/{name}: new token in Secret {name}, valid until" in by_label.stdout
+        assert successes(emulator, clients[name]) == 2
+    assert "three" not in by_label.stdout and successes(emulator, clients["three"]) == 1
+    assert by_label.stdout.splitlines()[-1] == ("2 EgainToken(s): 2 renewed, 0 failed, 0 timed out")
+
+    # --all, with a token eGain refuses: the others are still renewed, and it says so.
+    _failing_token(cluster, namespace, emulator, make_client)
+    every = ctl("renew", "--all", "-n", namespace, "--timeout", "30")
+    assert every.returncode == 1, every.stdout + every.stderr
+    assert "error: 1 EgainToken(s) could not be renewed" in every.stderr
+    assert (
+        f"{namespace}/failing: the operator could not renew the token: InvalidCredentials"
+        in every.stdout
+    )
+    assert every.stdout.splitlines()[-1] == "4 EgainToken(s): 3 renewed, 1 failed, 0 timed out"
+    assert [successes(emulator, clients[n]) for n in ("one", "two", "three")] == [3, 3, 2]
+    for name in ("one", "two", "three"):
+        requested = cluster.token(namespace, name)["metadata"]["annotations"]
+        secret = cluster.get("secret", name, namespace)
+        assert secret is not None
+        key = "egain.cloud/refresh-requested-at"
+        assert secret["metadata"]["annotations"][key] == requested[key]
+
+    nothing = ctl("renew", "-l", "run=nobody", "-n", namespace)
+    assert nothing.returncode == 0, nothing.stderr
+    assert nothing.stdout.strip() == f"No EgainTokens matching run=nobody in namespace {namespace}."
+    usage = ctl("renew", "one", "--all", "-n", namespace)
+    assert usage.returncode == 2
+    assert "renew takes exactly one of NAME, --all" in usage.stderr
+
+    operator.stop()  # nobody answers: every renewal times out
+    timed_out = ctl.plugin("renew", "-l", f"run={run}", "-n", namespace, "--timeout", "3")
+    assert timed_out.returncode == 4, timed_out.stdout + timed_out.stderr
+    assert timed_out.stdout.splitlines()[-1] == "3 EgainToken(s): 0 renewed, 0 failed, 3 timed out"
+    assert f"{namespace}/one: timed out: Secret one holds no token" in timed_out.stdout
+    assert "error: timed out after 3s: 3 EgainToken(s) not renewed yet" in timed_out.stderr
+
+
+def _client_manifest(kind: str, name: str, spec: dict[str, Any], namespace: str | None) -> Any:
+    metadata = {"name": name} | ({"namespace": namespace} if namespace else {})
+    return {"apiVersion": "egain.cloud/v1alpha1", "kind": kind, "metadata": metadata, "spec": spec}
+
+
+def test_status_of_clients_and_renew_by_client(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: MakeClient,
+    start_operator: StartOperator,
+    ctl: Ctl,
+) -> None:
+    # The test's namespace stands for the operator's: it holds the cluster client's Secret.
+    start_operator("--cluster-resource-namespace", namespace)
+    shared = make_client(secret_name="shared-client")
+    local = make_client(secret_name="local-client")
+    inline = make_client(secret_name="inline-client")
+    cluster_name = f"shared-{namespace}"
+    url = emulator.client_app_token_url(TENANT)
+    cluster.apply(
+        _client_manifest(
+            "ClusterEgainClient",
+            cluster_name,
+            {
+                "tokenUrl": url,
+                "credentialsSecretRef": {"name": shared.secret_name},
+                "allowedScopes": ["knowledge.portalmgr.manage"],
+                "allowedNamespaces": {"names": [namespace]},
+            },
+            None,
+        ),
+        _client_manifest(
+            "EgainClient",
+            "local",
+            {"tokenUrl": url, "credentialsSecretRef": {"name": local.secret_name}},
+            namespace,
+        ),
+    )
+    try:
+        scopes = ["knowledge.portalmgr.manage"]
+        cluster.apply(
+            egain_token(
+                namespace,
+                "by-cluster",
+                {
+                    "clientRef": {"kind": "ClusterEgainClient", "name": cluster_name},
+                    "scopes": scopes,
+                },
+            ),
+            egain_token(namespace, "by-local", {"clientRef": {"name": "local"}, "scopes": scopes}),
+            egain_token(namespace, "inline", client_app_spec(emulator, inline)),
+        )
+        for name in ("by-cluster", "by-local", "inline"):
+            cluster.wait_ready(namespace, name, "True", "TokenIssued")
+
+        details = ctl("status", "-n", namespace, "by-cluster")
+        assert details.returncode == 0, details.stderr
+        assert _field(details.stdout, "Client") == f"ClusterEgainClient/{cluster_name}"
+        # egt/NAME is the token NAME, as kubectl spells it.
+        assert _field(ctl("status", "-n", namespace, "egt/inline").stdout, "Client") == "inline"
+
+        of_cluster = ctl("status", f"cegc/{cluster_name}")
+        assert of_cluster.returncode == 0, of_cluster.stdout + of_cluster.stderr
+        assert _field(of_cluster.stdout, "Kind") == "ClusterEgainClient"
+        assert _lines_with(of_cluster.stdout, "Ready:", "True", "(CredentialsFound)")
+        assert _field(of_cluster.stdout, "Namespaces") == f"names {namespace}"
+        assert _field(of_cluster.stdout, "Scopes") == "knowledge.portalmgr.manage"
+        assert "EgainTokens using it, in every namespace:" in of_cluster.stdout
+        assert _lines_with(of_cluster.stdout, namespace, "by-cluster", "True", "TokenIssued")
+        assert not _lines_with(of_cluster.stdout, "by-local")
+
+        of_local = ctl.plugin("status", "-n", namespace, "egc/local")
+        assert of_local.returncode == 0, of_local.stdout + of_local.stderr
+        assert _field(of_local.stdout, "Kind") == "EgainClient"
+        assert _field(of_local.stdout, "Credentials").startswith(
+            f"Secret {local.secret_name} in namespace {namespace}"
+        )
+        assert _lines_with(of_local.stdout, namespace, "by-local", "True", "TokenIssued")
+
+        missing = ctl("status", "cegc/absent")
+        assert missing.returncode == 3
+        assert 'ClusterEgainClient "absent" not found' in missing.stderr
+
+        before = {c.client_id: successes(emulator, c) for c in (shared, local, inline)}
+        renewed = ctl("renew", "--client", f"cegc/{cluster_name}", "-n", namespace)
+        assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+        assert f"{namespace}/by-cluster: new token in Secret by-cluster" in renewed.stdout
+        assert renewed.stdout.splitlines()[-1] == (
+            "1 EgainToken(s): 1 renewed, 0 failed, 0 timed out"
+        )
+        by_local = ctl("renew", "--client", "egc/local", "-n", namespace)
+        assert by_local.returncode == 0, by_local.stdout + by_local.stderr
+        assert f"{namespace}/by-local: new token" in by_local.stdout
+        after = {c.client_id: successes(emulator, c) for c in (shared, local, inline)}
+        assert after == {
+            shared.client_id: before[shared.client_id] + 1,
+            local.client_id: before[local.client_id] + 1,
+            inline.client_id: before[inline.client_id],
+        }
+        absent = ctl("renew", "--client", "egc/absent", "-n", namespace)
+        assert absent.returncode == 3
+        assert f'EgainClient "absent" not found in namespace {namespace}' in absent.stderr
+    finally:
+        cluster.kubectl("delete", "clusteregainclient", cluster_name, "--ignore-not-found")

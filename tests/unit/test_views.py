@@ -11,7 +11,9 @@ import pytest
 
 from egain_token_operator import cli, ctl, views
 from egain_token_operator.kube import KubeError, _kubeconfig_source
+from egain_token_operator.renewal import token_digest
 from egain_token_operator.settings import parse_settings, retry_policy
+from egain_token_operator.spec import DEFAULT_ANONYMOUS_TOKEN_URL, DEFAULT_SCOPE_PREFIX
 from egain_token_operator.views import Finding, Outcome
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
@@ -211,9 +213,12 @@ def test_check_takes_the_operator_settings_with_their_environment_twins(tmp_path
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exited:
-        ctl.main(["renew"])
-    assert exited.value.code == ctl.EXIT_USAGE
+    assert ctl.main(["renew"]) == ctl.EXIT_USAGE
+    assert "renew takes exactly one of NAME, --all" in capsys.readouterr().err
+    assert ctl.main(["status", "secret/portal"]) == ctl.EXIT_USAGE
+    assert "'secret/portal' is not KIND/NAME" in capsys.readouterr().err
+    assert ctl.main(["status", "-A", "cegc/portal"]) == ctl.EXIT_USAGE
+    assert "NAME cannot be combined with --all-namespaces" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
         cli.main(["status", "--all-namespaces", "--bogus"])
     assert exited.value.code == ctl.EXIT_USAGE
@@ -223,10 +228,10 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_token_digest_tells_tokens_apart_without_holding_them() -> None:
-    first = ctl._token_digest(secret("u", access_token=TOKEN_VALUE))
+    first = token_digest(secret("u", access_token=TOKEN_VALUE))
     assert first is not None and TOKEN_VALUE not in first
-    assert first != ctl._token_digest(secret("u", access_token="another"))
-    assert ctl._token_digest(None) is None
+    assert first != token_digest(secret("u", access_token="another"))
+    assert token_digest(None) is None
 
 
 def test_kubeconfig_as_kubectl_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,3 +250,136 @@ def test_kubeconfig_as_kubectl_finds_it(tmp_path: Path, monkeypatch: pytest.Monk
     assert _kubeconfig_source(None) is None  # in a Pod: its service account
     with pytest.raises(KubeError, match="no kubeconfig found"):
         _kubeconfig_source(str(missing))  # a file named explicitly must exist
+
+
+def test_details_name_the_client_a_token_uses() -> None:
+    def client_line(token: dict[str, Any]) -> str:
+        text = views.describe_token(token, "portal", None, [], NOW)
+        [line] = [line for line in text.splitlines() if line.startswith("Client:")]
+        return line
+
+    inline = egain_token()
+    assert client_line(inline) == "Client:          inline"
+    by_ref = egain_token()
+    by_ref["spec"] = {"clientRef": {"kind": "ClusterEgainClient", "name": "shared"}}
+    assert client_line(by_ref) == (
+        "Client:          ClusterEgainClient/shared (spec.clientRef; not used yet)"
+    )
+    by_ref["status"] = {"client": {"kind": "ClusterEgainClient", "name": "shared"}}
+    assert client_line(by_ref) == "Client:          ClusterEgainClient/shared"
+    local = egain_token(client={"kind": "EgainClient", "name": "team-client"})
+    assert client_line(local) == "Client:          EgainClient/team-client"
+
+
+def test_label_selectors_as_kubectl_takes_them() -> None:
+    selector = {
+        "matchLabels": {"b": "2", "a": "1"},
+        "matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["x", "y"]},
+            {"key": "env", "operator": "NotIn", "values": ["dev"]},
+            {"key": "team", "operator": "Exists"},
+            {"key": "legacy", "operator": "DoesNotExist"},
+        ],
+    }
+    assert views.label_selector(selector) == "a=1,b=2,tier in (x,y),env notin (dev),team,!legacy"
+    assert views.label_selector({}) == ""
+
+
+def cluster_client(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "ClusterEgainClient",
+        "metadata": {"name": "support-portal", "uid": "uid-c"},
+        "spec": {
+            "flow": "ClientApp",
+            "tokenUrl": "https://ai.egain.cloud/system/auth/T-U/oauth2/token",
+            "credentialsSecretRef": {"name": "support-portal-client"},
+            **spec,
+        },
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "CredentialsFound",
+                    "message": "Secret support-portal-client has client_id and client_secret",
+                    "lastTransitionTime": at(-600),
+                }
+            ],
+            "tokens": 2,
+        },
+    }
+
+
+def test_a_cluster_client_its_policy_and_its_tokens() -> None:
+    client = cluster_client(
+        allowedScopes=["knowledge.portalmgr.read"],
+        allowedNamespaces={
+            "names": ["support-apps"],
+            "selector": {"matchLabels": {"egain.cloud/support-portal": "allowed"}},
+        },
+    )
+    tokens = [
+        egain_token("b", "team-b", conditions=ready("False", "ClientNotAllowed", "no")),
+        egain_token("a", "team-a", conditions=ready()),
+    ]
+
+    lines = views.describe_client(client, tokens, None, NOW).splitlines()
+
+    assert lines[:9] == [
+        "Name:            support-portal",
+        "Kind:            ClusterEgainClient",
+        "Ready:           True (CredentialsFound)",
+        "Message:         Secret support-portal-client has client_id and client_secret",
+        "Flow:            ClientApp",
+        "Token URL:       https://ai.egain.cloud/system/auth/T-U/oauth2/token",
+        "Credentials:     Secret support-portal-client in the operator's cluster resource "
+        "namespace, keys client_id and client_secret",
+        "Tokens:          2",
+        "Policy:",
+    ]
+    assert "  Namespaces:    names support-apps; or labels egain.cloud/support-portal=allowed" in (
+        lines
+    )
+    assert "  Scopes:        knowledge.portalmgr.read" in lines
+    conditions = lines.index("Conditions:")
+    assert lines[conditions + 2].split()[:4] == ["Ready", "True", "CredentialsFound", "10m"]
+    at_tokens = lines.index("EgainTokens using it, in every namespace:")
+    assert [line.split() for line in lines[at_tokens + 1 :]] == [
+        ["NAMESPACE", "NAME", "READY", "REASON"],
+        ["team-a", "a", "True", "TokenIssued"],
+        ["team-b", "b", "False", "ClientNotAllowed"],
+    ]
+
+
+def test_a_namespaced_anonymous_client_with_defaults_and_no_tokens() -> None:
+    client = cluster_client(flow="AnonymousCustomer", tenantId="TMPROD")
+    client["kind"] = "EgainClient"
+    client["metadata"]["namespace"] = "team-a"
+    del client["spec"]["tokenUrl"]
+    client["spec"]["credentialsSecretRef"]["clientSecretKey"] = "secret"
+    client.pop("status")
+
+    text = views.describe_client(client, [], "team-a", NOW)
+    lines = text.splitlines()
+
+    assert "Namespace:       team-a" in lines
+    assert "Ready:           Unknown (no status yet)" in lines
+    assert f"Token URL:       {DEFAULT_ANONYMOUS_TOKEN_URL} (default)" in lines
+    assert "Tenant:          TMPROD" in lines
+    assert f"Scope prefix:    {DEFAULT_SCOPE_PREFIX} (default)" in lines
+    assert (
+        "Credentials:     Secret support-portal-client in namespace team-a, keys client_id "
+        "and secret" in lines
+    )
+    assert "  Namespaces:    team-a only (an EgainClient serves its own namespace)" in lines
+    assert "  Scopes:        any scope the client has" in lines
+    assert lines[-2:] == ["EgainTokens using it, in namespace team-a:", "  <none>"]
+
+
+def test_a_cluster_client_open_to_every_namespace() -> None:
+    client = cluster_client(allowedNamespaces={"selector": {}})
+    assert (
+        "  Namespaces:    every namespace (selector {})"
+        in views.describe_client(client, [], "team-a", NOW).splitlines()
+    )
