@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from testground.tools import ensure_tools
-from tests.e2e.chart_support import CHART, render_without_cluster
+from tests.e2e.chart_support import (
+    AGGREGATE_LABEL_PREFIX,
+    CHART,
+    fullname,
+    is_user_role,
+    render_without_cluster,
+)
 from tests.markdown import HELM_DOC, README, section, table_rows
 
 pytestmark = pytest.mark.e2e
@@ -20,12 +26,15 @@ _VERB = re.compile(r"\b(get|list|watch|create|update|patch|delete|deletecollecti
 Grants = dict[str, set[str]]  # resource -> verbs
 
 
-def rendered_grants(values: dict[str, Any]) -> tuple[Grants, set[str]]:
-    """What the chart's Roles and ClusterRoles grant, merged, and the kinds that grant it."""
+def rendered_grants(values: dict[str, Any], *, users: bool = False) -> tuple[Grants, set[str]]:
+    """What the chart's Roles and ClusterRoles grant, merged, and the kinds that grant it.
+
+    The operator's, or with `users` those of the ClusterRoles for people.
+    """
     grants: Grants = {}
     kinds = set()
     for manifest in render_without_cluster(values):
-        if manifest["kind"] not in ("Role", "ClusterRole"):
+        if manifest["kind"] not in ("Role", "ClusterRole") or is_user_role(manifest) != users:
             continue
         kinds.add(manifest["kind"])
         for rule in manifest["rules"]:
@@ -61,6 +70,36 @@ def test_readme_and_helm_doc_list_the_rendered_rbac(
     assert helm_doc == grants
 
 
+def user_roles(values: dict[str, Any]) -> dict[str, tuple[set[str], Grants]]:
+    """Each ClusterRole for people, by its name: the built-in roles it joins, what it grants."""
+    roles = {}
+    for manifest in render_without_cluster(values, release="r"):
+        if not is_user_role(manifest):
+            continue
+        labels = manifest["metadata"]["labels"]
+        joins = {
+            key.removeprefix(AGGREGATE_LABEL_PREFIX) for key in labels if labels[key] == "true"
+        }
+        grants: Grants = {}
+        for rule in manifest["rules"]:
+            for resource in rule["resources"]:
+                grants.setdefault(resource, set()).update(rule["verbs"])
+        roles[manifest["metadata"]["name"]] = (joins, grants)
+    return roles
+
+
+def test_helm_doc_lists_the_rendered_roles_for_users() -> None:
+    documented = {}
+    for row in table_rows(section(HELM_DOC, "Roles for users")):
+        # role | aggregated into | resources | verbs
+        name = row[0].strip("`").replace("<fullname>", fullname("r"))
+        joins = set(re.findall(r"`([^`]+)`", row[1]))
+        documented[name] = (joins, documented_grants([row], 2, 3))
+    assert documented == user_roles({})
+    assert user_roles({"rbac": {"aggregateClusterRoles": False}}) == {}
+    assert user_roles({"rbac": {"create": False}}) == {}
+
+
 def test_rules_left_out_by_values_are_left_out() -> None:
     grants, _ = rendered_grants(
         {"rolloutRestarts": {"enabled": False}, "leaderElection": {"enabled": False}}
@@ -87,3 +126,10 @@ def test_notes_say_disabled_rollout_restarts_are_skipped() -> None:
     assert "spec.rolloutRestartTargets are skipped, with a warning" in notes
     assert "permission" not in notes
     assert "rolloutRestartTargets" not in install_notes({})
+
+
+def test_notes_say_where_cluster_egain_clients_are_served() -> None:
+    notes = install_notes({"clusterResourceNamespace": "egain-clients"})
+    assert 'whose credentials Secrets it reads in namespace "egain-clients"' in notes
+    namespaced = install_notes({"watchNamespaces": ["team-a"]})
+    assert "ClusterEgainClients\nare not served" in namespaced

@@ -15,6 +15,15 @@ docs/helm.md for the reasoning.
   - apiGroups: ["egain.cloud"]
     resources: ["egaintokens/status"]
     verbs: ["patch"]
+  # EgainClients: watched so that a change reaches their tokens, and read
+  # when a token names one.
+  - apiGroups: ["egain.cloud"]
+    resources: ["egainclients"]
+    verbs: ["get", "list", "watch"]
+  # Their Ready condition and token count.
+  - apiGroups: ["egain.cloud"]
+    resources: ["egainclients/status"]
+    verbs: ["patch"]
   # Credentials are read, token Secrets are created and replaced (a
   # conditional update), and all are watched (to notice rotated credentials and
   # restore a token Secret deleted or edited by hand). No delete: token Secrets
@@ -33,4 +42,24 @@ docs/helm.md for the reasoning.
     resources: ["deployments", "statefulsets", "daemonsets"]
     verbs: ["get", "patch"]
 {{- end }}
+{{- end }}
+{{/*
+The rules only a cluster-wide grant can give: ClusterEgainClients are
+cluster-scoped, and allowedNamespaces.selector is matched against the labels
+of namespaces. Granted in all-namespaces mode only: a namespaced release
+keeps no cluster-wide permission and does not serve ClusterEgainClients
+(docs/helm.md).
+*/}}
+{{- define "egain-token-operator.clusterRules" }}
+  - apiGroups: ["egain.cloud"]
+    resources: ["clusteregainclients"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["egain.cloud"]
+    resources: ["clusteregainclients/status"]
+    verbs: ["patch"]
+  # Namespace labels, for allowedNamespaces.selector (watched, so that a
+  # relabelled namespace gains or loses access within seconds).
+  - apiGroups: [""]
+    resources: ["namespaces"]
+    verbs: ["list", "watch"]
 {{- end }}
