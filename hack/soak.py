@@ -453,22 +453,21 @@ class Soak:
         leader = wait_until(self.leader, "a leader", 60)
         with self.timeline.disturbance(kind) as window:
             if mid_refresh:
-                # Every answer comes late, so requests are surely in flight.
+                # Every answer comes late: kill only once requests are in flight.
                 self.emulator.set_fault(FaultKind.LATENCY, count=None, delay=2.0)
-                time.sleep(1.0)
-            killed_at, killed_monotonic = time.time(), time.monotonic()
+                wait_until(
+                    lambda: self.emulator.concurrency().current > 0, "a request in flight", 30
+                )
             assert leader.process is not None
             self.cpu_seconds[leader.log_path.name] = cpu_seconds(leader.process.pid)
+            in_flight = self.emulator.concurrency().current
+            killed_at = time.time()
             leader.kill()
             self.replicas.remove(leader)
             if mid_refresh:
+                # The late answers (2 s) go to a dead process; then answers come on time.
                 time.sleep(2.5)
                 self.emulator.clear_faults(FaultKind.LATENCY)
-                in_flight = sum(
-                    1
-                    for r in self.emulator.requests()
-                    if r.delayed and r.monotonic > killed_monotonic
-                )
                 self.in_flight_at_kill.append(in_flight)
                 window.note = f"{in_flight} requests in flight"
             self.start_replica()

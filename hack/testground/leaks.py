@@ -1,5 +1,6 @@
 """The search for secrets left in the open: client secrets and issued tokens in the
-operator's logs, in Events and in EgainToken statuses, plain or base64-encoded.
+operator's logs, in Events and in the objects whose status the operator writes
+(EgainTokens, EgainClients, ClusterEgainClients), plain or base64-encoded.
 
 The end-to-end fixtures run it after every test that ran the operator (whose
 log is at debug level there), and `hack/soak.py` can run it over its own run:
@@ -19,11 +20,16 @@ from testground.emulator import EgainEmulator
 
 
 def cluster_record(plane: ControlPlane, namespaces: Iterable[str]) -> str:
-    """The Events and EgainTokens (status included) of `namespaces`, as JSON text."""
-    texts = []
+    """The Events, EgainTokens and EgainClients (status included) of `namespaces`,
+    and every ClusterEgainClient, as JSON text.
+
+    Events about ClusterEgainClients are in the operator's cluster resource
+    namespace: name it among `namespaces` to search them.
+    """
+    # A failed read fails the check: an empty record would pass it.
+    texts = [plane.kubectl("get", "clusteregainclients", "-o", "json").stdout]
     for namespace in dict.fromkeys(namespaces):
-        for resource in ("events", "egaintokens"):
-            # A failed read fails the check: an empty record would pass it.
+        for resource in ("events", "egaintokens", "egainclients"):
             texts.append(plane.kubectl("get", resource, "-n", namespace, "-o", "json").stdout)
     return "\n".join(texts)
 

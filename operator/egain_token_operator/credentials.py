@@ -18,14 +18,14 @@ from egain_token_operator.spec import CredentialsRef
 def read_credentials(secret: Mapping[str, Any] | None, ref: CredentialsRef) -> ClientCredentials:
     """The client id and secret `ref` points to, or a `CredentialsNotFound` error."""
     if secret is None:
-        raise TokenError(f"Secret {ref.name} not found", reason=Reason.CREDENTIALS_NOT_FOUND)
+        raise TokenError(f"Secret {ref.describe()} not found", reason=Reason.CREDENTIALS_NOT_FOUND)
     data = secret.get("data") or {}
     values = []
     for key in (ref.client_id_key, ref.client_secret_key):
         value = (decode_data(data.get(key)) or "").strip()
         if not value:
             raise TokenError(
-                f"Secret {ref.name} has no non-empty key {key}",
+                f"Secret {ref.describe()} has no non-empty key {key}",
                 reason=Reason.CREDENTIALS_NOT_FOUND,
             )
         values.append(value)

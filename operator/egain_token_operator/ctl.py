@@ -27,9 +27,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from egain_token_operator import views
+from egain_token_operator.clientcache import ReadClients
 from egain_token_operator.egain import EgainClient, TokenRequest, flow_of
 from egain_token_operator.kube import Kube, KubeError, load_user_api_client
-from egain_token_operator.policy import Memory, Snapshot, plan
+from egain_token_operator.policy import Memory, Snapshot, client_refusal, plan
 from egain_token_operator.reasons import TokenError
 from egain_token_operator.reconcile import TokenWorker, observe
 from egain_token_operator.render import (
@@ -64,7 +65,12 @@ CHECK_SETTINGS = (
     "--retry-initial-delay",
     "--retry-max-delay",
     "--permanent-failure-retry-delay",
+    "--cluster-resource-namespace",
 )
+
+# Where `check` looks for ClusterEgainClients' credentials without
+# --cluster-resource-namespace: the namespace docs/helm.md installs the operator in.
+DEFAULT_RELEASE_NAMESPACE = "egain-token-operator"
 
 # How often `renew` looks at the Secret while it waits.
 RENEW_POLL_SECONDS = 0.5
@@ -279,13 +285,19 @@ async def check(
     kube, namespace = await _connect(args)
     try:
         token = await _read_token(kube, namespace, args.name)
-        seen = await observe(ReadSecrets(kube), TokenWorker((namespace, args.name), token))
+        clients = ReadClients(kube, args.cluster_resource_namespace or DEFAULT_RELEASE_NAMESPACE)
+        seen = await observe(ReadSecrets(kube), clients, TokenWorker((namespace, args.name), token))
     finally:
         await kube.close()
     snapshot = seen.snapshot
     findings: list[Finding] = []
+    # The client's verdict: observe stops there, with no credentials read.
+    refused = client_refusal(snapshot) if snapshot.spec_error is None else None
     if snapshot.spec is None:
-        findings.append(Finding(Outcome.FAIL, f"spec invalid: {snapshot.spec_error}"))
+        said = f"spec invalid: {snapshot.spec_error}"
+        if refused is not None:  # ClientNotFound: no spec without its client
+            said = f"client: {refused[1]} ({refused[0].value})"
+        findings.append(Finding(Outcome.FAIL, said))
         out(views.check_report(namespace, args.name, findings))
         return EXIT_NOT_READY
     spec = snapshot.spec
@@ -303,14 +315,16 @@ async def check(
                 "the operator sends nothing (TokenUrlNotAllowed)",
             )
         )
-    if snapshot.credentials_error is not None:
+    if refused is not None:
+        findings.append(Finding(Outcome.FAIL, f"client: {refused[1]} ({refused[0].value})"))
+    elif snapshot.credentials_error is not None:
         findings.append(Finding(Outcome.FAIL, f"credentials: {snapshot.credentials_error}"))
     else:
         ref = spec.credentials
         findings.append(
             Finding(
                 Outcome.OK,
-                f"credentials found: Secret {ref.name}, keys {ref.client_id_key} and "
+                f"credentials found: Secret {ref.describe()}, keys {ref.client_id_key} and "
                 f"{ref.client_secret_key}",
             )
         )
@@ -339,8 +353,8 @@ def _secret_findings(
     """The managed Secret: whose it is, and what its token answers."""
     if snapshot.conflict is not None:
         return [Finding(Outcome.FAIL, f"{snapshot.conflict} (SecretConflict)")]
-    if snapshot.credentials_error is not None:
-        return []
+    if snapshot.fingerprint is None:
+        return []  # the look stopped before the Secret: the credentials or the client said no
     if secret is None:
         return [
             Finding(Outcome.OK, f"Secret {secret_name} does not exist yet: the operator creates it")

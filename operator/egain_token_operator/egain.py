@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import math
 import re
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -50,13 +52,12 @@ from egain_token_operator.reasons import (
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
 )
-from egain_token_operator.spec import GRANT_TYPE, Flow, TokenSpec
+from egain_token_operator.spec import GRANT_TYPE, Flow, TokenSharing, TokenSpec, with_scope_prefix
 
 # Sent with every token request, so eGain (or a proxy) can tell which operator asks.
 USER_AGENT = f"egain-token-operator/{__version__}"
 
 _MAX_DESCRIPTION = 200
-_ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 # The most of a response body that is read; a token response is a few KiB.
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -71,6 +72,10 @@ _ACCESS_TOKEN = re.compile(r"[\x20-\x7e]+")
 _TOKEN_TYPE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SCOPE = re.compile(r"[\x21-\x7e]+")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+# The key of `TokenRequest.sharing_key`. Sharing keys live in this process's
+# memory only, so a key drawn at start-up serves, and makes them useless to
+# anyone who reads one: even a weak client secret cannot be guessed from it.
+_SHARING_KEY = secrets.token_bytes(32)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,34 @@ class TokenRequest:
     flow: str
     scopes: tuple[str, ...]
     form: Mapping[str, str] = field(repr=False)
+    # Whether the token it gets may serve identical requests (`spec.tokenSharing`).
+    shared: bool = True
+
+    @property
+    def sharing_key(self) -> str | None:
+        """What identical requests have in common, so that they can share one token.
+
+        The URL (query included), the grant type, the client id and secret, and
+        the set of scopes as sent: their order does not change the token eGain
+        issues, so it does not count here (it does in `fingerprint`, which is
+        kept as it was so that tokens already stored stay valid). An HMAC under
+        a key drawn at start-up: equal within the process, never stored, and
+        the client secret cannot be read back from it. None when the request
+        must have a token of its own.
+        """
+        if not self.shared:
+            return None
+        canonical = json.dumps(
+            [
+                self.url,
+                self.form["grant_type"],
+                self.form["client_id"],
+                self.form["client_secret"],
+                sorted(set(self.scopes)),
+            ],
+            separators=(",", ":"),
+        )
+        return hmac.new(_SHARING_KEY, canonical.encode(), hashlib.sha256).hexdigest()
 
     @property
     def fingerprint(self) -> str:
@@ -150,10 +183,7 @@ class AnonymousCustomerFlow:
 
     def requested_scopes(self) -> tuple[str, ...]:
         """Each scope prefixed with `scopePrefix`, unless already an absolute URL."""
-        return tuple(
-            scope if _ABSOLUTE_URL.match(scope) else self.scope_prefix + scope
-            for scope in self.scopes
-        )
+        return tuple(with_scope_prefix(self.scope_prefix, scope) for scope in self.scopes)
 
 
 def flow_of(spec: TokenSpec) -> ClientAppFlow | AnonymousCustomerFlow:
@@ -205,6 +235,7 @@ def build_request(spec: TokenSpec, credentials: ClientCredentials) -> TokenReque
             "client_id": credentials.client_id,
             "client_secret": credentials.client_secret,
         },
+        shared=spec.token_sharing is TokenSharing.SHARED,
     )
 
 

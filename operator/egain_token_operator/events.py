@@ -1,4 +1,4 @@
-"""Kubernetes Events about EgainTokens, posted through the operator's own API client.
+"""Kubernetes Events about EgainTokens and clients, posted through the operator's own API client.
 
 `kopf.event()` only works inside the task kopf runs for an object's handlers;
 the workers that a new leader starts (see `leader.py`) run elsewhere, so the
@@ -23,22 +23,34 @@ COMPONENT = "egain-token-operator"
 
 
 def render_event(
-    involved: Mapping[str, Any], type_: str, reason: str, message: str, now: datetime
+    involved: Mapping[str, Any],
+    type_: str,
+    reason: str,
+    message: str,
+    now: datetime,
+    cluster_namespace: str = "default",
 ) -> dict[str, Any]:
-    """A core/v1 Event about the object `involved` (as the API sent it)."""
+    """A core/v1 Event about the object `involved` (as the API sent it), in its
+    namespace; about a cluster-scoped object (a ClusterEgainClient), in
+    `cluster_namespace`."""
     metadata = involved["metadata"]
     stamp = rfc3339(now)
+    subject = {
+        "apiVersion": involved["apiVersion"],
+        "kind": involved["kind"],
+        "name": metadata["name"],
+        "uid": metadata.get("uid"),
+    }
+    if metadata.get("namespace"):
+        subject["namespace"] = metadata["namespace"]
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
-        "involvedObject": {
-            "apiVersion": involved["apiVersion"],
-            "kind": involved["kind"],
-            "name": metadata["name"],
-            "namespace": metadata["namespace"],
-            "uid": metadata.get("uid"),
+        "metadata": {
+            "generateName": f"{metadata['name']}.",
+            "namespace": metadata.get("namespace") or cluster_namespace,
         },
+        "involvedObject": subject,
         "type": type_,
         "reason": reason,
         "message": message,
@@ -54,28 +66,36 @@ class EventRecorder:
     """Posts Events in the background; `stop` waits for those under way."""
 
     def __init__(
-        self, kube: Kube, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        kube: Kube,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cluster_namespace: str = "default",
     ) -> None:
         self._kube = kube
         self._clock = clock
+        # Where Events about cluster-scoped objects go: the cluster resource namespace.
+        self._cluster_namespace = cluster_namespace
         self._pending: set[asyncio.Task[None]] = set()
 
     def __call__(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        event = render_event(involved, type_, reason, message, self._clock())
+        event = render_event(
+            involved, type_, reason, message, self._clock(), self._cluster_namespace
+        )
         task = asyncio.get_running_loop().create_task(self._post(event), name=f"event {reason}")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
     async def _post(self, event: Mapping[str, Any]) -> None:
-        subject = event["involvedObject"]
+        subject, namespace = event["involvedObject"], event["metadata"]["namespace"]
         try:
-            await self._kube.create_event(subject["namespace"], event)
+            await self._kube.create_event(namespace, event)
         except KubeError as exc:
             logger.warning(
-                "could not post the %s Event for %s/%s: %s",
+                "could not post the %s Event for %s: %s",
                 event["reason"],
-                subject["namespace"],
-                subject["name"],
+                f"{subject['namespace']}/{subject['name']}"
+                if "namespace" in subject
+                else subject["name"],
                 exc,
             )
 

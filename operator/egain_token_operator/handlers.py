@@ -4,6 +4,11 @@ kopf runs the process (login, signals, the liveness endpoint); the watches
 are the operator's own (`watch.py`), so that Secrets can be watched by label
 and as metadata only, and EgainTokens by the `--selector` of a shard, on the
 API server's side. kopf itself watches nothing.
+
+The watches of the served namespaces: EgainTokens, Secrets, EgainClients;
+across the cluster: ClusterEgainClients and namespaces (metadata only); and
+the Secrets of the cluster resource namespace, served or not, where
+ClusterEgainClients' credentials are.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from prometheus_client import start_http_server
 
 from egain_token_operator import metrics
 from egain_token_operator.addresses import AddressGuard
+from egain_token_operator.clientcache import ClientCache
+from egain_token_operator.clientstatus import ClientStatusController
 from egain_token_operator.egain import EgainClient
 from egain_token_operator.events import EventRecorder
 from egain_token_operator.kube import Collection, Kube, load_api_client
@@ -44,13 +51,15 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Configure kopf and build the worker registry with its clients."""
     config: Settings = memo.config
-    # Resources and namespaces are fixed at start-up: no CRD or namespace
-    # watching, hence no RBAC for them.
+    # Resources are fixed at start-up: no CRD watching, hence no RBAC for it;
+    # kopf's own namespace watching is off too (the operator's is in clientcache.py).
     settings.scanning.disabled = True
     # Events are posted by the operator itself (events.py); kopf's log lines stay logs.
     settings.posting.level = logging.WARNING
     settings.networking.request_timeout = 60
-    kube = Kube(await load_api_client())
+    api_client, own_namespace = await load_api_client()
+    kube = Kube(api_client)
+    cluster_namespace = config.cluster_resource_namespace or own_namespace
     egain = EgainClient(
         allowed_hosts=config.allowed_token_hosts,
         ca_bundle=config.ca_bundle,
@@ -66,37 +75,38 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         enabled=config.rollout_restarts,
     )
     memo.kube, memo.egain, memo.restarter = kube, egain, restarter
-    memo.events = EventRecorder(kube)
-    # Secret changes wake the EgainTokens that read or write them (set once the
-    # registry exists, below; no watch runs before then).
+    memo.events = EventRecorder(kube, cluster_namespace=cluster_namespace)
+    # Secret, client and namespace changes wake the EgainTokens that depend on
+    # them (set once the registry exists, below; no watch runs before then).
+    secret_namespaces = config.namespaces
+    if config.namespaces and cluster_namespace not in config.namespaces:
+        secret_namespaces += (cluster_namespace,)
     secrets_cache = SecretCache(
-        kube, config.namespaces, lambda change, body: memo.workers.observe_secret(change, body)
+        kube, secret_namespaces, lambda change, body: memo.workers.observe_secret(change, body)
+    )
+    clients_cache = ClientCache(
+        kube,
+        config.namespaces,
+        cluster_namespace,
+        lambda key, body: memo.workers.observe_client(key, body),
+        lambda namespace: memo.workers.observe_namespace(namespace),
     )
     reconciler = Reconciler(
         kube=kube,
         secrets=secrets_cache,
+        clients=clients_cache,
         egain=egain,
         policy=retry_policy(config),
         restarter=restarter,
         post_event=memo.events,
     )
+    # With leader election, workers run and statuses are written only while this replica leads.
+    leading = config.leader_election_lease is None
     memo.workers = WorkerRegistry(
         reconciler,
-        # With leader election, workers run only while this replica leads.
-        active=config.leader_election_lease is None,
+        active=leading,
+        on_client_touched=lambda key: memo.client_status.touch(key),
     )
-    memo.elector, memo.election = None, None
-    if config.leader_election_lease is not None:
-        memo.elector = LeaderElector(
-            kube,
-            config.leader_election_lease,
-            f"{socket.gethostname()}-{secrets.token_hex(4)}",
-            on_started=memo.workers.activate,
-            on_stopped=memo.workers.deactivate,
-        )
-        memo.election = asyncio.create_task(memo.elector.run(), name="leader election")
-    else:
-        metrics.LEADER.set(1)
     token_watches = [
         Watch(
             kube,
@@ -105,10 +115,47 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         )
         for namespace in config.namespaces or (None,)
     ]
+
+    async def listed() -> None:
+        await secrets_cache.synced()
+        for watch in token_watches:
+            await watch.synced.wait()
+
+    memo.client_status = ClientStatusController(
+        kube,
+        clients_cache,
+        secrets_cache,
+        memo.workers.token_count,
+        memo.events,
+        listed=listed,
+        active=leading,
+    )
+
+    async def lead() -> None:
+        memo.client_status.activate()
+        await memo.workers.activate()
+
+    async def stand_by() -> None:
+        memo.client_status.deactivate()
+        await memo.workers.deactivate()
+
+    memo.elector, memo.election = None, None
+    if config.leader_election_lease is not None:
+        memo.elector = LeaderElector(
+            kube,
+            config.leader_election_lease,
+            f"{socket.gethostname()}-{secrets.token_hex(4)}",
+            on_started=lead,
+            on_stopped=stand_by,
+        )
+        memo.election = asyncio.create_task(memo.elector.run(), name="leader election")
+    else:
+        metrics.LEADER.set(1)
     memo.watches = [
         asyncio.create_task(watch.run(), name=f"watch {watch.collection}")
-        for watch in secrets_cache.watches + token_watches
+        for watch in secrets_cache.watches + clients_cache.watches + token_watches
     ]
+    memo.watches.append(asyncio.create_task(memo.client_status.run(), name="client status"))
     start_http_server(config.metrics_address.port, config.metrics_address.host)
 
 

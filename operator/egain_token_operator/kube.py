@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from kubernetes.aio import client, config
 
-from egain_token_operator.spec import GROUP, PLURAL, VERSION, WorkloadKind
+from egain_token_operator.spec import GROUP, PLURAL, VERSION, ClientKey, ClientKind, WorkloadKind
 
 MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "egain-token-operator"
@@ -53,29 +53,39 @@ class GoneError(KubeError):
     """HTTP 410: a watch's resourceVersion is too old; list again."""
 
 
+Resource = Literal["egaintokens", "egainclients", "clusteregainclients", "secrets", "namespaces"]
+# The custom resources, by plural; the others are core/v1.
+_CUSTOM: frozenset[str] = frozenset({PLURAL, *(kind.plural for kind in ClientKind)})
+# Cluster-scoped resources: listed and watched across the cluster only.
+_CLUSTER_SCOPED: frozenset[str] = frozenset({ClientKind.CLUSTER_EGAIN_CLIENT.plural, "namespaces"})
+
+
 @dataclass(frozen=True)
 class Collection:
     """What one list and watch covers: a kind, one namespace or all, a label selector."""
 
-    resource: Literal["egaintokens", "secrets"]
+    resource: Resource
+    # None: every namespace (always, for a cluster-scoped resource).
     namespace: str | None = None
     label_selector: str | None = None
-    # Only metadata (PartialObjectMetadata); only for Secrets.
+    # Only metadata (PartialObjectMetadata): for Secrets, whose data the
+    # operator must not hold, and namespaces, of which only labels matter.
     metadata_only: bool = False
 
 
-async def load_api_client() -> client.ApiClient:
-    """An API client configured the usual way.
+async def load_api_client() -> tuple[client.ApiClient, str]:
+    """An API client configured the usual way, and the namespace the operator runs in.
 
-    In-cluster service account when running in a pod, else `KUBECONFIG`, else
-    `~/.kube/config`.
+    In-cluster service account when running in a pod (and its namespace), else
+    `KUBECONFIG`, else `~/.kube/config` (and its current context's namespace,
+    else `default`, as kubectl takes it).
     """
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        await config.load_kube_config(client_configuration=configuration)
-    return client.ApiClient(configuration)
+        return client.ApiClient(configuration), _load_incluster(configuration)
+    loader = await config.load_kube_config(client_configuration=configuration)
+    namespace = (loader.current_context.get("context") or {}).get("namespace") or "default"
+    return client.ApiClient(configuration), str(namespace)
 
 
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -184,21 +194,24 @@ class Kube:
     def _list(self, collection: Collection, **params: Any) -> Awaitable[Any]:
         if collection.label_selector:
             params["label_selector"] = collection.label_selector
+        resource, namespace = collection.resource, collection.namespace
+        if resource in _CLUSTER_SCOPED and namespace is not None:
+            raise ValueError(f"{resource} are cluster-scoped: no namespace to list them in")
         call: Awaitable[Any]
-        if collection.resource == "egaintokens" and collection.namespace is None:
+        if resource in _CUSTOM and namespace is None:
             call = self._custom.list_cluster_custom_object_without_preload_content(
-                GROUP, VERSION, PLURAL, **params
+                GROUP, VERSION, resource, **params
             )
-        elif collection.resource == "egaintokens":
+        elif resource in _CUSTOM:
             call = self._custom.list_namespaced_custom_object_without_preload_content(
-                GROUP, VERSION, collection.namespace, PLURAL, **params
+                GROUP, VERSION, namespace, resource, **params
             )
-        elif collection.namespace is None:
+        elif resource == "namespaces":
+            call = self._core.list_namespace_without_preload_content(**params)
+        elif namespace is None:
             call = self._core.list_secret_for_all_namespaces_without_preload_content(**params)
         else:
-            call = self._core.list_namespaced_secret_without_preload_content(
-                collection.namespace, **params
-            )
+            call = self._core.list_namespaced_secret_without_preload_content(namespace, **params)
         return call
 
     async def list_objects(self, collection: Collection) -> tuple[list[dict[str, Any]], str]:
@@ -279,6 +292,42 @@ class Kube:
                 {"status": dict(status)},
                 field_manager=FIELD_MANAGER,
                 _content_type=MERGE_PATCH,
+            )
+        )
+
+    async def read_client(self, key: ClientKey) -> dict[str, Any] | None:
+        """An EgainClient or ClusterEgainClient, or None when there is none."""
+        if key.kind.namespaced:
+            call = self._custom.get_namespaced_custom_object_without_preload_content(
+                GROUP, VERSION, key.namespace, key.kind.plural, key.name
+            )
+        else:
+            call = self._custom.get_cluster_custom_object_without_preload_content(
+                GROUP, VERSION, key.kind.plural, key.name
+            )
+        return await _json_or_none(call)
+
+    async def patch_client_status(
+        self, key: ClientKey, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch an EgainClient's or ClusterEgainClient's status subresource."""
+        body = {"status": dict(status)}
+        options: dict[str, Any] = {"field_manager": FIELD_MANAGER, "_content_type": MERGE_PATCH}
+        if key.kind.namespaced:
+            call = self._custom.patch_namespaced_custom_object_status_without_preload_content(
+                GROUP, VERSION, key.namespace, key.kind.plural, key.name, body, **options
+            )
+        else:
+            call = self._custom.patch_cluster_custom_object_status_without_preload_content(
+                GROUP, VERSION, key.kind.plural, key.name, body, **options
+            )
+        return await _json(call)
+
+    async def read_namespace(self, name: str) -> dict[str, Any] | None:
+        """A namespace's metadata (PartialObjectMetadata), or None when there is none."""
+        return await _json_or_none(
+            self._core.read_namespace_without_preload_content(
+                name, _headers={"Accept": METADATA_ONLY}
             )
         )
 

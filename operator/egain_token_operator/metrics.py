@@ -37,6 +37,12 @@ READY_REASON = Gauge(
     "1 for the reason of the EgainToken's current Ready condition (one series per token).",
     ["namespace", "name", "reason"],
 )
+SHARED_REFRESHES = Counter(
+    "egain_token_shared_refresh",
+    "New tokens an EgainToken took from another EgainToken's identical request instead "
+    "of sending its own: token requests saved by sharing.",
+    ["namespace", "name"],
+)
 CONSECUTIVE_FAILURES = Gauge(
     "egain_token_consecutive_failures",
     "Failed token requests for the EgainToken since its last success.",
@@ -67,5 +73,13 @@ def set_ready(namespace: str, name: str, status: str, reason: str) -> None:
 def forget(namespace: str, name: str) -> None:
     """Drop every per-token series of a deleted EgainToken."""
     labels = {"namespace": namespace, "name": name}
-    for metric in (EXPIRATION, RENEWAL, CONSECUTIVE_FAILURES, READY, READY_REASON, REFRESHES):
+    for metric in (
+        EXPIRATION,
+        RENEWAL,
+        CONSECUTIVE_FAILURES,
+        READY,
+        READY_REASON,
+        REFRESHES,
+        SHARED_REFRESHES,
+    ):
         metric.remove_by_labels(labels)

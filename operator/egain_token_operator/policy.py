@@ -5,11 +5,15 @@ the operator look again?". It is pure: no I/O, no clock (`now` comes in), the
 jitter derived from the EgainToken's uid, so every rule is a table row in a
 unit test. The decision is an ordered chain of small named checks; the first
 that fires decides. `after_fetch` settles a plan with what the request gave.
+
+EgainTokens whose requests are identical share one upstream token
+(`sharing.py`): a look sees the latest token obtained for any of them, and
+`adopting_shared_token` takes it over when it is newer than the one held.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -17,7 +21,7 @@ from egain_token_operator import schedule
 from egain_token_operator.reasons import Reason, TokenError
 from egain_token_operator.render import Condition, ready_condition, rfc3339
 from egain_token_operator.schedule import Failure, RetryPolicy, StoredToken
-from egain_token_operator.spec import TokenSpec
+from egain_token_operator.spec import ClientRef, ClientSpec, TokenSpec
 
 # Failures found without asking eGain. A look costs nothing at eGain, so they
 # are re-checked at every look and hold no request back; they are still
@@ -25,6 +29,9 @@ from egain_token_operator.spec import TokenSpec
 LOCAL_REASONS = frozenset(
     {
         Reason.INVALID_SPEC,
+        Reason.CLIENT_NOT_FOUND,
+        Reason.CLIENT_NOT_ALLOWED,
+        Reason.SCOPE_NOT_ALLOWED,
         Reason.CREDENTIALS_NOT_FOUND,
         Reason.SECRET_CONFLICT,
         Reason.TOKEN_URL_NOT_ALLOWED,
@@ -42,6 +49,14 @@ class Snapshot:
     refresh_request: str | None
     spec: TokenSpec | None
     spec_error: str | None = None
+    # The EgainToken's namespace.
+    namespace: str = ""
+    # The client the EgainToken names (None: inline), and that client as found
+    # (None: it does not exist).
+    client_ref: ClientRef | None = None
+    client: ClientSpec | None = None
+    # The labels of the EgainToken's namespace, when a client's selector needs them.
+    namespace_labels: Mapping[str, str] | None = None
     # Of the request that would be sent now; None when none can be built.
     fingerprint: str | None = None
     credentials_error: str | None = None
@@ -54,6 +69,9 @@ class Snapshot:
     # The failure recorded in the status, and the generation it was for.
     recorded_failure: Failure | None = None
     status_generation: int | None = None
+    # The latest token obtained for an identical request (`sharing.py`), as
+    # issued: with the fingerprint and refresh request of whoever requested it.
+    shared_token: StoredToken | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,8 @@ class Plan:
     reported_token: StoredToken | None
     # A propagation-allowance warning to say once, after a new token.
     shortfall_warning: str | None = None
+    # The new token was issued for another EgainToken's identical request.
+    shared: bool = False
 
     @property
     def memory(self) -> Memory:
@@ -103,6 +123,37 @@ def spec_invalid(snapshot: Snapshot) -> tuple[Reason, str] | None:
     return None if found is None else (Reason.INVALID_SPEC, found)
 
 
+def client_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """The client the EgainToken names does not exist."""
+    ref = snapshot.client_ref
+    if ref is None or snapshot.client is not None:
+        return None
+    return Reason.CLIENT_NOT_FOUND, f"{ref.key(snapshot.namespace)} not found"
+
+
+def client_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """The EgainToken's namespace is outside the client's `allowedNamespaces`."""
+    client = snapshot.client
+    if client is None or client.allows_namespace(snapshot.namespace, snapshot.namespace_labels):
+        return None
+    return (
+        Reason.CLIENT_NOT_ALLOWED,
+        f"namespace {snapshot.namespace} is not allowed to use {client.key} (allowedNamespaces)",
+    )
+
+
+def scope_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """A requested scope is outside the client's `allowedScopes`."""
+    client, spec = snapshot.client, snapshot.spec
+    if client is None or spec is None:
+        return None
+    outside = client.scopes_not_allowed(spec.scopes)
+    if not outside:
+        return None
+    said = f"scope {outside[0]} is" if len(outside) == 1 else f"scopes {' '.join(outside)} are"
+    return Reason.SCOPE_NOT_ALLOWED, f"{said} not allowed by {client.key} (allowedScopes)"
+
+
 def credentials_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
     """The credentials Secret or one of its keys is missing."""
     found = snapshot.credentials_error
@@ -115,7 +166,21 @@ def secret_taken(snapshot: Snapshot) -> tuple[Reason, str] | None:
     return None if found is None else (Reason.SECRET_CONFLICT, found)
 
 
-LOCAL_CHECKS: tuple[LocalCheck, ...] = (spec_invalid, credentials_missing, secret_taken)
+# The client's policy, checked before its credentials are even read (`client_refusal`).
+CLIENT_CHECKS: tuple[LocalCheck, ...] = (client_missing, client_not_allowed, scope_not_allowed)
+LOCAL_CHECKS: tuple[LocalCheck, ...] = (
+    spec_invalid,
+    *CLIENT_CHECKS,
+    credentials_missing,
+    secret_taken,
+)
+
+
+def client_refusal(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """Why the client the EgainToken names refuses it, if it does: the first of
+    `CLIENT_CHECKS` that fires. `reconcile.observe` stops gathering there, so a
+    refused EgainToken has no request built, no credentials read, no Secret written."""
+    return next((found for check in CLIENT_CHECKS if (found := check(snapshot))), None)
 
 
 # --- the request checks: is a token requested now? --------------------------
@@ -132,6 +197,10 @@ class Facts:
     refresh_time: datetime | None
     # A failure that may hold the request back (local ones never do).
     failure: Failure | None
+    # The latest token of an identical request, as this EgainToken would hold
+    # it (its own fingerprint and refresh request), and its refresh time here.
+    shared: StoredToken | None = None
+    shared_refresh_time: datetime | None = None
 
     @property
     def current(self) -> bool:
@@ -148,6 +217,31 @@ class Facts:
 
 Verdict = tuple[bool, str]
 RequestCheck = Callable[[Facts], "Verdict | None"]
+
+
+def adopting_shared_token(facts: Facts) -> bool:
+    """A newer valid token obtained for an identical request serves this one too.
+
+    Taken without a request, so that N sharers cost one request per refresh:
+    the earliest due requests, the others adopt. Not when a refresh is forced
+    (that asks for a new token, which the others then adopt), unless the
+    token answered that same `refresh-requested-at` value on another sharer
+    (one value set on many, as a bulk renew does, is one request for all);
+    nor when this EgainToken would find the token already due (its `refreshBefore` longer
+    than the requester's): adopting it would only make it request at once, so
+    it requests now, once, and the others adopt that token in turn. Since a
+    token is only adopted when it is not due for the adopter, no two sharers
+    can make each other request: each request comes from a sharer that was due.
+    """
+    shared, own = facts.shared, facts.token
+    return (
+        shared is not None
+        and shared.is_valid(facts.now)
+        and (not facts.forced or shared.refresh_request == facts.refresh_request)
+        and (own is None or not facts.current or shared.issued_at > own.issued_at)
+        and facts.shared_refresh_time is not None
+        and facts.now < facts.shared_refresh_time
+    )
 
 
 def waiting_for_refresh_time(facts: Facts) -> Verdict | None:
@@ -217,6 +311,7 @@ def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy)
     token = token or snapshot.stored_token
     if failure is not None and failure.reason in LOCAL_REASONS - {Reason.TOKEN_URL_NOT_ALLOWED}:
         failure = None  # every local check passed: its cause is gone
+    shared = _as_held(snapshot, token)
     facts = Facts(
         now=now,
         fingerprint=snapshot.fingerprint,
@@ -224,7 +319,13 @@ def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy)
         token=token,
         refresh_time=_refresh_time(snapshot, token, policy),
         failure=None if failure is None or failure.reason in LOCAL_REASONS else failure,
+        shared=shared,
+        shared_refresh_time=_refresh_time(snapshot, shared, policy),
     )
+    if adopting_shared_token(facts):
+        assert shared is not None
+        why = "adopting the token issued for an identical request"
+        return _settled(snapshot, token, shared, why, now, policy, shared=True)
     verdict = next(fired for check in REQUEST_CHECKS if (fired := check(facts)))
     return _report(snapshot, token, failure, False, verdict, now, policy)
 
@@ -238,15 +339,15 @@ def after_fetch(
     policy: RetryPolicy,
     token: StoredToken | None = None,
     error: TokenError | None = None,
+    shared: bool = False,
 ) -> Plan:
-    """Settle `before` with what its request gave at `at`: `token`, or `error`."""
+    """Settle `before` with what its request gave at `at`: `token`, or `error`.
+
+    `shared`: the request was another EgainToken's, identical, which this one
+    awaited instead of sending its own.
+    """
     if token is not None:
-        refresh_before = _refresh_before(snapshot)
-        shortfall = schedule.propagation_shortfall(token, refresh_before, policy)
-        is_new = schedule.propagation_warning_is_new(before.token, token, refresh_before, policy)
-        settled = _report(snapshot, token, None, False, (False, "token issued"), now, policy)
-        warning = shortfall.describe() if shortfall is not None and is_new else None
-        return replace(settled, shortfall_warning=warning)
+        return _settled(snapshot, before.token, token, "token issued", now, policy, shared=shared)
     assert error is not None
     previous, token = before.failure, before.token
     failure = record_failure(
@@ -296,6 +397,43 @@ def is_ready(token: StoredToken | None, fingerprint: str | None, now: datetime) 
         and fingerprint is not None
         and token.fingerprint == fingerprint
         and token.is_valid(now)
+    )
+
+
+def _settled(
+    snapshot: Snapshot,
+    previous: StoredToken | None,
+    token: StoredToken,
+    why: str,
+    now: datetime,
+    policy: RetryPolicy,
+    *,
+    shared: bool,
+) -> Plan:
+    """The plan once `token` replaces `previous`: no failure, and the propagation
+    warning when the situation starts or changes."""
+    refresh_before = _refresh_before(snapshot)
+    shortfall = schedule.propagation_shortfall(token, refresh_before, policy)
+    is_new = schedule.propagation_warning_is_new(previous, token, refresh_before, policy)
+    settled = _report(snapshot, token, None, False, (False, why), now, policy)
+    warning = shortfall.describe() if shortfall is not None and is_new else None
+    return replace(settled, shortfall_warning=warning, shared=shared)
+
+
+def _as_held(snapshot: Snapshot, token: StoredToken | None) -> StoredToken | None:
+    """The shared token as this EgainToken would hold it: obtained for its own
+    request (its fingerprint), answering the refresh request its own token
+    answered, or the one it is asked for when the token answered that same
+    value on its requester."""
+    shared = snapshot.shared_token
+    if shared is None:
+        return None
+    if snapshot.refresh_request is not None and shared.refresh_request == snapshot.refresh_request:
+        answered: str | None = snapshot.refresh_request
+    else:
+        answered = token.refresh_request if token is not None else None
+    return replace(
+        shared, fingerprint=snapshot.fingerprint or shared.fingerprint, refresh_request=answered
     )
 
 

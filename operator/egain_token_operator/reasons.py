@@ -27,6 +27,18 @@ class Reason(StrEnum):
     SECRET_CONFLICT = "SecretConflict"
     TOKEN_EXPIRED = "TokenExpired"
     INVALID_SPEC = "InvalidSpec"
+    # With shared clients: found before anything is sent, from the client's policy.
+    CLIENT_NOT_FOUND = "ClientNotFound"
+    CLIENT_NOT_ALLOWED = "ClientNotAllowed"
+    SCOPE_NOT_ALLOWED = "ScopeNotAllowed"
+
+
+class ClientReason(StrEnum):
+    """`status.conditions[Ready].reason` of an EgainClient or ClusterEgainClient."""
+
+    CREDENTIALS_FOUND = "CredentialsFound"
+    CREDENTIALS_NOT_FOUND = "CredentialsNotFound"
+    INVALID_SPEC = "InvalidSpec"
 
 
 class TokenError(Exception):

@@ -1,9 +1,13 @@
 """One look at one EgainToken: observe, plan, act.
 
-`observe` gathers an immutable `policy.Snapshot` (the credentials and the
-managed Secret as `secretcache.SecretCache` knows them); `policy.plan` decides; `reconcile`
-then fetches a token if told to, writes the Secret, patches the status, posts
-the Events and sets the metrics. Nothing here decides when to refresh.
+`observe` gathers an immutable `policy.Snapshot` (the client it names and its
+namespace's labels as `clientcache.ClientCache` knows them, the credentials and
+the managed Secret as `secretcache.SecretCache` knows them), to which
+`reconcile` adds the latest token of identical requests
+(`sharing.SharedTokens`); `policy.plan` decides; `reconcile` then fetches a
+token if told to (through `SharedTokens`, so identical requests share one),
+writes the Secret, patches the status, posts the Events and sets the metrics.
+Nothing here decides when to refresh.
 """
 
 from __future__ import annotations
@@ -16,10 +20,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from egain_token_operator import metrics
+from egain_token_operator.clientcache import ClientCache
 from egain_token_operator.credentials import read_credentials
 from egain_token_operator.egain import EgainClient, TokenRequest, TokenResponse, build_request
 from egain_token_operator.kube import ConflictError, Kube, NotFoundError
-from egain_token_operator.policy import LOCAL_REASONS, Memory, Plan, Snapshot, after_fetch, plan
+from egain_token_operator.policy import (
+    LOCAL_REASONS,
+    Memory,
+    Plan,
+    Snapshot,
+    after_fetch,
+    client_refusal,
+    plan,
+)
 from egain_token_operator.reasons import LIFETIME_SHORTER_THAN_ALLOWANCE, Reason, TokenError
 from egain_token_operator.render import (
     REFRESH_REQUESTED_AT_ANNOTATION,
@@ -36,7 +49,17 @@ from egain_token_operator.render import (
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy, StoredToken
 from egain_token_operator.secretcache import SecretCache
-from egain_token_operator.spec import InvalidSpecError, TokenSpec, parse_spec
+from egain_token_operator.sharing import SharedTokens
+from egain_token_operator.spec import (
+    ClientKey,
+    ClientRef,
+    ClientSpec,
+    InvalidSpecError,
+    TokenSpec,
+    parse_client,
+    parse_client_ref,
+    parse_spec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +129,28 @@ class SecretSource(Protocol):
         and whether one of that name exists without the label."""
 
 
-async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
-    """Gather what one look needs: the spec, the credentials, the managed Secret.
+class ClientSource(Protocol):
+    """Where a look finds the client an EgainToken names and its namespace's
+    labels: the operator's `clientcache.ClientCache`, or the command line's
+    reads (`clientcache.ReadClients`)."""
 
-    Reads only: the command line's `check` takes the same look.
+    @property
+    def cluster_namespace(self) -> str:
+        """The cluster resource namespace: where ClusterEgainClients' credentials are."""
+
+    async def client(self, key: ClientKey) -> Mapping[str, Any] | None:
+        """The EgainClient or ClusterEgainClient as the API sends it; None when there is none."""
+
+    async def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        """The labels of `namespace`; None when it does not exist."""
+
+
+async def observe(secrets: SecretSource, clients: ClientSource, worker: TokenWorker) -> Observation:
+    """Gather what one look needs: the spec, its client, the credentials, the managed Secret.
+
+    Reads only: the command line's `check` takes the same look. A client that
+    refuses the EgainToken (`policy.client_refusal`) ends the look before its
+    credentials are read, so nothing can be sent for it.
     """
     namespace, name = worker.key
     status = worker.body.get("status") or {}
@@ -120,14 +161,29 @@ async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
         spec=None,
         recorded_failure=recorded_failure(status, worker.refresh_request),
         status_generation=status.get("observedGeneration"),
+        namespace=namespace,
     )
+    raw = worker.body.get("spec") or {}
     try:
-        spec = parse_spec(name, worker.body.get("spec") or {})
+        ref = parse_client_ref(raw)
+        base = replace(base, client_ref=ref)
+        client = None if ref is None else await _client(clients, ref, namespace)
+        if ref is not None and client is None:
+            return Observation(base)  # policy.client_missing
+        spec = parse_spec(name, raw, client)
     except InvalidSpecError as exc:
         return Observation(replace(base, spec_error=str(exc)))
-    credentials_secret = await secrets.credentials(namespace, spec.credentials.name)
+    labels = None
+    if client is not None and client.needs_namespace_labels:
+        labels = await clients.namespace_labels(namespace)
+    base = replace(base, spec=spec, client=client, namespace_labels=labels)
+    if client_refusal(base) is not None:
+        return Observation(base)
+    credentials_secret = await secrets.credentials(
+        spec.credentials.namespace or namespace, spec.credentials.name
+    )
     version = ((credentials_secret or {}).get("metadata") or {}).get("resourceVersion")
-    base = replace(base, spec=spec, credentials_version=version)
+    base = replace(base, credentials_version=version)
     try:
         request = build_request(spec, read_credentials(credentials_secret, spec.credentials))
     except TokenError as error:
@@ -148,67 +204,142 @@ async def observe(secrets: SecretSource, worker: TokenWorker) -> Observation:
     return Observation(snapshot, request, secret)
 
 
+async def _client(clients: ClientSource, ref: ClientRef, namespace: str) -> ClientSpec | None:
+    """The client `ref` names for an EgainToken in `namespace`, parsed; None when
+    there is none; `InvalidSpecError`, naming the client, when it cannot be used."""
+    key = ref.key(namespace)
+    found = await clients.client(key)
+    if found is None:
+        return None
+    try:
+        return parse_client(ref.kind, found, clients.cluster_namespace)
+    except InvalidSpecError as exc:
+        raise InvalidSpecError(f"{key}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Reconciler:
     """Takes one look at a worker's EgainToken."""
 
     kube: Kube
     secrets: SecretCache
+    clients: ClientCache
     egain: EgainClient
     policy: RetryPolicy
     restarter: RolloutRestarter
     post_event: EventPoster
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    sharing: SharedTokens = field(default_factory=SharedTokens)
 
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
         """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
         now, (namespace, name) = self.clock(), worker.key
-        seen = await observe(self.secrets, worker)
+        seen = self._with_shared_token(worker, await observe(self.secrets, self.clients, worker))
         decided = plan(seen.snapshot, worker.memory, now, self.policy)
         logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
         if decided.request_token and seen.request is not None:
             decided = await self._fetch(worker, seen, decided, now)
+        elif decided.shared:
+            self._announce(worker, seen, decided, worker.memory.failure is not None, now)
         worker.remember(seen, decided)
         if decided.failure is not None and decided.failure_is_news:
             self._warn(worker, decided)
         if seen.request is not None and seen.snapshot.conflict is None:
             await self._write_secret(worker, seen.secret, decided.token)
-        if not await self._patch_status(worker, decided, now):
+        if not await self._patch_status(worker, decided, now, seen.snapshot.client_ref):
             return None  # deleted meanwhile; the DELETED event ends the worker
         self._set_metrics(worker, decided)
         return decided.wake_at
 
+    def _with_shared_token(self, worker: TokenWorker, seen: Observation) -> Observation:
+        """`seen` with the latest token of its sharing group, the worker enrolled in it.
+
+        Nothing is awaited between this and `_fetch` joining or starting the
+        group's request, so a token that lands meanwhile is never missed.
+        """
+        key = seen.request.sharing_key if seen.request is not None else None
+        self.sharing.enroll(worker.key, key, worker.wake.set)
+        shared = self.sharing.latest(key)
+        if shared is None:
+            return seen
+        return replace(seen, snapshot=replace(seen.snapshot, shared_token=shared))
+
     async def _fetch(
         self, worker: TokenWorker, seen: Observation, before: Plan, now: datetime
     ) -> Plan:
-        """Request a token; return the plan settled with what came back."""
-        assert seen.request is not None and seen.snapshot.spec is not None
+        """Request a token, or await an identical request in flight; return the plan
+        settled with what came back."""
+        request, snapshot = seen.request, seen.snapshot
+        assert request is not None
         namespace, name = worker.key
+        # Whether this joins another's request. Nothing is awaited between this
+        # and `fetch`, so `fetch` joins exactly when this says.
+        joined = self.sharing.in_flight(request.sharing_key)
         try:
-            response, requested_at = await self.egain.fetch_token(seen.request)
+            issued = await self.sharing.fetch(
+                worker.key,
+                request.sharing_key,
+                lambda: self._request(worker, request, snapshot, before.token),
+            )
         except TokenError as error:
-            if error.reason not in LOCAL_REASONS:  # otherwise nothing was sent
+            # Counted by the sender only, and only when something was sent.
+            if not joined and error.reason not in LOCAL_REASONS:
                 metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
             return after_fetch(
-                seen.snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
+                snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
             )
-        metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
+        if not joined:
+            metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
+        # Obtained for the request of whichever sharer sent it: held as obtained
+        # for this one's (the same token, its own fingerprint and refresh request).
+        token = replace(
+            issued, fingerprint=request.fingerprint, refresh_request=snapshot.refresh_request
+        )
+        settled = after_fetch(
+            snapshot,
+            before,
+            at=self.clock(),
+            now=now,
+            policy=self.policy,
+            token=token,
+            shared=joined,
+        )
+        self._announce(worker, seen, settled, before.failure is not None, now)
+        return settled
+
+    async def _request(
+        self,
+        worker: TokenWorker,
+        request: TokenRequest,
+        snapshot: Snapshot,
+        previous: StoredToken | None,
+    ) -> StoredToken:
+        """Send `request` for `worker`; the token it obtained, or its `TokenError`."""
+        response, requested_at = await self.egain.fetch_token(request)
         if response.expires_in_defaulted:
-            self._note_default_lifetime(worker, before.token, response)
-        token = StoredToken(
+            self._note_default_lifetime(worker, previous, response)
+        return StoredToken(
             access_token=response.access_token,
             token_type=response.token_type,
             scopes=response.scopes,
             issued_at=whole_seconds(requested_at),
             expires_at=whole_seconds(response.expires_at(requested_at)),
-            fingerprint=seen.request.fingerprint,
-            refresh_request=worker.refresh_request,
+            fingerprint=request.fingerprint,
+            refresh_request=snapshot.refresh_request,
         )
-        settled = after_fetch(
-            seen.snapshot, before, at=requested_at, now=now, policy=self.policy, token=token
-        )
-        message = f"token valid until {rfc3339(token.expires_at)}"
-        if before.failure is not None:
+
+    def _announce(
+        self, worker: TokenWorker, seen: Observation, settled: Plan, recovered: bool, now: datetime
+    ) -> None:
+        """Say that a new token is in use (the log line, the Event, the propagation
+        warning), count a shared one, and restart the rollout targets."""
+        assert seen.snapshot.spec is not None and settled.token is not None
+        namespace, name = worker.key
+        message = f"token valid until {rfc3339(settled.token.expires_at)}"
+        if settled.shared:
+            message += " (shared)"
+            metrics.SHARED_REFRESHES.labels(namespace, name).inc()
+        if recovered:
             message += " (recovered)"
         logger.info("EgainToken %s/%s: new token issued, %s", namespace, name, message)
         self.post_event(worker.body, "Normal", Reason.TOKEN_ISSUED.value, message)
@@ -219,7 +350,6 @@ class Reconciler:
             )
         if seen.snapshot.spec.rollout_targets:
             self.restarter.request(namespace, seen.snapshot.spec.rollout_targets, now)
-        return settled
 
     def _note_default_lifetime(
         self, worker: TokenWorker, previous: StoredToken | None, response: TokenResponse
@@ -273,7 +403,9 @@ class Reconciler:
             return
         self.secrets.written(written)
 
-    async def _patch_status(self, worker: TokenWorker, decided: Plan, now: datetime) -> bool:
+    async def _patch_status(
+        self, worker: TokenWorker, decided: Plan, now: datetime, client: ClientRef | None
+    ) -> bool:
         """Patch the status if it changed; False when the EgainToken is gone."""
         namespace, name = worker.key
         status = render_status(
@@ -287,6 +419,7 @@ class Reconciler:
             next_refresh_at=decided.next_refresh_at,
             failure=decided.failure,
             now=now,
+            client=client,
         )
         if status != worker.status_sent:
             try:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from egain_token_operator.reasons import Reason
+from egain_token_operator.reasons import ClientReason, Reason
 from egain_token_operator.schedule import Failure, PropagationShortfall, StoredToken
-from egain_token_operator.spec import GROUP, KIND, VERSION, TokenSpec
+from egain_token_operator.spec import GROUP, KIND, VERSION, ClientRef, CredentialsRef, TokenSpec
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "egain-token-operator"
@@ -270,6 +270,67 @@ def ready_condition(
     return Condition("Unknown", Reason.PENDING, "requesting a token")
 
 
+def ready_condition_entry(
+    status: str,
+    reason: str,
+    message: str,
+    generation: int | None,
+    previous_conditions: list[Mapping[str, Any]],
+    now: datetime,
+) -> dict[str, Any]:
+    """The Ready condition as written in a status (an EgainToken's or a client's);
+    `lastTransitionTime` is kept from `previous_conditions` while `status` does not change."""
+    previous = next((c for c in previous_conditions if c.get("type") == "Ready"), None)
+    transition = (
+        previous.get("lastTransitionTime")
+        if previous is not None and previous.get("status") == status
+        else None
+    ) or rfc3339(now)
+    return {
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": transition,
+        "observedGeneration": generation,
+    }
+
+
+def render_client_status(
+    *,
+    generation: int | None,
+    credentials: CredentialsRef | None,
+    credentials_error: str | None,
+    spec_error: str | None,
+    tokens: int,
+    previous_conditions: list[Mapping[str, Any]],
+    now: datetime,
+) -> dict[str, Any]:
+    """An EgainClient's or ClusterEgainClient's whole `status`: Ready when its
+    spec can be served and its credentials Secret holds both keys; `tokens`,
+    the EgainTokens that name it. Messages name Secrets and keys, never values."""
+    if spec_error is not None or credentials is None:
+        condition = ("False", ClientReason.INVALID_SPEC, spec_error or "spec cannot be served")
+    elif credentials_error is not None:
+        condition = ("False", ClientReason.CREDENTIALS_NOT_FOUND, credentials_error)
+    else:
+        found = (
+            f"Secret {credentials.describe()} holds keys {credentials.client_id_key} "
+            f"and {credentials.client_secret_key}"
+        )
+        condition = ("True", ClientReason.CREDENTIALS_FOUND, found)
+    status, reason, message = condition
+    return {
+        "observedGeneration": generation,
+        "conditions": [
+            ready_condition_entry(
+                status, reason.value, message, generation, previous_conditions, now
+            )
+        ],
+        "tokens": tokens,
+    }
+
+
 def render_status(
     *,
     generation: int | None,
@@ -280,29 +341,26 @@ def render_status(
     next_refresh_at: datetime | None,
     failure: Failure | None,
     now: datetime,
+    client: ClientRef | None = None,
 ) -> dict[str, Any]:
     """The whole `status`, for a merge patch (`None` removes a field).
 
     `lastTransitionTime` is kept while the condition's status does not change.
+    `client` is the EgainClient or ClusterEgainClient the EgainToken names.
     """
-    previous = next((c for c in previous_conditions if c.get("type") == "Ready"), None)
-    transition = (
-        previous.get("lastTransitionTime")
-        if previous is not None and previous.get("status") == condition.status
-        else None
-    ) or rfc3339(now)
     return {
         "observedGeneration": generation,
         "conditions": [
-            {
-                "type": "Ready",
-                "status": condition.status,
-                "reason": condition.reason.value,
-                "message": condition.message,
-                "lastTransitionTime": transition,
-                "observedGeneration": generation,
-            }
+            ready_condition_entry(
+                condition.status,
+                condition.reason.value,
+                condition.message,
+                generation,
+                previous_conditions,
+                now,
+            )
         ],
+        "client": {"kind": client.kind.value, "name": client.name} if client else None,
         "secretName": secret_name,
         "tokenType": token.token_type if token else None,
         "scopes": list(token.scopes) if token else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +20,7 @@ from egain_token_operator.hosts import HostAllowList
 from egain_token_operator.schedule import RetryPolicy
 
 ENV_PREFIX = "EGAIN_OPERATOR_"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class Settings:
     rollout_restart_min_interval: float
     # (namespace, name) of the Lease replicas elect their leader with; None: no election.
     leader_election_lease: tuple[str, str] | None
+    # Where ClusterEgainClients' credentials Secrets are; None: the operator's own
+    # namespace (`kube.load_api_client` tells it).
+    cluster_resource_namespace: str | None = None
 
     @property
     def clusterwide(self) -> bool:
@@ -178,6 +183,13 @@ def _lease(value: str) -> tuple[str, str] | None:
     return namespace, name
 
 
+def _namespace(value: str) -> str:
+    value = value.strip()
+    if value and not _DNS_LABEL.match(value):
+        raise argparse.ArgumentTypeError(f"expected a namespace name, got {value!r}")
+    return value
+
+
 def _comma_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
@@ -281,6 +293,15 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
         "a rollout-restart target is restarted at most once per this many seconds",
     ),
     (
+        "--cluster-resource-namespace",
+        "CLUSTER_RESOURCE_NAMESPACE",
+        _namespace,
+        "",
+        "the namespace of ClusterEgainClients' credentials Secrets; a Secret anywhere else "
+        "is never read for them (unset: the operator's own namespace: in a Pod its service "
+        "account's, else the kubeconfig context's, else default)",
+    ),
+    (
         "--leader-election-lease",
         "LEADER_ELECTION_LEASE",
         _lease,
@@ -377,4 +398,5 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         rollout_restarts=bool(args.rollout_restarts),
         rollout_restart_min_interval=float(args.rollout_restart_min_interval),
         leader_election_lease=args.leader_election_lease,
+        cluster_resource_namespace=args.cluster_resource_namespace or None,
     )

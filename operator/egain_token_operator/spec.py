@@ -1,8 +1,14 @@
-"""The EgainToken spec as a typed, defaulted model.
+"""The EgainToken, EgainClient and ClusterEgainClient specs as typed, defaulted models.
 
 The CRD schema validates and defaults at admission; this module still applies
 every default and check itself, so that objects stored before a CRD upgrade,
 or written while the schema was looser, are handled the same way.
+
+Who issues a token (`Issuer`: the flow, the URL, the tenant, the scope prefix,
+the credentials) is parsed by one function, `parse_issuer`, whether the fields
+are inline in an EgainToken or held by a client; an EgainToken with a
+`clientRef` is served with the `TokenSpec` that combines its own fields with
+its client's `Issuer` (`parse_spec(name, spec, client)`).
 """
 
 from __future__ import annotations
@@ -14,10 +20,14 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from egain_token_operator.labelselector import InvalidSelectorError, LabelSelector, parse_selector
+
 GROUP = "egain.cloud"
 VERSION = "v1alpha1"
 PLURAL = "egaintokens"
 KIND = "EgainToken"
+CLIENT_PLURAL = "egainclients"
+CLUSTER_CLIENT_PLURAL = "clusteregainclients"
 
 DEFAULT_ANONYMOUS_TOKEN_URL = (
     "https://api.ai.egain.cloud/core/authmgr/v3/oauth2/v2.0/anonymous/token"
@@ -28,6 +38,18 @@ GRANT_TYPE = "client_credentials"
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+# The fields of an `Issuer`, as an EgainToken holds them inline: absent when it
+# names a client instead.
+ISSUER_FIELDS = (
+    "flow",
+    "grantType",
+    "tokenUrl",
+    "tenantId",
+    "scopePrefix",
+    "credentialsSecretRef",
+)
 
 
 class InvalidSpecError(ValueError):
@@ -41,6 +63,30 @@ class Flow(StrEnum):
     ANONYMOUS_CUSTOMER = "AnonymousCustomer"
 
 
+class TokenSharing(StrEnum):
+    """Whether an EgainToken shares one upstream token with identical requests."""
+
+    SHARED = "Shared"
+    DISABLED = "Disabled"
+
+
+class ClientKind(StrEnum):
+    """The kinds an EgainToken's `clientRef` may name."""
+
+    EGAIN_CLIENT = "EgainClient"
+    CLUSTER_EGAIN_CLIENT = "ClusterEgainClient"
+
+    @property
+    def plural(self) -> str:
+        """The resource's plural name."""
+        return CLIENT_PLURAL if self is ClientKind.EGAIN_CLIENT else CLUSTER_CLIENT_PLURAL
+
+    @property
+    def namespaced(self) -> bool:
+        """True for EgainClient; a ClusterEgainClient is cluster-scoped."""
+        return self is ClientKind.EGAIN_CLIENT
+
+
 class WorkloadKind(StrEnum):
     """Kinds of `rolloutRestartTargets`."""
 
@@ -51,11 +97,104 @@ class WorkloadKind(StrEnum):
 
 @dataclass(frozen=True)
 class CredentialsRef:
-    """Where the client id and secret are: keys of a Secret in the token's namespace."""
+    """Where the client id and secret are: two keys of one Secret."""
 
     name: str
     client_id_key: str
     client_secret_key: str
+    # The Secret's namespace; None: the EgainToken's own (inline credentials).
+    namespace: str | None = None
+
+    def describe(self) -> str:
+        """The Secret's name, with its namespace when it is not the EgainToken's."""
+        return self.name if self.namespace is None else f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """Who issues a token: the fields an inline EgainToken and a client share."""
+
+    flow: Flow
+    token_url: str
+    tenant_id: str | None
+    scope_prefix: str
+    credentials: CredentialsRef
+
+    def scope_as_sent(self, scope: str) -> str:
+        """`scope` as this flow sends it (`with_scope_prefix` for AnonymousCustomer)."""
+        if self.flow is Flow.CLIENT_APP:
+            return scope
+        return with_scope_prefix(self.scope_prefix, scope)
+
+
+@dataclass(frozen=True)
+class ClientRef:
+    """`EgainToken.spec.clientRef`."""
+
+    kind: ClientKind
+    name: str
+
+    def key(self, token_namespace: str) -> ClientKey:
+        """The client it names, for an EgainToken in `token_namespace`: an
+        EgainClient is looked up there only."""
+        return ClientKey(self.kind, token_namespace if self.kind.namespaced else "", self.name)
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """One EgainClient (in `namespace`) or ClusterEgainClient (`namespace` empty)."""
+
+    kind: ClientKind
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f" in namespace {self.namespace}" if self.namespace else ""
+        return f"{self.kind.value} {self.name}{where}"
+
+
+@dataclass(frozen=True)
+class AllowedNamespaces:
+    """`ClusterEgainClient.spec.allowedNamespaces`: names, and/or a label selector."""
+
+    names: frozenset[str]
+    selector: LabelSelector | None
+
+    def allows(self, namespace: str, labels: Mapping[str, str] | None) -> bool:
+        """True when `namespace` (with `labels`; None: not known) is allowed."""
+        if namespace in self.names:
+            return True
+        return self.selector is not None and labels is not None and self.selector.matches(labels)
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """An EgainClient's or ClusterEgainClient's spec, defaulted."""
+
+    key: ClientKey
+    issuer: Issuer
+    # None: any scope the client has.
+    allowed_scopes: tuple[str, ...] | None
+    # None for an EgainClient: only its own namespace, by definition.
+    allowed_namespaces: AllowedNamespaces | None
+
+    @property
+    def needs_namespace_labels(self) -> bool:
+        """True when whether a namespace is allowed may depend on its labels."""
+        return self.allowed_namespaces is not None and self.allowed_namespaces.selector is not None
+
+    def allows_namespace(self, namespace: str, labels: Mapping[str, str] | None) -> bool:
+        """True when EgainTokens in `namespace` (with `labels`) may use the client."""
+        if self.allowed_namespaces is None:
+            return self.key.kind.namespaced and namespace == self.key.namespace
+        return self.allowed_namespaces.allows(namespace, labels)
+
+    def scopes_not_allowed(self, scopes: tuple[str, ...]) -> tuple[str, ...]:
+        """The `scopes` outside `allowedScopes`, compared as the flow sends them."""
+        if self.allowed_scopes is None:
+            return ()
+        allowed = {self.issuer.scope_as_sent(scope) for scope in self.allowed_scopes}
+        return tuple(s for s in scopes if self.issuer.scope_as_sent(s) not in allowed)
 
 
 @dataclass(frozen=True)
@@ -68,19 +207,43 @@ class RolloutTarget:
 
 @dataclass(frozen=True)
 class TokenSpec:
-    """`EgainToken.spec`, defaulted."""
+    """`EgainToken.spec`, defaulted; with a `clientRef`, combined with its client's `Issuer`."""
 
-    flow: Flow
-    token_url: str
-    tenant_id: str | None
+    issuer: Issuer
     scopes: tuple[str, ...]
-    scope_prefix: str
-    credentials: CredentialsRef
     secret_name: str
     secret_labels: Mapping[str, str]
     secret_annotations: Mapping[str, str]
     refresh_before: timedelta | None
     rollout_targets: tuple[RolloutTarget, ...]
+    # The client the issuer is taken from; None: inline.
+    client: ClientRef | None = None
+    token_sharing: TokenSharing = TokenSharing.SHARED
+
+    @property
+    def flow(self) -> Flow:
+        """The issuer's flow."""
+        return self.issuer.flow
+
+    @property
+    def token_url(self) -> str:
+        """The issuer's token URL."""
+        return self.issuer.token_url
+
+    @property
+    def tenant_id(self) -> str | None:
+        """The issuer's tenant (AnonymousCustomer)."""
+        return self.issuer.tenant_id
+
+    @property
+    def scope_prefix(self) -> str:
+        """The issuer's scope prefix (AnonymousCustomer)."""
+        return self.issuer.scope_prefix
+
+    @property
+    def credentials(self) -> CredentialsRef:
+        """Where the issuer's client id and secret are."""
+        return self.issuer.credentials
 
 
 def parse_duration(text: str) -> timedelta:
@@ -96,6 +259,11 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not a duration like 90s, 10m or 1h30m")
     hours, minutes, seconds = (int(group or 0) for group in match.groups())
     return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def with_scope_prefix(prefix: str, scope: str) -> str:
+    """The AnonymousCustomer rule: `prefix + scope`, unless `scope` is an absolute URL."""
+    return scope if _ABSOLUTE_URL.match(scope) else prefix + scope
 
 
 def _string(spec: Mapping[str, Any], field: str, default: str | None = None) -> str | None:
@@ -130,16 +298,15 @@ def _flow(spec: Mapping[str, Any]) -> Flow:
         raise InvalidSpecError("spec.flow must be ClientApp or AnonymousCustomer") from None
 
 
-def _scopes(spec: Mapping[str, Any]) -> tuple[str, ...]:
-    scopes = spec.get("scopes")
-    if not isinstance(scopes, list) or not 1 <= len(scopes) <= 64:
-        raise InvalidSpecError("spec.scopes must list 1 to 64 scopes")
+def _scope_list(scopes: Any, field: str, maximum: int) -> tuple[str, ...]:
+    if not isinstance(scopes, list) or not 1 <= len(scopes) <= maximum:
+        raise InvalidSpecError(f"{field} must list 1 to {maximum} scopes")
     if not all(isinstance(s, str) and s and not any(c.isspace() for c in s) for s in scopes):
-        raise InvalidSpecError("spec.scopes items must be non-empty and contain no whitespace")
+        raise InvalidSpecError(f"{field} items must be non-empty and contain no whitespace")
     return tuple(scopes)
 
 
-def _credentials(spec: Mapping[str, Any]) -> CredentialsRef:
+def _credentials(spec: Mapping[str, Any], namespace: str | None) -> CredentialsRef:
     ref = spec.get("credentialsSecretRef")
     if not isinstance(ref, Mapping):
         raise InvalidSpecError("spec.credentialsSecretRef is required")
@@ -148,7 +315,14 @@ def _credentials(spec: Mapping[str, Any]) -> CredentialsRef:
     secret_key = ref.get("clientSecretKey") or "client_secret"
     if not isinstance(id_key, str) or not isinstance(secret_key, str):
         raise InvalidSpecError("spec.credentialsSecretRef keys must be strings")
-    return CredentialsRef(name, id_key, secret_key)
+    return CredentialsRef(name, id_key, secret_key, namespace)
+
+
+def _token_sharing(spec: Mapping[str, Any]) -> TokenSharing:
+    try:
+        return TokenSharing(spec.get("tokenSharing", TokenSharing.SHARED.value))
+    except ValueError:
+        raise InvalidSpecError("spec.tokenSharing must be Shared or Disabled") from None
 
 
 def _rollout_targets(spec: Mapping[str, Any]) -> tuple[RolloutTarget, ...]:
@@ -173,7 +347,8 @@ def _secret_name(name: str, spec: Mapping[str, Any]) -> Any:
 
 
 def referenced_secrets(name: str, spec: Mapping[str, Any]) -> set[str]:
-    """The names of the Secrets an EgainToken reads or writes, from its spec as stored.
+    """The names of the Secrets an EgainToken reads or writes in its own namespace,
+    from its spec as stored (a client's credentials Secret is the client's).
 
     Taken from the raw spec, valid or not, so that a fix of either Secret is
     noticed even while the spec cannot be served.
@@ -188,8 +363,53 @@ def referenced_secrets(name: str, spec: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def parse_spec(name: str, spec: Mapping[str, Any]) -> TokenSpec:
-    """Turn an EgainToken's `spec` into a `TokenSpec`, or raise `InvalidSpecError`."""
+def referenced_client(spec: Mapping[str, Any]) -> ClientRef | None:
+    """The client an EgainToken's stored spec names, if it names one well enough
+    to be looked up (what `parse_client_ref` would refuse aside)."""
+    try:
+        return parse_client_ref(spec)
+    except InvalidSpecError:
+        return None
+
+
+def referenced_credentials(
+    key: ClientKey, spec: Mapping[str, Any], cluster_namespace: str
+) -> tuple[str, str] | None:
+    """(namespace, name) of the credentials Secret a client's stored spec names,
+    valid or not, so that a fix of that Secret is noticed either way."""
+    ref = spec.get("credentialsSecretRef")
+    if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
+        return None
+    return key.namespace or cluster_namespace, ref["name"]
+
+
+def parse_client_ref(spec: Mapping[str, Any]) -> ClientRef | None:
+    """`spec.clientRef`, or None when the EgainToken holds its issuer inline.
+
+    With a `clientRef`, inline issuer fields are refused (admission does too;
+    this catches objects stored before that rule).
+    """
+    ref = spec.get("clientRef")
+    if ref is None:
+        return None
+    if not isinstance(ref, Mapping):
+        raise InvalidSpecError("spec.clientRef must be an object")
+    try:
+        kind = ClientKind(ref.get("kind") or ClientKind.EGAIN_CLIENT.value)
+    except ValueError:
+        raise InvalidSpecError(
+            "spec.clientRef.kind must be EgainClient or ClusterEgainClient"
+        ) from None
+    inline = [field for field in ISSUER_FIELDS if spec.get(field) is not None]
+    if inline:
+        raise InvalidSpecError(f"spec.{inline[0]} must not be set together with spec.clientRef")
+    return ClientRef(kind, _dns_subdomain(ref.get("name"), "spec.clientRef.name"))
+
+
+def parse_issuer(spec: Mapping[str, Any], credentials_namespace: str | None) -> Issuer:
+    """The issuer fields of an EgainToken's or a client's `spec`, defaulted and
+    checked; the credentials Secret is looked up in `credentials_namespace`
+    (None: the EgainToken's own)."""
     flow = _flow(spec)
     grant_type = _string(spec, "grantType", GRANT_TYPE)
     if grant_type != GRANT_TYPE:
@@ -205,6 +425,66 @@ def parse_spec(name: str, spec: Mapping[str, Any]) -> TokenSpec:
         raise InvalidSpecError("spec.tenantId is required for the AnonymousCustomer flow")
     if tenant_id is not None and not _TENANT.match(tenant_id):
         raise InvalidSpecError("spec.tenantId must match [A-Za-z0-9_-]{1,64}")
+    return Issuer(
+        flow=flow,
+        token_url=token_url,
+        tenant_id=tenant_id,
+        scope_prefix=_string(spec, "scopePrefix") or DEFAULT_SCOPE_PREFIX,
+        credentials=_credentials(spec, credentials_namespace),
+    )
+
+
+def parse_client(kind: ClientKind, body: Mapping[str, Any], cluster_namespace: str) -> ClientSpec:
+    """An EgainClient or ClusterEgainClient as the API sent it → `ClientSpec`, or
+    `InvalidSpecError`. A ClusterEgainClient's credentials Secret is in
+    `cluster_namespace` (the operator's cluster resource namespace), never elsewhere."""
+    metadata = body.get("metadata") or {}
+    namespace = str(metadata.get("namespace") or "") if kind.namespaced else ""
+    spec = body.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise InvalidSpecError("spec must be an object")
+    allowed_scopes = None
+    if spec.get("allowedScopes") is not None:
+        allowed_scopes = _scope_list(spec["allowedScopes"], "spec.allowedScopes", 256)
+    allowed_namespaces = None
+    if not kind.namespaced:
+        allowed_namespaces = _allowed_namespaces(spec.get("allowedNamespaces"))
+    return ClientSpec(
+        key=ClientKey(kind, namespace, str(metadata.get("name"))),
+        issuer=parse_issuer(spec, namespace or cluster_namespace),
+        allowed_scopes=allowed_scopes,
+        allowed_namespaces=allowed_namespaces,
+    )
+
+
+def _allowed_namespaces(value: Any) -> AllowedNamespaces:
+    if not isinstance(value, Mapping):
+        raise InvalidSpecError("spec.allowedNamespaces is required for a ClusterEgainClient")
+    names = value.get("names") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InvalidSpecError("spec.allowedNamespaces.names must list namespace names")
+    selector = None
+    if value.get("selector") is not None:
+        try:
+            selector = parse_selector(value["selector"])
+        except InvalidSelectorError as exc:
+            raise InvalidSpecError(f"spec.allowedNamespaces.selector: {exc}") from None
+    return AllowedNamespaces(frozenset(names), selector)
+
+
+def parse_spec(name: str, spec: Mapping[str, Any], client: ClientSpec | None = None) -> TokenSpec:
+    """Turn an EgainToken's `spec` into a `TokenSpec`, or raise `InvalidSpecError`.
+
+    An EgainToken with a `clientRef` takes its issuer from `client`, the
+    client it names (resolved by the caller; `ValueError` without it).
+    """
+    ref = parse_client_ref(spec)
+    if ref is None:
+        issuer = parse_issuer(spec, None)
+    elif client is None or client.key.kind is not ref.kind or client.key.name != ref.name:
+        raise ValueError(f"EgainToken {name} is served with the client it names, {ref.name}")
+    else:
+        issuer = client.issuer
     refresh_before_text = _string(spec, "refreshBefore")
     try:
         refresh_before = parse_duration(refresh_before_text) if refresh_before_text else None
@@ -217,12 +497,8 @@ def parse_spec(name: str, spec: Mapping[str, Any]) -> TokenSpec:
     if not isinstance(template, Mapping):
         raise InvalidSpecError("spec.secretTemplate must be an object")
     return TokenSpec(
-        flow=flow,
-        token_url=token_url,
-        tenant_id=tenant_id,
-        scopes=_scopes(spec),
-        scope_prefix=_string(spec, "scopePrefix") or DEFAULT_SCOPE_PREFIX,
-        credentials=_credentials(spec),
+        issuer=issuer,
+        scopes=_scope_list(spec.get("scopes"), "spec.scopes", 64),
         secret_name=_dns_subdomain(secret_name, "spec.secretName"),
         secret_labels=_string_map(template.get("labels"), "spec.secretTemplate.labels"),
         secret_annotations=_string_map(
@@ -230,4 +506,6 @@ def parse_spec(name: str, spec: Mapping[str, Any]) -> TokenSpec:
         ),
         refresh_before=refresh_before,
         rollout_targets=_rollout_targets(spec),
+        token_sharing=_token_sharing(spec),
+        client=ref,
     )

@@ -1,9 +1,14 @@
-"""The worker registry: one task per EgainToken, the Secret index, leadership.
+"""The worker registry: one task per EgainToken, the indexes, leadership.
 
 Data flows one way: watch events only update what is known and wake a
 worker; the worker's task takes one look at a time (`Reconciler.reconcile`:
 observe, plan, act) and sleeps until the plan's wake-up time or the next
 relevant event, whichever comes first. Only the leader runs workers.
+
+Events find the workers they concern through indexes (`Index`), never by
+going through every worker: a Secret → the EgainTokens that read or write it;
+a client → the EgainTokens that name it; a client → its credentials Secret; a
+namespace → the EgainTokens in it that name a ClusterEgainClient.
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from egain_token_operator import metrics
 from egain_token_operator.kube import KubeError
@@ -25,7 +30,12 @@ from egain_token_operator.render import (
     TOKEN_LABEL,
     secret_is_current,
 )
-from egain_token_operator.spec import referenced_secrets
+from egain_token_operator.spec import (
+    ClientKey,
+    referenced_client,
+    referenced_credentials,
+    referenced_secrets,
+)
 from egain_token_operator.watch import trimmed
 
 logger = logging.getLogger(__name__)
@@ -45,6 +55,44 @@ _API_RETRY_INITIAL = 2.0
 _API_RETRY_MAX = 20.0  # the cap of an expired token's retries (schedule.RetryPolicy)
 
 
+Target = TypeVar("Target", bound=Hashable)
+User = TypeVar("User", bound=Hashable)
+
+
+class Index(Generic[Target, User]):
+    """Which users depend on which targets, both ways, so that both an event
+    about a target and a change of a user cost only what they touch."""
+
+    def __init__(self) -> None:
+        self._users: dict[Target, set[User]] = {}
+        self._targets: dict[User, frozenset[Target]] = {}
+
+    def set(self, user: User, targets: Iterable[Target]) -> frozenset[Target]:
+        """Make `user` depend on `targets` only; return the targets gained or lost."""
+        new, old = frozenset(targets), self._targets.get(user, frozenset())
+        for target in old - new:
+            users = self._users[target]
+            users.discard(user)
+            if not users:
+                del self._users[target]
+        for target in new - old:
+            self._users.setdefault(target, set()).add(user)
+        if new:
+            self._targets[user] = new
+        else:
+            self._targets.pop(user, None)
+        return new ^ old
+
+    def users(self, target: Target) -> frozenset[User]:
+        """The users that depend on `target`."""
+        return frozenset(self._users.get(target, ()))
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._users.clear()
+        self._targets.clear()
+
+
 class WorkerRegistry:
     """Keeps every observed EgainToken's Secret holding a fresh token: a worker each."""
 
@@ -54,15 +102,28 @@ class WorkerRegistry:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         active: bool = True,
+        on_client_touched: Callable[[ClientKey], None] = lambda key: None,
     ) -> None:
         self.reconciler = reconciler
         self._clock = clock
         self._workers: dict[Key, TokenWorker] = {}
-        # Secrets that matter to workers: (namespace, Secret name) -> worker keys.
-        self._secret_watchers: dict[Key, set[Key]] = {}
+        # (namespace, Secret name) -> the EgainTokens that read or write it.
+        self._secret_users: Index[Key, Key] = Index()
+        # A client -> the EgainTokens that name it.
+        self._client_users: Index[ClientKey, Key] = Index()
+        # (namespace, Secret name) -> the clients whose credentials it holds.
+        self._credentials_users: Index[Key, ClientKey] = Index()
+        # A namespace -> the EgainTokens in it that name a ClusterEgainClient.
+        self._namespace_users: Index[str, Key] = Index()
+        # Told when a client's status may change: its tokens or its credentials.
+        self._on_client_touched = on_client_touched
         # Whether workers run; a replica standing by only keeps track of EgainTokens.
         self._active = active
         self._looks = asyncio.Semaphore(_CONCURRENT_LOOKS)
+
+    def token_count(self, client: ClientKey) -> int:
+        """How many EgainTokens name `client`."""
+        return len(self._client_users.users(client))
 
     # --- watch events -------------------------------------------------------
 
@@ -93,23 +154,54 @@ class WorkerRegistry:
 
     def observe_secret(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Take a Secret watch event (a managed Secret in full, any other as metadata only):
-        wake the workers whose inputs or output changed."""
+        wake the workers whose inputs or output changed, directly or through a client."""
         metadata = body.get("metadata", {})
         secret_key = (str(metadata.get("namespace")), str(metadata.get("name")))
-        for key in self._secret_watchers.get(secret_key, set()):
+        users = set(self._secret_users.users(secret_key))
+        for client in self._credentials_users.users(secret_key):
+            self._on_client_touched(client)
+            users |= self._client_users.users(client)
+        for key in users:
             worker = self._workers.get(key)
             if worker is None or worker.spec is None:
                 continue
-            if event_type != "DELETED" and self._unchanged_for(worker, secret_key[1], body):
+            if event_type != "DELETED" and self._unchanged_for(worker, secret_key, body):
                 continue
             worker.wake.set()
 
-    def _unchanged_for(self, worker: TokenWorker, name: str, secret: Mapping[str, Any]) -> bool:
+    def observe_client(self, client: ClientKey, body: Mapping[str, Any] | None) -> None:
+        """Take a client that appeared, went or whose spec changed: wake the
+        EgainTokens that name it."""
+        spec = (body or {}).get("spec") or {}
+        credentials = referenced_credentials(
+            client, spec, self.reconciler.clients.cluster_namespace
+        )
+        self._credentials_users.set(client, [credentials] if credentials else [])
+        self._on_client_touched(client)
+        self._wake(self._client_users.users(client))
+
+    def observe_namespace(self, namespace: str) -> None:
+        """Take a namespace whose labels changed: wake the EgainTokens in it that
+        name a ClusterEgainClient (whose selector may now match, or no longer)."""
+        self._wake(self._namespace_users.users(namespace))
+
+    def _wake(self, keys: Iterable[Key]) -> None:
+        for key in keys:
+            worker = self._workers.get(key)
+            if worker is not None:
+                worker.wake.set()
+
+    def _unchanged_for(
+        self, worker: TokenWorker, secret_key: Key, secret: Mapping[str, Any]
+    ) -> bool:
         """True when `secret` is what the worker last saw or wrote, so no look is needed."""
         assert worker.spec is not None
-        if name == worker.spec.credentials.name:
+        credentials = worker.spec.credentials
+        if secret_key == (credentials.namespace or worker.key[0], credentials.name):
             version = (secret.get("metadata") or {}).get("resourceVersion")
             return version is not None and version == worker.credentials_version
+        if secret_key[0] != worker.key[0]:
+            return False  # a client's former credentials: the next look tells
         labels = secret.get("metadata", {}).get("labels") or {}
         ours = (
             labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(TOKEN_LABEL) == worker.key[1]
@@ -121,19 +213,29 @@ class WorkerRegistry:
         )
 
     def _index(self, worker: TokenWorker) -> None:
-        for watchers in self._secret_watchers.values():
-            watchers.discard(worker.key)
-        for name in referenced_secrets(worker.key[1], worker.body.get("spec") or {}):
-            self._secret_watchers.setdefault((worker.key[0], name), set()).add(worker.key)
+        (namespace, name), spec = worker.key, worker.body.get("spec") or {}
+        self._secret_users.set(
+            worker.key, [(namespace, secret) for secret in referenced_secrets(name, spec)]
+        )
+        ref = referenced_client(spec)
+        self._index_client(worker.key, [ref.key(namespace)] if ref else [])
+        cluster_client = ref is not None and not ref.kind.namespaced
+        self._namespace_users.set(worker.key, [namespace] if cluster_client else [])
+
+    def _index_client(self, key: Key, clients: list[ClientKey]) -> None:
+        for client in self._client_users.set(key, clients):
+            self._on_client_touched(client)  # its token count changed
 
     def _forget(self, key: Key) -> None:
         worker = self._workers.pop(key, None)
         if worker is None:
             return
-        for watchers in self._secret_watchers.values():
-            watchers.discard(key)
+        self._secret_users.set(key, [])
+        self._index_client(key, [])
+        self._namespace_users.set(key, [])
         if worker.task is not None:
             worker.task.cancel()
+        self.reconciler.sharing.leave(key)
         metrics.forget(*key)
 
     def _start(self, worker: TokenWorker) -> None:
@@ -163,6 +265,8 @@ class WorkerRegistry:
         """Stop acting (this replica stands by): end every worker, keep the EgainTokens."""
         self._active = False
         await self._cancel_all()
+        # Shared tokens are kept only while acting: a new leader starts afresh.
+        self.reconciler.sharing.clear()
         for key, worker in self._workers.items():
             worker.task = None
             metrics.forget(*key)
@@ -170,8 +274,10 @@ class WorkerRegistry:
     async def stop(self) -> None:
         """Cancel every worker and wait for them to end."""
         await self._cancel_all()
+        self.reconciler.sharing.clear()
         self._workers.clear()
-        self._secret_watchers.clear()
+        for index in (self._secret_users, self._client_users, self._namespace_users):
+            index.clear()
 
     # --- the worker loop ----------------------------------------------------
 
@@ -180,6 +286,12 @@ class WorkerRegistry:
         await self.reconciler.secrets.synced()
         api_failures = 0
         while True:
+            ref = referenced_client(worker.body.get("spec") or {})
+            if ref is not None:
+                # Nor clients, for a token that names one: waited for here, not
+                # while holding a look, so that clients never listed (their RBAC
+                # not granted, say) hold no other token back.
+                await self.reconciler.clients.synced(ref.kind)
             try:
                 async with self._looks:
                     worker.wake.clear()

@@ -1,8 +1,9 @@
 """End-to-end fixtures: a namespace per test, the operator serving it, eGain clients.
 
 After every test that ran the operator, its log (at debug level), the
-namespace's Events and every EgainToken in it are searched for client secrets
-and issued tokens, plain or base64-encoded (`testground.leaks`).
+namespace's Events, every EgainToken and EgainClient in it, and every
+ClusterEgainClient are searched for client secrets and issued tokens, plain or
+base64-encoded (`testground.leaks`).
 Also the helpers the operator's tests share: the usual ClientApp spec, times
 as written in status, the count of tokens issued to a client.
 """
@@ -162,11 +163,19 @@ def make_pod_client(
 
 
 @pytest.fixture
+def scanned_namespaces(namespace: str) -> list[str]:
+    """The namespaces whose Events and objects are searched for leaks after the
+    test: its own, and any a test adds (a cluster resource namespace, say)."""
+    return [namespace]
+
+
+@pytest.fixture
 def start_operator(
     cluster: Cluster,
     namespace: str,
     emulator: EgainEmulator,
     tmp_path: Path,
+    scanned_namespaces: list[str],
 ) -> Iterator[StartOperator]:
     """Start the operator for the test's namespace; stop it and check for leaks after."""
     started: list[OperatorProcess] = []
@@ -211,7 +220,7 @@ def start_operator(
         process.stop()
     logs = [process.log() for process in started]
     assert_no_secret_material(
-        [*logs, cluster_record(cluster.control_plane, [namespace])], [emulator]
+        [*logs, cluster_record(cluster.control_plane, scanned_namespaces)], [emulator]
     )
 
 

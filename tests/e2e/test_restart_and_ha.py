@@ -24,10 +24,15 @@ def test_restarted_operator_keeps_valid_tokens(
     client, _ = make_ready_token("keep-a", secretName="keep-a")
     make_ready_token("keep-b", client=client, secretName="keep-b")
     before = {name: cluster.token(namespace, name)["status"] for name in ("keep-a", "keep-b")}
+    # One token shared by both (identical requests), or one each: whatever
+    # was issued before the restart is all there is after it.
+    issued = successes(emulator, client)
     operator.stop()
     start_operator()
     time.sleep(5)
-    assert successes(emulator, client) == 2, "a restarted operator requested tokens it already had"
+    assert successes(emulator, client) == issued, (
+        "a restarted operator requested tokens it already had"
+    )
     for name in ("keep-a", "keep-b"):
         assert cluster.token(namespace, name)["status"] == before[name]
 

@@ -23,6 +23,12 @@ from tests.e2e.support import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
+# Fewer tokens than `make soak`'s 200: at 5-10 s lifetimes, 200 tokens ask for
+# about 40 new tokens a second, close to what the 2-core machine issues at all
+# (docs/benchmarks.md), so on a machine busy with anything else the verdict
+# would measure its spare CPU instead of the operator. 60 ask for about 12.
+TOKENS = 60
+
 FAULT_KINDS = {
     "5xx_burst",
     "hang",
@@ -62,6 +68,8 @@ def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> No
             str(REPO / "hack" / "soak.py"),
             "--duration",
             "60",
+            "--tokens",
+            str(TOKENS),
             "--json",
             str(report_path),
             "--state-dir",
@@ -79,14 +87,14 @@ def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> No
     assert re.fullmatch(r"violations: 0, lost: 0, recovery max: \d+(\.\d+)? s", last), last
 
     report = json.loads(report_path.read_text())
-    assert report["tokens"] >= 200
+    assert report["tokens"] == TOKENS + 1  # and the one a Pod mounts
     assert set(report["flows"]) == {"ClientApp", "AnonymousCustomer"}
     assert report["lifetimes_s"] == [5, 10]
     assert set(report["faults"]) == FAULT_KINDS
     assert report["fault_errors"] == []
     answered = set(report["token_requests_by_outcome"])
     assert {"server_error", "hang", "reset", "rate_limited", "non_json", "html"} <= answered
-    assert report["samples"]["api"] > 200 * 30
+    assert report["samples"]["api"] > TOKENS * 30
     assert report["samples"]["file"] > 30
     assert report["violations"] == report["lost"] == report["leaks"] == 0
     assert report["token_requests"] > report["tokens"]

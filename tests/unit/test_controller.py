@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from egain_token_operator.clientcache import ClientCache, ReadClients
 from egain_token_operator.egain import (
     EgainClient,
     TokenRequest,
@@ -23,17 +24,36 @@ from egain_token_operator.reconcile import EventPoster, Reconciler, TokenWorker
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy
 from egain_token_operator.secretcache import ReadSecrets, SecretCache
+from egain_token_operator.spec import ClientKey, ClientKind
 from egain_token_operator.workers import WorkerRegistry
 from tests.unit.clock import Clock
 
 START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
+# The cluster resource namespace: where ClusterEgainClients' credentials are.
+OPERATOR_NAMESPACE = "egain-system"
 
 
 class FakeKube:
     def __init__(self) -> None:
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.clients: dict[ClientKey, dict[str, Any]] = {}
+        self.namespaces: dict[str, dict[str, str]] = {}
         self.statuses: list[dict[str, Any]] = []
+        self.client_statuses: list[tuple[ClientKey, dict[str, Any]]] = []
         self.version = 0
+
+    async def read_client(self, key: ClientKey) -> dict[str, Any] | None:
+        return self.clients.get(key)
+
+    async def read_namespace(self, name: str) -> dict[str, Any] | None:
+        labels = self.namespaces.get(name)
+        return None if labels is None else {"metadata": {"name": name, "labels": labels}}
+
+    async def patch_client_status(
+        self, key: ClientKey, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        self.client_statuses.append((key, dict(status)))
+        return {}
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.secrets.get((namespace, name))
@@ -71,6 +91,13 @@ class FakeSecrets(ReadSecrets):
         return None
 
     async def read_again(self, namespace: str, name: str) -> None:
+        return None
+
+
+class FakeClients(ReadClients):
+    """The client cache over FakeKube's clients, as if the watches were always up to date."""
+
+    async def synced(self, kind: ClientKind) -> None:
         return None
 
 
@@ -119,6 +146,7 @@ def registry(
     reconciler = Reconciler(
         kube=cast(Kube, kube),
         secrets=cast(SecretCache, FakeSecrets(kube)),
+        clients=cast(ClientCache, FakeClients(cast(Kube, kube), OPERATOR_NAMESPACE)),
         egain=cast(EgainClient, egain),
         policy=policy or RetryPolicy(),
         restarter=cast(RolloutRestarter, None),
