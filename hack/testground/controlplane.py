@@ -51,6 +51,8 @@ _SIGNAL_TIMEOUT = 10.0  # seconds for a SIGSTOP or SIGCONT to reach every thread
 # Deployments, ReplicaSets and the other workloads roll for real; ownerReference
 # cascades and namespace deletion are real.
 _CONTROLLERS = (
+    # Folds the chart's -edit and -view ClusterRoles into admin, edit and view.
+    "clusterrole-aggregation-controller",
     "daemonset-controller",
     "deployment-controller",
     "disruption-controller",

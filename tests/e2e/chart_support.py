@@ -11,18 +11,20 @@ a test can run the operator with exactly the permissions the chart grants:
     # run the operator with KUBECONFIG=kubeconfig
 
 The `chart_release` and `chart_service_account_kubeconfig` fixtures wrap the
-same two steps, and `run_prefix` gives a test its own namespaces (import them
-into a test module or conftest to use them). The chart tests also share the
-value combinations they render (`SCENARIOS`) and the look at the operator's
-container in a rendered Deployment.
+same two steps, `chart_operator` goes on to start the operator with them, and
+`run_prefix` gives a test its own namespaces (import them into a test module or
+conftest to use them). The chart tests also share the value combinations they
+render (`SCENARIOS`) and the look at the operator's container in a rendered
+Deployment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +33,7 @@ import pytest
 import yaml
 
 from testground.tools import ensure_tools
+from tests.e2e.support import Cluster, OperatorProcess, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "egain-token-operator"
@@ -125,6 +128,21 @@ def render_manifests(
 def of_kind(manifests: Sequence[Manifest], kind: str) -> list[Manifest]:
     """The manifests of one kind."""
     return [manifest for manifest in manifests if manifest["kind"] == kind]
+
+
+AGGREGATE_LABEL_PREFIX = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def is_user_role(manifest: Manifest) -> bool:
+    """One of the ClusterRoles for people (`-edit`, `-view`), aggregated into the built-in ones.
+
+    They grant the operator nothing: the operator's own permissions are every
+    other Role and ClusterRole.
+    """
+    labels = manifest["metadata"].get("labels", {})
+    return manifest["kind"] == "ClusterRole" and any(
+        key.startswith(AGGREGATE_LABEL_PREFIX) for key in labels
+    )
 
 
 # Value combinations rendered and validated on the server. Namespace names in
@@ -288,3 +306,63 @@ def run_prefix(control_plane: ControlPlaneLike) -> Iterator[str]:
     yield prefix
     for namespace in namespaces:
         control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+# What the API server says when RBAC refuses a request.
+RBAC_DENIAL = "is forbidden: User"
+
+# The settings of the chart's Deployment that a locally run operator takes
+# over (the others are the test defaults of `start_operator`).
+CHART_OPERATOR_ENV = (
+    "EGAIN_OPERATOR_LEADER_ELECTION_LEASE",
+    "EGAIN_OPERATOR_CLUSTER_RESOURCE_NAMESPACE",
+)
+
+
+@dataclass
+class ChartOperator:
+    """The operator running with the permissions of a chart release's ServiceAccount."""
+
+    process: OperatorProcess
+    release: ChartRelease
+    kubeconfig: Path
+
+    def log(self) -> str:
+        return self.process.log()
+
+
+@contextlib.contextmanager
+def chart_operator(
+    cluster: Cluster,
+    values: dict[str, Any],
+    start_operator: Callable[..., OperatorProcess],
+    tmp_path: Path,
+    *,
+    all_namespaces: bool = False,
+) -> Iterator[ChartOperator]:
+    """Install the chart with `values` and run the operator as its ServiceAccount."""
+    release = install_chart(cluster.control_plane, values)
+    try:
+        kubeconfig = service_account_kubeconfig(
+            cluster.control_plane, release.namespace, release.service_account, tmp_path / "sa"
+        )
+        # Leader election and the cluster resource namespace as the chart's
+        # Deployment configures them: the Lease in the release's namespace and
+        # the Secrets of ClusterEgainClients are part of what the RBAC must allow.
+        deployment_env = _deployment_env(cluster, release)
+        process = start_operator(
+            kubeconfig=kubeconfig,
+            all_namespaces=all_namespaces,
+            env={name: deployment_env[name] for name in CHART_OPERATOR_ENV},
+        )
+        wait_until(process.leading, "the operator to hold the chart's Lease", 30)
+        yield ChartOperator(process, release, kubeconfig)
+    finally:
+        uninstall_chart(cluster.control_plane, release)
+
+
+def _deployment_env(cluster: Cluster, release: ChartRelease) -> dict[str, str]:
+    deployment = cluster.get("deployment", release.fullname, release.namespace)
+    assert deployment is not None
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item["value"] for item in container["env"] if "value" in item}

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from testground.tools import ensure_tools
-from tests.e2e.chart_support import CHART, render_without_cluster
+from tests.e2e.chart_support import (
+    AGGREGATE_LABEL_PREFIX,
+    CHART,
+    fullname,
+    is_user_role,
+    render_without_cluster,
+)
 from tests.markdown import HELM_DOC, README, section, table_rows
 
 pytestmark = pytest.mark.e2e
@@ -20,12 +26,15 @@ _VERB = re.compile(r"\b(get|list|watch|create|update|patch|delete|deletecollecti
 Grants = dict[str, set[str]]  # resource -> verbs
 
 
-def rendered_grants(values: dict[str, Any]) -> tuple[Grants, set[str]]:
-    """What the chart's Roles and ClusterRoles grant, merged, and the kinds that grant it."""
+def rendered_grants(values: dict[str, Any], *, users: bool = False) -> tuple[Grants, set[str]]:
+    """What the chart's Roles and ClusterRoles grant, merged, and the kinds that grant it.
+
+    The operator's, or with `users` those of the ClusterRoles for people.
+    """
     grants: Grants = {}
     kinds = set()
     for manifest in render_without_cluster(values):
-        if manifest["kind"] not in ("Role", "ClusterRole"):
+        if manifest["kind"] not in ("Role", "ClusterRole") or is_user_role(manifest) != users:
             continue
         kinds.add(manifest["kind"])
         for rule in manifest["rules"]:
@@ -44,21 +53,51 @@ def documented_grants(rows: list[list[str]], resources: int, verbs: int) -> Gran
 
 @pytest.mark.parametrize(
     ("values", "kinds"),
-    [({}, {"ClusterRole", "Role"}), ({"watchNamespaces": ["team-a", "team-b"]}, {"Role"})],
+    [
+        ({}, {"ClusterRole", "Role"}),
+        ({"watchNamespaces": ["team-a", "team-b"]}, {"ClusterRole", "Role"}),
+    ],
     ids=["all-namespaces", "namespaced"],
 )
 def test_readme_and_helm_doc_list_the_rendered_rbac(
     values: dict[str, Any], kinds: set[str]
 ) -> None:
     grants, rendered_kinds = rendered_grants(values)
-    # Namespaced mode has no cluster-wide permission at all (docs/helm.md says so).
     assert rendered_kinds == kinds
     readme = documented_grants(table_rows(section(README, "Security model")), 0, 1)
     assert readme == grants
-    helm_doc = documented_grants(
-        table_rows(section(HELM_DOC, "RBAC and why each rule exists")), 1, 2
-    )
-    assert helm_doc == grants
+    helm_rows = table_rows(section(HELM_DOC, "RBAC and why each rule exists"))
+    assert documented_grants(helm_rows, 1, 2) == grants
+
+
+def user_roles(values: dict[str, Any]) -> dict[str, tuple[set[str], Grants]]:
+    """Each ClusterRole for people, by its name: the built-in roles it joins, what it grants."""
+    roles = {}
+    for manifest in render_without_cluster(values, release="r"):
+        if not is_user_role(manifest):
+            continue
+        labels = manifest["metadata"]["labels"]
+        joins = {
+            key.removeprefix(AGGREGATE_LABEL_PREFIX) for key in labels if labels[key] == "true"
+        }
+        grants: Grants = {}
+        for rule in manifest["rules"]:
+            for resource in rule["resources"]:
+                grants.setdefault(resource, set()).update(rule["verbs"])
+        roles[manifest["metadata"]["name"]] = (joins, grants)
+    return roles
+
+
+def test_helm_doc_lists_the_rendered_roles_for_users() -> None:
+    documented = {}
+    for row in table_rows(section(HELM_DOC, "Roles for users")):
+        # role | aggregated into | resources | verbs
+        name = row[0].strip("`").replace("<fullname>", fullname("r"))
+        joins = set(re.findall(r"`([^`]+)`", row[1]))
+        documented[name] = (joins, documented_grants([row], 2, 3))
+    assert documented == user_roles({})
+    assert user_roles({"rbac": {"aggregateClusterRoles": False}}) == {}
+    assert user_roles({"rbac": {"create": False}}) == {}
 
 
 def test_rules_left_out_by_values_are_left_out() -> None:
@@ -87,3 +126,11 @@ def test_notes_say_disabled_rollout_restarts_are_skipped() -> None:
     assert "spec.rolloutRestartTargets are skipped, with a warning" in notes
     assert "permission" not in notes
     assert "rolloutRestartTargets" not in install_notes({})
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}])
+def test_notes_say_where_cluster_egain_clients_credentials_are_read(
+    values: dict[str, Any],
+) -> None:
+    notes = install_notes({**values, "clusterResourceNamespace": "egain-clients"})
+    assert 'Secrets are read in namespace "egain-clients"' in notes

@@ -19,6 +19,13 @@ pytestmark = pytest.mark.e2e
 # Fixtures defined next to the helpers (so other modules can reuse them too).
 run_prefix = chart_support.run_prefix
 
+# The CRDs the chart ships (its crds/ directory).
+CRDS = (
+    "egaintokens.egain.cloud",
+    "egainclients.egain.cloud",
+    "clusteregainclients.egain.cloud",
+)
+
 
 # --- install / uninstall -----------------------------------------------------------
 
@@ -35,20 +42,24 @@ def test_install_and_uninstall(control_plane: ControlPlaneLike) -> None:
         control_plane.kubectl("get", kind, name, "-n", ns)
     control_plane.kubectl("get", "clusterrole", release.fullname)
     control_plane.kubectl("get", "clusterrolebinding", release.fullname)
-    control_plane.kubectl("get", "crd", "egaintokens.egain.cloud")
+    for role in ("edit", "view"):
+        control_plane.kubectl("get", "clusterrole", f"{release.fullname}-{role}")
+    control_plane.kubectl("get", "crd", *CRDS)
 
     uninstall_chart(control_plane, release)
     left = control_plane.kubectl(
         "get",
         "clusterrole,clusterrolebinding",
         release.fullname,
+        f"{release.fullname}-edit",
+        f"{release.fullname}-view",
         "--ignore-not-found",
         "-o",
         "name",
     )
     assert left.stdout.strip() == ""
     # Helm never deletes CRDs from crds/: EgainTokens (and their Secrets) survive an uninstall.
-    control_plane.kubectl("get", "crd", "egaintokens.egain.cloud")
+    control_plane.kubectl("get", "crd", *CRDS)
 
 
 @pytest.mark.parametrize("namespaced", [False, True], ids=["all-namespaces", "namespaced"])
@@ -108,10 +119,9 @@ def test_upgrade_with_the_crd_applied_first_as_documented(
     try:
         crds = str(CHART / "crds")
         applied = control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds)
-        assert "egaintokens.egain.cloud serverside-applied" in applied.stdout
-        control_plane.kubectl(
-            "wait", "--for", "condition=established", "crd/egaintokens.egain.cloud"
-        )
+        for crd in CRDS:
+            assert f"{crd} serverside-applied" in applied.stdout
+        control_plane.kubectl("wait", "--for", "condition=established", "-f", crds)
         control_plane.helm("upgrade", release.name, str(CHART), "-n", run_prefix, "--reuse-values")
         history = json.loads(
             control_plane.helm("history", release.name, "-n", run_prefix, "-o", "json").stdout

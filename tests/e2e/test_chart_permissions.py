@@ -23,6 +23,7 @@ from tests.e2e.chart_support import (
     Manifest,
     fullname,
     install_chart,
+    is_user_role,
     materialise,
     of_kind,
     operator_env,
@@ -38,6 +39,8 @@ chart_service_account_kubeconfig = chart_support.chart_service_account_kubeconfi
 run_prefix = chart_support.run_prefix
 
 SECRET_VERBS = ["get", "list", "watch", "create", "update"]
+# In the cluster resource namespace, when it is not served: credentials are only read.
+CLUSTER_RESOURCE_SECRET_VERBS = ["get", "list", "watch"]
 LEASE_RULES = [
     {
         "apiGroups": ["coordination.k8s.io"],
@@ -62,18 +65,35 @@ def _rules(manifests: list[Manifest]) -> list[dict[str, Any]]:
     ]
 
 
-def _rules_for(manifest: Manifest, group: str, resource: str) -> list[dict[str, Any]]:
-    return [
-        rule
-        for rule in manifest.get("rules", [])
-        if group in rule["apiGroups"] and resource in rule["resources"]
-    ]
+def _operator_cluster_roles(manifests: list[Manifest]) -> list[Manifest]:
+    """The ClusterRoles other than those for people (`-edit`, `-view`)."""
+    return [role for role in of_kind(manifests, "ClusterRole") if not is_user_role(role)]
+
+
+def _grants(manifest: Manifest) -> dict[str, list[str]]:
+    """resource (with its API group, `group/resource`) -> verbs, for every rule."""
+    return {
+        f"{group}/{resource}": rule["verbs"]
+        for rule in manifest["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
 
 
 def _watched_namespace_roles(manifests: list[Manifest]) -> list[Manifest]:
-    """The Roles other than the leader election one."""
+    """The Roles of the namespaces served (not the Lease's, nor the cluster resource one's)."""
     return [
-        r for r in of_kind(manifests, "Role") if not r["metadata"]["name"].endswith("-election")
+        r
+        for r in of_kind(manifests, "Role")
+        if not r["metadata"]["name"].endswith(("-election", "-cluster-resources"))
+    ]
+
+
+def _cluster_resource_roles(manifests: list[Manifest]) -> list[Manifest]:
+    return [
+        r
+        for r in of_kind(manifests, "Role")
+        if r["metadata"]["name"].endswith("-cluster-resources")
     ]
 
 
@@ -96,27 +116,37 @@ def test_secret_verbs_are_exactly_what_the_operator_uses(
     control_plane: ControlPlaneLike, scenario: str
 ) -> None:
     manifests = render_manifests(control_plane, materialise(SCENARIOS[scenario], "s"))
-    secret_rules = [rule for rule in _rules(manifests) if "secrets" in rule["resources"]]
+    served = [m for m in manifests if m not in _cluster_resource_roles(manifests)]
+    secret_rules = [rule for rule in _rules(served) if "secrets" in rule["resources"]]
     assert secret_rules
     for rule in secret_rules:
         assert rule["apiGroups"] == [""]
         assert rule["resources"] == ["secrets"]
         assert rule["verbs"] == SECRET_VERBS  # in particular: no delete
+    for role in _cluster_resource_roles(manifests):
+        assert _grants(role)["/secrets"] == CLUSTER_RESOURCE_SECRET_VERBS
 
 
 def test_all_namespaces_mode_uses_one_cluster_role(control_plane: ControlPlaneLike) -> None:
     manifests = render_manifests(control_plane, {}, release="r", namespace="ops")
     assert _watched_namespace_roles(manifests) == []
-    (role,) = of_kind(manifests, "ClusterRole")
+    assert _cluster_resource_roles(manifests) == []
+    (role,) = _operator_cluster_roles(manifests)
     (binding,) = of_kind(manifests, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": fullname("r"), "namespace": "ops"}
     ]
-    assert _rules_for(role, "", "namespaces") == []
-    assert _rules_for(role, "egain.cloud", "egaintokens")[0]["verbs"] == ["list", "watch"]
-    assert _rules_for(role, "egain.cloud", "egaintokens/status")[0]["verbs"] == ["patch"]
-    assert _rules_for(role, "", "events")[0]["verbs"] == ["create"]
+    grants = _grants(role)
+    assert grants["egain.cloud/egaintokens"] == ["list", "watch"]
+    assert grants["egain.cloud/egaintokens/status"] == ["patch"]
+    assert grants["egain.cloud/egainclients"] == ["get", "list", "watch"]
+    assert grants["egain.cloud/egainclients/status"] == ["patch"]
+    # ClusterEgainClients and the namespace labels allowedNamespaces.selector matches.
+    assert grants["egain.cloud/clusteregainclients"] == ["get", "list", "watch"]
+    assert grants["egain.cloud/clusteregainclients/status"] == ["patch"]
+    assert grants["/namespaces"] == ["list", "watch"]
+    assert grants["/events"] == ["create"]
     assert "EGAIN_OPERATOR_NAMESPACES" not in operator_env(manifests)
 
 
@@ -131,12 +161,73 @@ def test_namespaced_mode_has_a_role_per_namespace(control_plane: ControlPlaneLik
     for binding in bindings:
         assert binding["subjects"][0]["namespace"] == "ops"
     for role in roles:
-        assert _rules_for(role, "", "secrets")[0]["verbs"] == SECRET_VERBS
-        assert _rules_for(role, "egain.cloud", "egaintokens")
-    # Nothing cluster-wide at all.
-    assert of_kind(manifests, "ClusterRole") == []
-    assert of_kind(manifests, "ClusterRoleBinding") == []
+        grants = _grants(role)
+        assert grants["/secrets"] == SECRET_VERBS
+        assert grants["egain.cloud/egaintokens"] == ["list", "watch"]
+        assert grants["egain.cloud/egainclients"] == ["get", "list", "watch"]
+        # Cluster-scoped: a Role could not grant them.
+        assert "egain.cloud/clusteregainclients" not in grants
+        assert "/namespaces" not in grants
+    # Cluster-wide, only what no Role can grant: ClusterEgainClients and namespace labels.
+    (cluster_role,) = _operator_cluster_roles(manifests)
+    assert _grants(cluster_role) == {
+        "egain.cloud/clusteregainclients": ["get", "list", "watch"],
+        "egain.cloud/clusteregainclients/status": ["patch"],
+        "/namespaces": ["list", "watch"],
+    }
+    (binding,) = of_kind(manifests, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    # The cluster resource namespace (the release's, not served): credentials read only.
+    (cluster_resources,) = _cluster_resource_roles(manifests)
+    assert cluster_resources["metadata"]["namespace"] == "ops"
+    assert _grants(cluster_resources) == {
+        "/secrets": CLUSTER_RESOURCE_SECRET_VERBS,
+        "/events": ["create"],
+    }
     assert operator_env(manifests)["EGAIN_OPERATOR_NAMESPACES"] == "a,b"
+
+
+@pytest.mark.parametrize("namespaced", [False, True], ids=["all-namespaces", "namespaced"])
+def test_cluster_roles_for_people_are_aggregated_into_the_built_in_roles(
+    control_plane: ControlPlaneLike, namespaced: bool
+) -> None:
+    values: dict[str, Any] = {"watchNamespaces": ["a"]} if namespaced else {}
+    manifests = render_manifests(control_plane, values, release="r")
+    roles = {role["metadata"]["name"]: role for role in of_kind(manifests, "ClusterRole")}
+    edit, view = roles[f"{fullname('r')}-edit"], roles[f"{fullname('r')}-view"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}admin": "true",
+        f"{aggregate}edit": "true",
+    }
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}view": "true"
+    }
+    everything = ["create", "update", "patch", "delete", "get", "list", "watch"]
+    assert _grants(edit) == {
+        "egain.cloud/egaintokens": everything,
+        "egain.cloud/egainclients": everything,
+    }
+    assert _grants(view) == {
+        "egain.cloud/egaintokens": ["get", "list", "watch"],
+        "egain.cloud/egainclients": ["get", "list", "watch"],
+    }
+    # Neither is bound to anything by the chart.
+    bound = {b["roleRef"]["name"] for b in manifests if b["kind"].endswith("RoleBinding")}
+    assert edit["metadata"]["name"] not in bound
+    assert view["metadata"]["name"] not in bound
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"rbac": {"aggregateClusterRoles": False}}, {"rbac": {"create": False}}],
+    ids=["aggregateClusterRoles-false", "rbac-create-false"],
+)
+def test_cluster_roles_for_people_follow_the_values(
+    control_plane: ControlPlaneLike, values: dict[str, Any]
+) -> None:
+    manifests = render_manifests(control_plane, values)
+    assert [role for role in of_kind(manifests, "ClusterRole") if is_user_role(role)] == []
 
 
 @pytest.mark.parametrize("namespaced", [False, True], ids=["all-namespaces", "namespaced"])
@@ -215,6 +306,22 @@ def test_service_account_has_exactly_the_operator_permissions(
     assert not _can_i(control_plane, kubeconfig, "watch", "customresourcedefinitions")
     assert _can_i(control_plane, kubeconfig, "patch", "deployments.apps", *ns)
     assert _can_i(control_plane, kubeconfig, "create", "events", *ns)
+    for verb in ("get", "list", "watch"):
+        assert _can_i(control_plane, kubeconfig, verb, "egainclients.egain.cloud", *ns)
+        assert _can_i(control_plane, kubeconfig, verb, "clusteregainclients.egain.cloud")
+    for resource in ("egainclients.egain.cloud", "clusteregainclients.egain.cloud"):
+        assert _can_i(control_plane, kubeconfig, "patch", resource, "--subresource=status", *ns)
+        assert not _can_i(control_plane, kubeconfig, "patch", resource, *ns)
+        assert not _can_i(control_plane, kubeconfig, "create", resource, *ns)
+        assert not _can_i(control_plane, kubeconfig, "delete", resource, *ns)
+    assert _can_i(control_plane, kubeconfig, "list", "namespaces")
+    assert _can_i(control_plane, kubeconfig, "watch", "namespaces")
+    assert not _can_i(control_plane, kubeconfig, "get", "namespaces")
+    assert not _can_i(control_plane, kubeconfig, "patch", "namespaces")
+    # The Secrets of ClusterEgainClients, in the cluster resource namespace
+    # (the release's by default).
+    cluster_resources = ["--namespace", chart_release.namespace]
+    assert _can_i(control_plane, kubeconfig, "get", "secrets", *cluster_resources)
     assert not _can_i(control_plane, kubeconfig, "delete", "secrets", *ns)
     assert not _can_i(control_plane, kubeconfig, "delete", "egaintokens.egain.cloud", *ns)
     assert not _can_i(control_plane, kubeconfig, "create", "deployments.apps", *ns)
@@ -244,8 +351,16 @@ def test_namespaced_service_account_is_confined_to_its_namespaces(
         assert _can_i(control_plane, kubeconfig, "watch", "secrets", "-n", served)
         assert not _can_i(control_plane, kubeconfig, "get", "secrets", "-n", f"{run_prefix}-b")
         assert not _can_i(control_plane, kubeconfig, "list", "secrets", "--all-namespaces")
-        assert not _can_i(control_plane, kubeconfig, "list", "namespaces")
+        assert _can_i(control_plane, kubeconfig, "watch", "egainclients.egain.cloud", "-n", served)
+        assert _can_i(control_plane, kubeconfig, "list", "namespaces")
+        assert _can_i(control_plane, kubeconfig, "watch", "clusteregainclients.egain.cloud")
         assert not _can_i(control_plane, kubeconfig, "list", "customresourcedefinitions")
+        # The cluster resource namespace (the release's): credentials are read, never written.
+        home = ["-n", run_prefix]
+        assert _can_i(control_plane, kubeconfig, "get", "secrets", *home)
+        assert _can_i(control_plane, kubeconfig, "watch", "secrets", *home)
+        assert not _can_i(control_plane, kubeconfig, "create", "secrets", *home)
+        assert not _can_i(control_plane, kubeconfig, "update", "secrets", *home)
     finally:
         control_plane.helm("uninstall", release.name, "-n", run_prefix)
 

@@ -6,75 +6,17 @@ ServiceAccount, so every API call it makes is checked by the real RBAC.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from testground.emulator import EgainEmulator
-from tests.e2e.chart_support import (
-    ChartRelease,
-    install_chart,
-    service_account_kubeconfig,
-    uninstall_chart,
-)
+from tests.e2e.chart_support import RBAC_DENIAL, chart_operator
 from tests.e2e.conftest import TENANT, EgainClient
 from tests.e2e.support import Cluster, OperatorProcess, deployment, egain_token, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
-
-RBAC_DENIAL = "is forbidden: User"
-
-
-@dataclass
-class ChartOperator:
-    """The operator running with the permissions of a chart release's ServiceAccount."""
-
-    process: OperatorProcess
-    release: ChartRelease
-    kubeconfig: Path
-
-    def log(self) -> str:
-        return self.process.log()
-
-
-@contextlib.contextmanager
-def chart_operator(
-    cluster: Cluster,
-    values: dict[str, Any],
-    start_operator: Callable[..., OperatorProcess],
-    tmp_path: Path,
-    *,
-    all_namespaces: bool = False,
-) -> Iterator[ChartOperator]:
-    """Install the chart with `values` and run the operator as its ServiceAccount."""
-    release = install_chart(cluster.control_plane, values)
-    try:
-        kubeconfig = service_account_kubeconfig(
-            cluster.control_plane, release.namespace, release.service_account, tmp_path / "sa"
-        )
-        # Leader election as the chart's Deployment configures it: the Lease
-        # in the release's namespace is part of what the RBAC must allow.
-        lease = _deployment_env(cluster, release)["EGAIN_OPERATOR_LEADER_ELECTION_LEASE"]
-        process = start_operator(
-            kubeconfig=kubeconfig,
-            all_namespaces=all_namespaces,
-            env={"EGAIN_OPERATOR_LEADER_ELECTION_LEASE": lease},
-        )
-        wait_until(process.leading, "the operator to hold the chart's Lease", 30)
-        yield ChartOperator(process, release, kubeconfig)
-    finally:
-        uninstall_chart(cluster.control_plane, release)
-
-
-def _deployment_env(cluster: Cluster, release: ChartRelease) -> dict[str, str]:
-    deployment = cluster.get("deployment", release.fullname, release.namespace)
-    assert deployment is not None
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    return {item["name"]: item["value"] for item in container["env"] if "value" in item}
 
 
 def do_the_whole_job(
@@ -131,30 +73,36 @@ def test_namespaced_chart_rbac_is_sufficient_and_confined(
 ) -> None:
     values = {"watchNamespaces": [namespace]}
     with chart_operator(cluster, values, start_operator, tmp_path) as operator:
-        release, kubeconfig = operator.release, operator.kubeconfig
+        kubeconfig = operator.kubeconfig
         do_the_whole_job(cluster, namespace, emulator, make_client())
         assert RBAC_DENIAL not in operator.log()
-        # The same identity is refused a Secret in a namespace it does not serve.
-        cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "elsewhere", "namespace": release.namespace},
-                "stringData": {"k": "v"},
-            }
-        )
-        denied = cluster.kubectl(
-            "--kubeconfig",
-            str(kubeconfig),
-            "get",
-            "secret",
-            "elsewhere",
-            "-n",
-            release.namespace,
-            "-o",
-            "name",
-            check=False,
-        )
+        # The same identity is refused a Secret in a namespace it does not serve
+        # (nor is it the cluster resource namespace, the release's).
+        elsewhere = f"{namespace}-elsewhere"
+        cluster.kubectl("create", "namespace", elsewhere)
+        try:
+            cluster.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "elsewhere", "namespace": elsewhere},
+                    "stringData": {"k": "v"},
+                }
+            )
+            denied = cluster.kubectl(
+                "--kubeconfig",
+                str(kubeconfig),
+                "get",
+                "secret",
+                "elsewhere",
+                "-n",
+                elsewhere,
+                "-o",
+                "name",
+                check=False,
+            )
+        finally:
+            cluster.kubectl("delete", "namespace", elsewhere, "--wait=false")
         assert denied.returncode != 0
         assert "Forbidden" in denied.stderr
         listed = cluster.kubectl(

@@ -143,6 +143,7 @@ def test_every_operator_setting_reaches_the_environment(control_plane: ControlPl
         "metrics": {"port": 9090},
         "health": {"port": 9091},
         "selector": "shard in (a,b)",
+        "clusterResourceNamespace": "egain-clients",
     }
     env = operator_env(render_manifests(control_plane, values))
     assert env == {
@@ -163,7 +164,15 @@ def test_every_operator_setting_reaches_the_environment(control_plane: ControlPl
         "EGAIN_OPERATOR_HEALTH_ADDRESS": "0.0.0.0:9091",
         "EGAIN_OPERATOR_LEADER_ELECTION_LEASE": f"default/{fullname('test')}",
         "EGAIN_OPERATOR_SELECTOR": "shard in (a,b)",
+        "EGAIN_OPERATOR_CLUSTER_RESOURCE_NAMESPACE": "egain-clients",
     }
+
+
+def test_cluster_resource_namespace_defaults_to_the_release_namespace(
+    control_plane: ControlPlaneLike,
+) -> None:
+    env = operator_env(render_manifests(control_plane, namespace="ops"))
+    assert env["EGAIN_OPERATOR_CLUSTER_RESOURCE_NAMESPACE"] == "ops"
 
 
 @pytest.mark.parametrize("source", ["configMap", "secret"])
@@ -201,6 +210,8 @@ def test_no_ca_bundle_by_default(control_plane: ControlPlaneLike) -> None:
             "not both",
         ),
         ({"replicaCount": 2, "leaderElection": {"enabled": False}}, "leaderElection"),
+        ({"clusterResourceNamespace": "Not_A_Namespace"}, "clusterResourceNamespace"),
+        ({"rbac": {"aggregateClusterRoles": "yes"}}, "aggregateClusterRoles"),
     ],
 )
 def test_invalid_values_are_refused(

@@ -15,6 +15,15 @@ docs/helm.md for the reasoning.
   - apiGroups: ["egain.cloud"]
     resources: ["egaintokens/status"]
     verbs: ["patch"]
+  # EgainClients: watched so that a change reaches their tokens, and read
+  # when a token names one.
+  - apiGroups: ["egain.cloud"]
+    resources: ["egainclients"]
+    verbs: ["get", "list", "watch"]
+  # Their Ready condition and token count.
+  - apiGroups: ["egain.cloud"]
+    resources: ["egainclients/status"]
+    verbs: ["patch"]
   # Credentials are read, token Secrets are created and replaced (a
   # conditional update), and all are watched (to notice rotated credentials and
   # restore a token Secret deleted or edited by hand). No delete: token Secrets
@@ -33,4 +42,41 @@ docs/helm.md for the reasoning.
     resources: ["deployments", "statefulsets", "daemonsets"]
     verbs: ["get", "patch"]
 {{- end }}
+{{- end }}
+{{/*
+The rules only a cluster-wide grant can give, in both modes: ClusterEgainClients
+are cluster-scoped, and allowedNamespaces.selector is matched against the
+labels of namespaces. No Secret is in here.
+*/}}
+{{- define "egain-token-operator.clusterRules" }}
+  - apiGroups: ["egain.cloud"]
+    resources: ["clusteregainclients"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["egain.cloud"]
+    resources: ["clusteregainclients/status"]
+    verbs: ["patch"]
+  # Namespace labels (as metadata only), for allowedNamespaces.selector:
+  # watched, so that a relabelled namespace gains or loses access within seconds.
+  - apiGroups: [""]
+    resources: ["namespaces"]
+    verbs: ["list", "watch"]
+{{- end }}
+
+{{/*
+The cluster resource namespace, in namespaced mode when it is not served:
+ClusterEgainClients' credentials are read (and watched) there, and Events
+about ClusterEgainClients are posted there. Nothing is written to Secrets.
+*/}}
+{{- define "egain-token-operator.clusterResourceRules" }}
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: [""]
+    resources: ["events"]
+    verbs: ["create"]
+{{- end }}
+
+{{/* The cluster resource namespace: clusterResourceNamespace, else the release's. */}}
+{{- define "egain-token-operator.clusterResourceNamespace" -}}
+{{- default .Release.Namespace .Values.clusterResourceNamespace }}
 {{- end }}
