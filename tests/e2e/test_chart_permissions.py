@@ -39,8 +39,6 @@ chart_service_account_kubeconfig = chart_support.chart_service_account_kubeconfi
 run_prefix = chart_support.run_prefix
 
 SECRET_VERBS = ["get", "list", "watch", "create", "update"]
-# In the cluster resource namespace, when it is not served: credentials are only read.
-CLUSTER_RESOURCE_SECRET_VERBS = ["get", "list", "watch"]
 LEASE_RULES = [
     {
         "apiGroups": ["coordination.k8s.io"],
@@ -81,19 +79,9 @@ def _grants(manifest: Manifest) -> dict[str, list[str]]:
 
 
 def _watched_namespace_roles(manifests: list[Manifest]) -> list[Manifest]:
-    """The Roles of the namespaces served (not the Lease's, nor the cluster resource one's)."""
+    """The Roles other than the leader election one."""
     return [
-        r
-        for r in of_kind(manifests, "Role")
-        if not r["metadata"]["name"].endswith(("-election", "-cluster-resources"))
-    ]
-
-
-def _cluster_resource_roles(manifests: list[Manifest]) -> list[Manifest]:
-    return [
-        r
-        for r in of_kind(manifests, "Role")
-        if r["metadata"]["name"].endswith("-cluster-resources")
+        r for r in of_kind(manifests, "Role") if not r["metadata"]["name"].endswith("-election")
     ]
 
 
@@ -116,21 +104,17 @@ def test_secret_verbs_are_exactly_what_the_operator_uses(
     control_plane: ControlPlaneLike, scenario: str
 ) -> None:
     manifests = render_manifests(control_plane, materialise(SCENARIOS[scenario], "s"))
-    served = [m for m in manifests if m not in _cluster_resource_roles(manifests)]
-    secret_rules = [rule for rule in _rules(served) if "secrets" in rule["resources"]]
+    secret_rules = [rule for rule in _rules(manifests) if "secrets" in rule["resources"]]
     assert secret_rules
     for rule in secret_rules:
         assert rule["apiGroups"] == [""]
         assert rule["resources"] == ["secrets"]
         assert rule["verbs"] == SECRET_VERBS  # in particular: no delete
-    for role in _cluster_resource_roles(manifests):
-        assert _grants(role)["/secrets"] == CLUSTER_RESOURCE_SECRET_VERBS
 
 
 def test_all_namespaces_mode_uses_one_cluster_role(control_plane: ControlPlaneLike) -> None:
     manifests = render_manifests(control_plane, {}, release="r", namespace="ops")
     assert _watched_namespace_roles(manifests) == []
-    assert _cluster_resource_roles(manifests) == []
     (role,) = _operator_cluster_roles(manifests)
     (binding,) = of_kind(manifests, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
@@ -165,25 +149,13 @@ def test_namespaced_mode_has_a_role_per_namespace(control_plane: ControlPlaneLik
         assert grants["/secrets"] == SECRET_VERBS
         assert grants["egain.cloud/egaintokens"] == ["list", "watch"]
         assert grants["egain.cloud/egainclients"] == ["get", "list", "watch"]
-        # Cluster-scoped: a Role could not grant them.
+        # Cluster-scoped: a Role could not grant them, and they are not served.
         assert "egain.cloud/clusteregainclients" not in grants
         assert "/namespaces" not in grants
-    # Cluster-wide, only what no Role can grant: ClusterEgainClients and namespace labels.
-    (cluster_role,) = _operator_cluster_roles(manifests)
-    assert _grants(cluster_role) == {
-        "egain.cloud/clusteregainclients": ["get", "list", "watch"],
-        "egain.cloud/clusteregainclients/status": ["patch"],
-        "/namespaces": ["list", "watch"],
-    }
-    (binding,) = of_kind(manifests, "ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
-    # The cluster resource namespace (the release's, not served): credentials read only.
-    (cluster_resources,) = _cluster_resource_roles(manifests)
-    assert cluster_resources["metadata"]["namespace"] == "ops"
-    assert _grants(cluster_resources) == {
-        "/secrets": CLUSTER_RESOURCE_SECRET_VERBS,
-        "/events": ["create"],
-    }
+    # Nothing cluster-wide at all for the operator: the only ClusterRoles are
+    # those for people, and nothing binds them to it.
+    assert _operator_cluster_roles(manifests) == []
+    assert of_kind(manifests, "ClusterRoleBinding") == []
     assert operator_env(manifests)["EGAIN_OPERATOR_NAMESPACES"] == "a,b"
 
 
@@ -352,15 +324,9 @@ def test_namespaced_service_account_is_confined_to_its_namespaces(
         assert not _can_i(control_plane, kubeconfig, "get", "secrets", "-n", f"{run_prefix}-b")
         assert not _can_i(control_plane, kubeconfig, "list", "secrets", "--all-namespaces")
         assert _can_i(control_plane, kubeconfig, "watch", "egainclients.egain.cloud", "-n", served)
-        assert _can_i(control_plane, kubeconfig, "list", "namespaces")
-        assert _can_i(control_plane, kubeconfig, "watch", "clusteregainclients.egain.cloud")
+        assert not _can_i(control_plane, kubeconfig, "list", "namespaces")
+        assert not _can_i(control_plane, kubeconfig, "list", "clusteregainclients.egain.cloud")
         assert not _can_i(control_plane, kubeconfig, "list", "customresourcedefinitions")
-        # The cluster resource namespace (the release's): credentials are read, never written.
-        home = ["-n", run_prefix]
-        assert _can_i(control_plane, kubeconfig, "get", "secrets", *home)
-        assert _can_i(control_plane, kubeconfig, "watch", "secrets", *home)
-        assert not _can_i(control_plane, kubeconfig, "create", "secrets", *home)
-        assert not _can_i(control_plane, kubeconfig, "update", "secrets", *home)
     finally:
         control_plane.helm("uninstall", release.name, "-n", run_prefix)
 

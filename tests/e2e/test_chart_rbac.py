@@ -73,36 +73,30 @@ def test_namespaced_chart_rbac_is_sufficient_and_confined(
 ) -> None:
     values = {"watchNamespaces": [namespace]}
     with chart_operator(cluster, values, start_operator, tmp_path) as operator:
-        kubeconfig = operator.kubeconfig
+        release, kubeconfig = operator.release, operator.kubeconfig
         do_the_whole_job(cluster, namespace, emulator, make_client())
         assert RBAC_DENIAL not in operator.log()
-        # The same identity is refused a Secret in a namespace it does not serve
-        # (nor is it the cluster resource namespace, the release's).
-        elsewhere = f"{namespace}-elsewhere"
-        cluster.kubectl("create", "namespace", elsewhere)
-        try:
-            cluster.apply(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {"name": "elsewhere", "namespace": elsewhere},
-                    "stringData": {"k": "v"},
-                }
-            )
-            denied = cluster.kubectl(
-                "--kubeconfig",
-                str(kubeconfig),
-                "get",
-                "secret",
-                "elsewhere",
-                "-n",
-                elsewhere,
-                "-o",
-                "name",
-                check=False,
-            )
-        finally:
-            cluster.kubectl("delete", "namespace", elsewhere, "--wait=false")
+        # The same identity is refused a Secret in a namespace it does not serve.
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "elsewhere", "namespace": release.namespace},
+                "stringData": {"k": "v"},
+            }
+        )
+        denied = cluster.kubectl(
+            "--kubeconfig",
+            str(kubeconfig),
+            "get",
+            "secret",
+            "elsewhere",
+            "-n",
+            release.namespace,
+            "-o",
+            "name",
+            check=False,
+        )
         assert denied.returncode != 0
         assert "Forbidden" in denied.stderr
         listed = cluster.kubectl(

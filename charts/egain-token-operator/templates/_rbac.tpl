@@ -44,9 +44,11 @@ docs/helm.md for the reasoning.
 {{- end }}
 {{- end }}
 {{/*
-The rules only a cluster-wide grant can give, in both modes: ClusterEgainClients
-are cluster-scoped, and allowedNamespaces.selector is matched against the
-labels of namespaces. No Secret is in here.
+The rules only a cluster-wide grant can give: ClusterEgainClients are
+cluster-scoped, and allowedNamespaces.selector is matched against the labels
+of namespaces. Granted in all-namespaces mode only: a namespaced release
+keeps no cluster-wide permission and does not serve ClusterEgainClients
+(docs/helm.md).
 */}}
 {{- define "egain-token-operator.clusterRules" }}
   - apiGroups: ["egain.cloud"]
@@ -55,28 +57,9 @@ labels of namespaces. No Secret is in here.
   - apiGroups: ["egain.cloud"]
     resources: ["clusteregainclients/status"]
     verbs: ["patch"]
-  # Namespace labels (as metadata only), for allowedNamespaces.selector:
-  # watched, so that a relabelled namespace gains or loses access within seconds.
+  # Namespace labels, for allowedNamespaces.selector (watched, so that a
+  # relabelled namespace gains or loses access within seconds).
   - apiGroups: [""]
     resources: ["namespaces"]
     verbs: ["list", "watch"]
-{{- end }}
-
-{{/*
-The cluster resource namespace, in namespaced mode when it is not served:
-ClusterEgainClients' credentials are read (and watched) there, and Events
-about ClusterEgainClients are posted there. Nothing is written to Secrets.
-*/}}
-{{- define "egain-token-operator.clusterResourceRules" }}
-  - apiGroups: [""]
-    resources: ["secrets"]
-    verbs: ["get", "list", "watch"]
-  - apiGroups: [""]
-    resources: ["events"]
-    verbs: ["create"]
-{{- end }}
-
-{{/* The cluster resource namespace: clusterResourceNamespace, else the release's. */}}
-{{- define "egain-token-operator.clusterResourceNamespace" -}}
-{{- default .Release.Namespace .Values.clusterResourceNamespace }}
 {{- end }}
