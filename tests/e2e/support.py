@@ -155,6 +155,26 @@ def egain_token(namespace: str, name: str, spec: Mapping[str, Any]) -> dict[str,
     }
 
 
+def egain_client(namespace: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """An EgainClient manifest."""
+    return {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "EgainClient",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": dict(spec),
+    }
+
+
+def cluster_egain_client(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A ClusterEgainClient manifest."""
+    return {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "ClusterEgainClient",
+        "metadata": {"name": name},
+        "spec": dict(spec),
+    }
+
+
 def deployment(namespace: str, name: str) -> dict[str, Any]:
     """A Deployment whose Pods never start: their image is never pulled."""
     labels = {"app": name}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import Cluster, egain_token
+from tests.e2e.support import Cluster, cluster_egain_client, egain_client, egain_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -170,24 +170,6 @@ ALLOWED_NAMESPACES_REJECTED: list[tuple[dict[str, Any], str]] = [
 def _merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """`base` with `change` applied; `None` removes a field."""
     return {k: v for k, v in {**base, **change}.items() if v is not None}
-
-
-def egain_client(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "egain.cloud/v1alpha1",
-        "kind": "EgainClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def cluster_egain_client(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "egain.cloud/v1alpha1",
-        "kind": "ClusterEgainClient",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 def assert_rejected(cluster: Cluster, manifest: dict[str, Any], *expected: str) -> None:

@@ -16,7 +16,15 @@ import pytest
 
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import TENANT, EgainClient, MakeClient, StartOperator, successes
-from tests.e2e.support import Cluster, OperatorProcess, credentials_secret, egain_token, wait_until
+from tests.e2e.support import (
+    Cluster,
+    OperatorProcess,
+    cluster_egain_client,
+    credentials_secret,
+    egain_client,
+    egain_token,
+    wait_until,
+)
 from tests.e2e.test_cli import Ctl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -58,24 +66,6 @@ def client_spec(emulator: EgainEmulator, secret_name: str, **extra: Any) -> dict
         "tokenUrl": emulator.client_app_token_url(TENANT),
         "credentialsSecretRef": {"name": secret_name},
         **extra,
-    }
-
-
-def egain_client(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "egain.cloud/v1alpha1",
-        "kind": "EgainClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-def cluster_egain_client(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "egain.cloud/v1alpha1",
-        "kind": "ClusterEgainClient",
-        "metadata": {"name": name},
-        "spec": spec,
     }
 
 

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,7 +29,14 @@ from tests.e2e.chart_support import (
     uninstall_chart,
 )
 from tests.e2e.conftest import TENANT
-from tests.e2e.support import Cluster, OperatorProcess, credentials_secret, egain_token, wait_until
+from tests.e2e.support import (
+    Cluster,
+    OperatorProcess,
+    cluster_egain_client,
+    credentials_secret,
+    egain_token,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -79,15 +85,6 @@ def can_i(cluster: Cluster, user: str, *args: str) -> bool:
     """`kubectl auth can-i`, as `user` (impersonated by the cluster admin)."""
     result = cluster.kubectl("auth", "can-i", *args, f"--as={user}", check=False)
     return result.stdout.strip() == "yes"
-
-
-def cluster_egain_client(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "egain.cloud/v1alpha1",
-        "kind": "ClusterEgainClient",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 @pytest.fixture
