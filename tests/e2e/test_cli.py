@@ -386,8 +386,9 @@ def test_status_of_clients_and_renew_by_client(
     start_operator: StartOperator,
     ctl: Ctl,
 ) -> None:
-    # The test's namespace stands for the operator's: it holds the cluster client's Secret.
-    start_operator("--cluster-resource-namespace", namespace)
+    # The test's namespace stands for the operator's: it holds the cluster client's
+    # Secret. ClusterEgainClients are served by a cluster-wide operator only.
+    start_operator("--cluster-resource-namespace", namespace, all_namespaces=True)
     shared = make_client(secret_name="shared-client")
     local = make_client(secret_name="local-client")
     inline = make_client(secret_name="inline-client")
