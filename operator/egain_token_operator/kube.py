@@ -82,7 +82,9 @@ async def load_api_client() -> tuple[client.ApiClient, str]:
     """
     configuration = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return client.ApiClient(configuration), _load_incluster(configuration)
+        # Configured before the client is made: it builds its TLS context from it.
+        namespace = _load_incluster(configuration)
+        return client.ApiClient(configuration), namespace
     loader = await config.load_kube_config(client_configuration=configuration)
     namespace = (loader.current_context.get("context") or {}).get("namespace") or "default"
     return client.ApiClient(configuration), str(namespace)
@@ -121,7 +123,9 @@ async def load_user_api_client(
     configuration = client.Configuration()
     source = _kubeconfig_source(kubeconfig)
     if source is None:
-        return client.ApiClient(configuration), _load_incluster(configuration)
+        # Configured before the client is made: it builds its TLS context from it.
+        namespace = _load_incluster(configuration)
+        return client.ApiClient(configuration), namespace
     loader = await config.load_kube_config(
         config_file=source,
         context=context,
