@@ -482,6 +482,8 @@ def _record(
 
 def stop(state_dir: Path) -> None:
     """Stop everything recorded in `state_dir` and undo what it made (safe when nothing runs)."""
+    # Absolute, as the mount points the sweep looks for under it are.
+    state_dir = state_dir.resolve()
     state = _read_state(state_dir)
     if state is None:
         return
