@@ -64,4 +64,4 @@ soak: venv tools
 	$(PY) hack/soak.py --duration $(DURATION)
 
 clean:
-	rm -rf $(VENV) .testground dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .testground dist .pytest_cache .mypy_cache .ruff_cache

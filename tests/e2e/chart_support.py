@@ -95,11 +95,12 @@ def render_chart(
 
 
 def render_without_cluster(
-    values: Mapping[str, Any] | None = None, *, release: str = "test"
+    values: Mapping[str, Any] | None = None, *, release: str = "test", namespace: str = "default"
 ) -> list[Manifest]:
     """The objects `helm template` renders for `values`, with no control plane started."""
+    helm = str(ensure_tools() / "helm")
     result = subprocess.run(
-        [str(ensure_tools() / "helm"), "template", release, str(CHART), "--values", "-"],
+        [helm, "template", release, str(CHART), "--namespace", namespace, "--values", "-"],
         input=json.dumps(dict(values or {})),
         capture_output=True,
         text=True,
@@ -161,6 +162,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "grafana-dashboard": {"grafanaDashboard": {"enabled": True}},
     "ipv6-listen-addresses": {"metrics": {"host": "::"}, "health": {"host": "::"}},
     "b2c-token-hosts": yaml.safe_load((REPO / "examples" / "b2c-values.yaml").read_text()),
+    "network-policy": {
+        "networkPolicy": {
+            "enabled": True,
+            "ingressFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "@a"}}}
+            ],
+            "apiServer": {"cidrs": ["10.96.0.1/32", "192.0.2.10/32"]},
+            "tokenHosts": {"cidrs": ["198.51.100.0/24", "2001:db8::/64"], "ports": [443, 8443]},
+            "extraEgress": [
+                {"to": [{"ipBlock": {"cidr": "203.0.113.5/32"}}], "ports": [{"port": 3128}]}
+            ],
+        }
+    },
 }
 
 

@@ -118,6 +118,35 @@ brackets, as the operator's --metrics-address and --health-address take it.
 {{- end }}
 
 {{/*
+Checks of checkov (a static checker of Kubernetes manifests, run over the
+rendered chart by tests/e2e/test_chart_checkov.py) that the chart does not
+satisfy in a given configuration, as "ID=reason" lines; each becomes a
+`checkov.io/skipN` annotation of the Deployment (a reason may not contain
+"="; checkov reads the skips of the Deployment's Pods there too). They are left
+out as soon as the values satisfy the check. docs/helm.md, "Static checks",
+lists them.
+*/}}
+{{- define "egain-token-operator.checkovSkips" -}}
+CKV_K8S_38=the operator is a Kubernetes API client: it authenticates with its ServiceAccount token
+{{- if not .Values.image.digest }}
+CKV_K8S_43=the image is pinned by digest only when image.digest is set
+{{- if ne .Values.image.pullPolicy "Always" }}
+CKV_K8S_15=a versioned tag is not re-pulled on every Pod start; set image.digest (or image.pullPolicy Always)
+{{- end }}
+{{- end }}
+{{- if not .Values.networkPolicy.enabled }}
+CKV2_K8S_6=networkPolicy.enabled is off: the policy needs this cluster's API server and token host addresses
+{{- end }}
+{{- end }}
+
+{{/* Annotations `checkov.io/skip1: ID=reason`, ... from checkovSkips lines. */}}
+{{- define "egain-token-operator.checkovSkipAnnotations" -}}
+{{- range $index, $skip := splitList "\n" . | compact }}
+checkov.io/skip{{ add1 $index }}: {{ $skip | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
 Checks that cannot be expressed in values.schema.json, run once from the
 Deployment template so that `helm template` and `helm install` fail early
 with a message that names the values involved.
@@ -131,5 +160,11 @@ with a message that names the values involved.
 {{- end }}
 {{- if and (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.apiServer.cidrs) }}
+{{- fail "networkPolicy.apiServer.cidrs: list the API server's endpoint addresses (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes): without them the NetworkPolicy cuts the operator off the API server" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.tokenHosts.cidrs) }}
+{{- fail "networkPolicy.tokenHosts.cidrs: list the CIDRs of the token hosts (allowedTokenHosts): without them the NetworkPolicy blocks every token request" }}
 {{- end }}
 {{- end }}
