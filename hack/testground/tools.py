@@ -1,4 +1,4 @@
-"""The Go-built tools: the Kubernetes components, kubectl, etcd, helm and promtool."""
+"""The Go-built tools: the Kubernetes components, kubectl, etcd, helm, promtool and syft."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ TOOLS = (
     "kubectl",
     "kubelet",
     "promtool",
+    "syft",
 )
 
 

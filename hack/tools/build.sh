@@ -67,4 +67,6 @@ tags=remove_all_sd build promtool github.com/prometheus/prometheus \
   "-s -w -X github.com/prometheus/common/version.Version=$prometheus_version" \
   github.com/prometheus/prometheus/cmd/promtool
 
+build syft github.com/anchore/syft "-s -w -X main.version=$(cd "$here/syft" && go list -m -f '{{.Version}}' github.com/anchore/syft)" github.com/anchore/syft/cmd/syft
+
 echo "$bin"
