@@ -290,12 +290,12 @@ class Reconciler:
         except TokenError as error:
             # Counted by the sender only, and only when something was sent.
             if not joined and error.reason not in LOCAL_REASONS:
-                metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
+                metrics.count_refresh(namespace, name, "failure", error.reason.value)
             return after_fetch(
                 snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
             )
         if not joined:
-            metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
+            metrics.count_refresh(namespace, name, "success", Reason.TOKEN_ISSUED.value)
         # Obtained for the request of whichever sharer sent it: held as obtained
         # for this one's (the same token, its own fingerprint and refresh request).
         token = replace(
