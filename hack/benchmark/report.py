@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmark.events import KINDS, per_event
 from benchmark.kube import Api
 from benchmark.rows import Bench, Running, Settings
 from testground.controlplane import ControlPlane
@@ -39,6 +40,7 @@ ROWS = (
     "storm",
     "unrelated_secrets",
     "token_hour",
+    "events",
 )
 
 
@@ -77,6 +79,9 @@ async def measure(
             return {"error": str(exc)}
 
     try:
+        # Synthetic, in this process: before the rows that load the machine.
+        say(f"[{time.monotonic() - started:6.1f} s] i) per-event work ...")
+        rows["events"] = per_event(settings.event_sizes)
         rows["floor"] = await row("a) floor", bench.floor())
         rows["time_to_ready"] = await row("b) time to Ready", bench.time_to_ready())
         rows["burst"] = []
@@ -333,6 +338,19 @@ def table(rows: dict[str, Any], settings: Settings) -> list[Line]:
             ),
             Line(row, "API requests while idle", str(idle["api_requests"]), "", "0"),
         ]
+    events = rows.get("events", {})
+    if not error("i) per event", events):
+        lines.append(Line("i) per event", "events/s of", " / ".join(KINDS)))
+        for size, rates in events["sizes"].items():
+            lines.append(
+                Line(
+                    f"i) events {size}",
+                    "events per second",
+                    " / ".join(f"{rates[kind] / 1000:.0f}k" for kind in KINDS),
+                    "",
+                    "flat from 1k to 10k",
+                )
+            )
     hour = rows.get("token_hour", {})
     if not error("h) token-hour", hour):
         row = f"h) {hour['tokens']} x {hour['lifetime_seconds']} s"

@@ -53,6 +53,8 @@ class Settings:
     short_lifetime: int = 30
     short_seconds: float = 120.0
     timeout: float = 900.0
+    # i) the synthetic per-event row: fleet sizes, in EgainTokens.
+    event_sizes: tuple[int, ...] = (1000, 5000, 10000)
 
     @property
     def burst_sizes(self) -> list[int]:

@@ -99,8 +99,12 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     assert hour["fixed_interval_seconds"] == SETTINGS.short_lifetime - hour["min_remaining_seconds"]
     assert hour["requests_per_token_hour"] > 0
 
+    events = rows["events"]["sizes"]
+    assert sorted(events, key=int) == [str(size) for size in SETTINGS.event_sizes]
+    assert all(rate > 0 for rates in events.values() for rate in rates.values())
+
     lines = table(rows, SETTINGS)
     assert [line for line in lines if line.figure == "error"] == []
-    assert {line.row[0] for line in lines} == set("abcdefgh")
+    assert {line.row[0] for line in lines} == set("abcdefghi")
     assert "all looked at" in render(lines)
     assert _processes_naming(str(tmp_path)) == []  # every operator was stopped
