@@ -40,10 +40,12 @@ class Operator:
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0  # Unix time of the start
+        self._log_start = 0  # where this start's lines begin in the log
 
     def start(self) -> float:
         """Start it (without waiting); return the Unix time it was started at."""
         with self._log_path.open("ab") as log:
+            self._log_start = log.tell()
             self.started_at = time.time()
             self._process = subprocess.Popen(
                 self._command,
@@ -77,6 +79,22 @@ class Operator:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the operator was not healthy after {within:.0f} s")
                 await asyncio.sleep(0.1)
+
+    async def wait_for_line(self, text: str, within: float) -> str | None:
+        """The first line of its log (since this start) holding `text`, once it
+        appears; None after `within` seconds without one."""
+        deadline = time.monotonic() + within
+        with self._log_path.open("rb") as log:
+            log.seek(self._log_start)
+            pending = b""
+            while time.monotonic() < deadline:
+                pending += log.read()
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if text.encode() in line:
+                        return line.decode(errors="replace")
+                await asyncio.sleep(0.05)
+        return None
 
     def rss_mib(self) -> float:
         """Resident memory, in MiB."""

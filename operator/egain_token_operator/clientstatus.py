@@ -23,7 +23,7 @@ from egain_token_operator.credentials import read_credentials
 from egain_token_operator.kube import Kube, KubeError, NotFoundError
 from egain_token_operator.reasons import ClientReason, TokenError
 from egain_token_operator.reconcile import EventPoster, SecretSource
-from egain_token_operator.render import render_client_status
+from egain_token_operator.render import render_client_status, status_is_current
 from egain_token_operator.spec import ClientKey, InvalidSpecError, parse_client
 
 logger = logging.getLogger(__name__)
@@ -35,11 +35,6 @@ _RETRY_DELAY = 5.0
 def _ready(status: Mapping[str, Any]) -> Mapping[str, Any]:
     conditions = status.get("conditions") or []
     return next((c for c in conditions if c.get("type") == "Ready"), {})
-
-
-def says(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """True when the status `current` already holds every field of `wanted`."""
-    return all(current.get(field) == value for field, value in wanted.items())
 
 
 class ClientStatusController:
@@ -137,7 +132,7 @@ class ClientStatusController:
             previous_conditions=list(previous.get("conditions") or []),
             now=self._clock(),
         )
-        if status == self._sent.get(key) or says(current, status):
+        if status == self._sent.get(key) or status_is_current(current, status):
             return
         try:
             await self._kube.patch_client_status(key, status)

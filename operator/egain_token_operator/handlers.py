@@ -117,10 +117,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         for namespace in config.namespaces or (None,)
     ]
 
-    async def listed() -> None:
-        await secrets_cache.synced()
+    async def tokens_listed() -> None:
         for watch in token_watches:
             await watch.synced.wait()
+
+    async def listed() -> None:
+        await secrets_cache.synced()
+        await tokens_listed()
+
+    async def first_looks() -> None:
+        await tokens_listed()
+        memo.workers.tokens_listed()
 
     memo.client_status = ClientStatusController(
         kube,
@@ -157,6 +164,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         for watch in secrets_cache.watches + clients_cache.watches + token_watches
     ]
     memo.watches.append(asyncio.create_task(memo.client_status.run(), name="client status"))
+    memo.watches.append(asyncio.create_task(first_looks(), name="first looks"))
     start_http_server(config.metrics_address.port, config.metrics_address.host)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,8 @@ FIELD_MANAGER = "egain-token-operator"
 # Metadata only (PartialObjectMetadata): a Secret's data never reaches the operator this way.
 METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# Objects per LIST request: client-go's pager asks for as many.
+LIST_PAGE_SIZE = 500
 # The API server ends a watch after this long; the client gives up a little later.
 WATCH_SECONDS = 300
 WATCH_CLIENT_TIMEOUT = 330.0
@@ -162,6 +164,25 @@ async def _payload(response: Any) -> dict[str, Any]:
     raise _error(response.status, message)
 
 
+async def _paged(
+    list_page: Callable[..., Awaitable[Any]], page_size: int = LIST_PAGE_SIZE
+) -> AsyncIterator[dict[str, Any]]:
+    """Each page of a LIST, as its JSON: `list_page(limit=..., _continue=...)` makes
+    the call for one page; the next is asked for while the API server gives a
+    `continue` token. At most one page is held at a time, so a collection of
+    ten thousand objects never arrives as one response."""
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": page_size}
+        if token:
+            params["_continue"] = token
+        page = await _json(list_page(**params))
+        token = (page.get("metadata") or {}).get("continue")
+        yield page
+        if not token:
+            return
+
+
 def _error(status: int, message: str) -> KubeError:
     kind = {404: NotFoundError, 409: ConflictError, 410: GoneError}.get(status, KubeError)
     return kind(status, message)
@@ -218,11 +239,27 @@ class Kube:
             call = self._core.list_namespaced_secret_without_preload_content(namespace, **params)
         return call
 
+    async def list_pages(
+        self, collection: Collection
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """Every object of `collection`, a page at a time (`LIST_PAGE_SIZE`), each
+        with the list's resourceVersion, the one to watch from (the same on every
+        page: they are of one snapshot). `GoneError` when the list took longer
+        than the API server keeps its snapshot: list again."""
+        headers = {"Accept": METADATA_ONLY_LIST} if collection.metadata_only else None
+        async for page in _paged(
+            lambda **paging: self._list(collection, _headers=headers, **paging)
+        ):
+            yield list(page.get("items") or []), str(page["metadata"]["resourceVersion"])
+
     async def list_objects(self, collection: Collection) -> tuple[list[dict[str, Any]], str]:
         """Every object of `collection`, and the resourceVersion to watch from."""
-        headers = {"Accept": METADATA_ONLY_LIST} if collection.metadata_only else None
-        result = await _json(self._list(collection, _headers=headers))
-        return list(result.get("items") or []), str(result["metadata"]["resourceVersion"])
+        items: list[dict[str, Any]] = []
+        version = ""
+        async for page, page_version in self.list_pages(collection):
+            items.extend(page)
+            version = page_version
+        return items, version
 
     async def watch_objects(
         self, collection: Collection, resource_version: str
@@ -345,15 +382,7 @@ class Kube:
 
     async def list_tokens(self, namespace: str | None) -> list[dict[str, Any]]:
         """The EgainTokens of `namespace`, or of every namespace when it is None."""
-        if namespace is None:
-            call = self._custom.list_cluster_custom_object_without_preload_content(
-                GROUP, VERSION, PLURAL
-            )
-        else:
-            call = self._custom.list_namespaced_custom_object_without_preload_content(
-                GROUP, VERSION, namespace, PLURAL
-            )
-        items: list[dict[str, Any]] = (await _json(call)).get("items") or []
+        items, _ = await self.list_objects(Collection("egaintokens", namespace))
         return items
 
     async def annotate_token(
@@ -375,12 +404,13 @@ class Kube:
 
     async def list_events(self, namespace: str, uid: str) -> list[dict[str, Any]]:
         """The core/v1 Events about the object with `uid` in `namespace`."""
-        found = await _json(
-            self._core.list_namespaced_event_without_preload_content(
-                namespace, field_selector=f"involvedObject.uid={uid}"
+        items: list[dict[str, Any]] = []
+        async for page in _paged(
+            lambda **paging: self._core.list_namespaced_event_without_preload_content(
+                namespace, field_selector=f"involvedObject.uid={uid}", **paging
             )
-        )
-        items: list[dict[str, Any]] = found.get("items") or []
+        ):
+            items += page.get("items") or []
         return items
 
     async def read_workload(

@@ -59,6 +59,12 @@ BUILD.info({"version": __version__})
 
 _CONDITION_STATUSES = ("True", "False", "Unknown")
 
+# The label values of each token's series that are not just (namespace, name),
+# so that setting and forgetting them costs the same at any fleet size:
+# `remove_by_labels` goes through every series of a metric.
+_reasons: dict[tuple[str, str], str] = {}
+_refresh_results: dict[tuple[str, str], set[tuple[str, str]]] = {}
+
 
 def set_ready(namespace: str, name: str, status: str, reason: str) -> None:
     """Set the ready gauge to 1 for `status` and 0 for the other statuses, and the
@@ -66,20 +72,27 @@ def set_ready(namespace: str, name: str, status: str, reason: str) -> None:
     for candidate in _CONDITION_STATUSES:
         READY.labels(namespace, name, candidate).set(1.0 if candidate == status else 0.0)
     # Reasons are many: keep only the current one rather than a series per reason.
-    READY_REASON.remove_by_labels({"namespace": namespace, "name": name})
+    previous = _reasons.get((namespace, name))
+    if previous is not None and previous != reason:
+        READY_REASON.remove(namespace, name, previous)
+    _reasons[(namespace, name)] = reason
     READY_REASON.labels(namespace, name, reason).set(1.0)
+
+
+def count_refresh(namespace: str, name: str, result: str, reason: str) -> None:
+    """Count a token request sent for the EgainToken, by result and Ready reason."""
+    _refresh_results.setdefault((namespace, name), set()).add((result, reason))
+    REFRESHES.labels(namespace, name, result, reason).inc()
 
 
 def forget(namespace: str, name: str) -> None:
     """Drop every per-token series of a deleted EgainToken."""
-    labels = {"namespace": namespace, "name": name}
-    for metric in (
-        EXPIRATION,
-        RENEWAL,
-        CONSECUTIVE_FAILURES,
-        READY,
-        READY_REASON,
-        REFRESHES,
-        SHARED_REFRESHES,
-    ):
-        metric.remove_by_labels(labels)
+    for metric in (EXPIRATION, RENEWAL, CONSECUTIVE_FAILURES, SHARED_REFRESHES):
+        metric.remove(namespace, name)
+    for status in _CONDITION_STATUSES:
+        READY.remove(namespace, name, status)
+    reason = _reasons.pop((namespace, name), None)
+    if reason is not None:
+        READY_REASON.remove(namespace, name, reason)
+    for result, counted in _refresh_results.pop((namespace, name), set()):
+        REFRESHES.remove(namespace, name, result, counted)

@@ -43,6 +43,7 @@ from egain_token_operator.render import (
     render_status,
     rfc3339,
     secret_is_current,
+    status_is_current,
     stored_token,
     whole_seconds,
 )
@@ -80,7 +81,6 @@ class TokenWorker:
     memory: Memory = field(default_factory=Memory)
     # The resourceVersion of the credentials Secret the last look read.
     credentials_version: str | None = None
-    status_sent: dict[str, Any] | None = None
 
     @property
     def uid(self) -> str:
@@ -290,12 +290,12 @@ class Reconciler:
         except TokenError as error:
             # Counted by the sender only, and only when something was sent.
             if not joined and error.reason not in LOCAL_REASONS:
-                metrics.REFRESHES.labels(namespace, name, "failure", error.reason.value).inc()
+                metrics.count_refresh(namespace, name, "failure", error.reason.value)
             return after_fetch(
                 snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
             )
         if not joined:
-            metrics.REFRESHES.labels(namespace, name, "success", Reason.TOKEN_ISSUED.value).inc()
+            metrics.count_refresh(namespace, name, "success", Reason.TOKEN_ISSUED.value)
         # Obtained for the request of whichever sharer sent it: held as obtained
         # for this one's (the same token, its own fingerprint and refresh request).
         token = replace(
@@ -412,14 +412,19 @@ class Reconciler:
     async def _patch_status(
         self, worker: TokenWorker, decided: Plan, now: datetime, client: ClientRef | None
     ) -> bool:
-        """Patch the status if it changed; False when the EgainToken is gone."""
+        """Patch the status unless it already says what it would; False when the
+        EgainToken is gone.
+
+        Judged against the status the API server holds (as the watch or the last
+        patch's answer brought it), not against what this process sent: after a
+        restart, statuses that are current are left alone.
+        """
         namespace, name = worker.key
+        held = worker.body.get("status") or {}
         status = render_status(
             generation=worker.generation,
             condition=decided.condition,
-            previous_conditions=list(
-                (worker.status_sent or worker.body.get("status") or {}).get("conditions") or []
-            ),
+            previous_conditions=list(held.get("conditions") or []),
             secret_name=worker.spec.secret_name if worker.spec else name,
             token=decided.reported_token,
             next_refresh_at=decided.next_refresh_at,
@@ -427,12 +432,13 @@ class Reconciler:
             now=now,
             client=client,
         )
-        if status != worker.status_sent:
-            try:
-                await self.kube.patch_token_status(namespace, name, status)
-            except NotFoundError:
-                return False
-            worker.status_sent = status
+        if status_is_current(held, status):
+            return True
+        try:
+            written = await self.kube.patch_token_status(namespace, name, status)
+        except NotFoundError:
+            return False
+        worker.body = {**worker.body, "status": written.get("status") or {}}
         return True
 
     def _set_metrics(self, worker: TokenWorker, decided: Plan) -> None:

@@ -296,6 +296,52 @@ def ready_condition_entry(
     }
 
 
+def merge_patched(held: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """`held` after a JSON merge patch (RFC 7386) of `patch`, as the API server
+    applies it: objects merge, `None` removes a field, anything else replaces."""
+    merged = dict(held)
+    for field, value in patch.items():
+        if value is None:
+            merged.pop(field, None)
+        elif isinstance(value, Mapping):
+            before = merged.get(field)
+            merged[field] = merge_patched(before if isinstance(before, Mapping) else {}, value)
+        else:
+            merged[field] = value
+    return merged
+
+
+def _transitions_kept(conditions: Any, held: Any) -> Any:
+    """`conditions` with each one's `lastTransitionTime` taken from the held
+    condition of its type when that one has the same status: the time of a
+    transition that did not happen does not count."""
+    if not isinstance(conditions, list) or not isinstance(held, list):
+        return conditions
+    before = {c.get("type"): c for c in held if isinstance(c, Mapping)}
+    kept = []
+    for condition in conditions:
+        previous = before.get(condition.get("type")) if isinstance(condition, Mapping) else None
+        if previous is not None and previous.get("status") == condition.get("status"):
+            condition = {**condition, "lastTransitionTime": previous.get("lastTransitionTime")}
+            if condition["lastTransitionTime"] is None:
+                del condition["lastTransitionTime"]
+        kept.append(condition)
+    return kept
+
+
+def status_is_current(held: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
+    """True when merge-patching the status `held` (as the API server holds it)
+    with `patch` would change nothing that counts, so the patch need not be sent.
+
+    The `lastTransitionTime` of a condition whose status stays does not count;
+    everything else does, including fields the patch removes.
+    """
+    after = merge_patched(held, patch)
+    if "conditions" in after:
+        after["conditions"] = _transitions_kept(after["conditions"], held.get("conditions"))
+    return after == dict(held)
+
+
 def render_client_status(
     *,
     generation: int | None,

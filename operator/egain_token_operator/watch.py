@@ -5,7 +5,8 @@ a label selector, full objects or metadata only), hands every object to its
 callback, then watches from the list's resourceVersion, handing over each
 change. When the watch ends it goes on from the last version seen (bookmarks
 included); when that version is too old (410) it lists again and hands over
-only what changed meanwhile, deletions included. It keeps each object's
+only what changed meanwhile, deletions included. Lists come in pages
+(`kube.LIST_PAGE_SIZE`), each handed over before the next is asked for. It keeps each object's
 resourceVersion, nothing more.
 """
 
@@ -75,8 +76,7 @@ class Watch:
         while True:
             try:
                 if resource_version is None:
-                    items, resource_version = await self._kube.list_objects(self.collection)
-                    self._replace(items)
+                    resource_version = await self._relist()
                     self.synced.set()
                 async for change, body in self._kube.watch_objects(
                     self.collection, resource_version
@@ -108,12 +108,19 @@ class Watch:
             self._versions[key] = _version(body)
         self._on_change(change, body)
 
-    def _replace(self, items: list[dict[str, Any]]) -> None:
-        """Take a fresh list: hand over what changed since the last one, deletions too."""
-        listed = {object_key(item): item for item in items}
+    async def _relist(self) -> str:
+        """List afresh, a page at a time: hand over what changed since the last
+        list, then what went away meanwhile. Returns the version to watch from."""
+        listed: set[Key] = set()
+        version = ""
+        async for items, page_version in self._kube.list_pages(self.collection):
+            version = page_version
+            for item in items:
+                key = object_key(item)
+                listed.add(key)
+                known = self._versions.get(key)
+                if known != _version(item):
+                    self._apply("MODIFIED" if known is not None else "ADDED", item)
         for key in [key for key in self._versions if key not in listed]:
             self._apply("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
-        for key, item in listed.items():
-            known = self._versions.get(key)
-            if known != _version(item):
-                self._apply("MODIFIED" if known is not None else "ADDED", item)
+        return version

@@ -93,6 +93,69 @@ class Index(Generic[Target, User]):
         self._targets.clear()
 
 
+# The log line said once every EgainToken has had its first look (`FirstLooks`).
+FIRST_LOOKS_DONE = "every EgainToken has had its first look"
+
+
+class FirstLooks:
+    """Which EgainTokens have not had their first look since this replica
+    started acting, and whether every one has.
+
+    After a restart, a look that finds everything current writes nothing, so
+    no write tells that every EgainToken was looked at: this does. The first
+    looks are complete once the EgainTokens were listed (`listed`) and every
+    worker started since `begin` has taken a look or ended with its EgainToken.
+    The methods that can complete them return the seconds since `begin` when
+    they do, once; None otherwise.
+    """
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._pending: set[Key] = set()
+        self._listed = False
+        self._counting = False
+        self._since = clock()
+        self.looked_at = 0  # EgainTokens looked at since `begin`
+
+    def begin(self) -> None:
+        """Start counting: this replica starts acting; each worker started says so."""
+        self._pending.clear()
+        self._counting, self._since, self.looked_at = True, self._clock(), 0
+
+    def end(self) -> None:
+        """Stop counting: this replica stands by."""
+        self._pending.clear()
+        self._counting = False
+
+    def started(self, key: Key) -> None:
+        """A worker started while first looks are counted."""
+        if self._counting:
+            self._pending.add(key)
+
+    def listed(self) -> float | None:
+        """Every EgainToken was listed (their workers started)."""
+        self._listed = True
+        return self._completed()
+
+    def looked(self, key: Key) -> float | None:
+        """`key`'s worker took a look."""
+        if key in self._pending:
+            self._pending.discard(key)
+            self.looked_at += 1
+        return self._completed()
+
+    def gone(self, key: Key) -> float | None:
+        """`key`'s EgainToken went (deleted, or no longer selected)."""
+        self._pending.discard(key)
+        return self._completed()
+
+    def _completed(self) -> float | None:
+        if not self._counting or not self._listed or self._pending:
+            return None
+        self._counting = False
+        return (self._clock() - self._since).total_seconds()
+
+
 class WorkerRegistry:
     """Keeps every observed EgainToken's Secret holding a fresh token: a worker each."""
 
@@ -120,6 +183,23 @@ class WorkerRegistry:
         # Whether workers run; a replica standing by only keeps track of EgainTokens.
         self._active = active
         self._looks = asyncio.Semaphore(_CONCURRENT_LOOKS)
+        self._first_looks = FirstLooks(clock)
+        if active:
+            self._first_looks.begin()
+
+    def tokens_listed(self) -> None:
+        """Take that every served EgainToken has been listed once (the token watches
+        synced): from then on, the first looks can be complete."""
+        self._said_first_looks(self._first_looks.listed())
+
+    def _said_first_looks(self, seconds: float | None) -> None:
+        if seconds is not None:
+            logger.info(
+                "%s (%d looked at, %.1fs after this replica started acting)",
+                FIRST_LOOKS_DONE,
+                self._first_looks.looked_at,
+                seconds,
+            )
 
     def token_count(self, client: ClientKey) -> int:
         """How many EgainTokens name `client`."""
@@ -237,8 +317,10 @@ class WorkerRegistry:
             worker.task.cancel()
         self.reconciler.sharing.leave(key)
         metrics.forget(*key)
+        self._said_first_looks(self._first_looks.gone(key))
 
     def _start(self, worker: TokenWorker) -> None:
+        self._first_looks.started(worker.key)
         worker.task = asyncio.get_running_loop().create_task(
             self._run(worker), name=f"egaintoken {worker.key[0]}/{worker.key[1]}"
         )
@@ -256,6 +338,7 @@ class WorkerRegistry:
         token in its Secret and the backoff in its status.
         """
         self._active = True
+        self._first_looks.begin()
         for key, worker in list(self._workers.items()):
             self._workers[key] = fresh = TokenWorker(key, worker.body)
             self._index(fresh)
@@ -264,6 +347,7 @@ class WorkerRegistry:
     async def deactivate(self) -> None:
         """Stop acting (this replica stands by): end every worker, keep the EgainTokens."""
         self._active = False
+        self._first_looks.end()
         await self._cancel_all()
         # Shared tokens are kept only while acting: a new leader starts afresh.
         self.reconciler.sharing.clear()
@@ -297,6 +381,7 @@ class WorkerRegistry:
                     worker.wake.clear()
                     wake_at = await self.reconciler.reconcile(worker)
                 api_failures = 0
+                self._said_first_looks(self._first_looks.looked(worker.key))
             except Exception as exc:
                 # A worker must outlive any failure, or its token would silently
                 # stop being refreshed: log, back off, look again.

@@ -78,11 +78,12 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     assert steady["token_requests"] == 0
 
     for restart in (rows["restart"], rows["unrelated_secrets"]["restart"]):
-        assert restart["confirmed"] == restart["tokens"] == TOKENS
-        # Both from the operator's start; the statuses may be re-confirmed
+        assert restart["looked_at"] == restart["tokens"] == TOKENS
+        # Both from the operator's start; every token may be looked at
         # before the health endpoint is polled as answering.
-        assert restart["all_confirmed_seconds"] > 0 and restart["healthy_seconds"] > 0
+        assert restart["all_looked_at_seconds"] > 0 and restart["healthy_seconds"] > 0
         assert restart["token_requests"] == 0  # the tokens were valid
+        assert restart["status_writes"] == 0  # and their statuses current
         assert restart["rss_mib"] > 10
     assert rows["unrelated_secrets"]["secrets"] == TOKENS
     assert rows["unrelated_secrets"]["idle"]["idle_seconds"] >= 2
@@ -98,8 +99,12 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     assert hour["fixed_interval_seconds"] == SETTINGS.short_lifetime - hour["min_remaining_seconds"]
     assert hour["requests_per_token_hour"] > 0
 
+    events = rows["events"]["sizes"]
+    assert sorted(events, key=int) == [str(size) for size in SETTINGS.event_sizes]
+    assert all(rate > 0 for rates in events.values() for rate in rates.values())
+
     lines = table(rows, SETTINGS)
     assert [line for line in lines if line.figure == "error"] == []
-    assert {line.row[0] for line in lines} == set("abcdefgh")
-    assert "all statuses re-confirmed" in render(lines)
+    assert {line.row[0] for line in lines} == set("abcdefghi")
+    assert "all looked at" in render(lines)
     assert _processes_naming(str(tmp_path)) == []  # every operator was stopped

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
+from egain_token_operator.workers import FIRST_LOOKS_DONE
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import MakeClient, MakeReadyToken, StartOperator, client_app_spec, successes
 from tests.e2e.support import Cluster, OperatorProcess, credentials_secret, egain_token, wait_until
@@ -35,6 +40,59 @@ def test_restarted_operator_keeps_valid_tokens(
     )
     for name in ("keep-a", "keep-b"):
         assert cluster.token(namespace, name)["status"] == before[name]
+
+
+def status_writes(audit_log: Path, namespace: str, since: float) -> list[str]:
+    """The EgainTokens of `namespace` whose status was patched or updated since
+    `since` (Unix time), as the API server's audit log has it."""
+    written = []
+    for line in audit_log.read_text().splitlines():
+        if namespace not in line or '"status"' not in line:
+            continue
+        entry = json.loads(line)
+        ref = entry.get("objectRef") or {}
+        received = datetime.fromisoformat(entry["requestReceivedTimestamp"]).timestamp()
+        if (
+            (ref.get("resource"), ref.get("subresource"), ref.get("namespace"))
+            == ("egaintokens", "status", namespace)
+            and entry["verb"] in ("patch", "update")
+            and received >= since
+        ):
+            written.append(str(ref.get("name")))
+    return written
+
+
+def test_a_restart_writes_no_status_that_is_current_and_says_when_it_looked_at_all(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_ready_token: MakeReadyToken,
+    operator: OperatorProcess,
+    start_operator: StartOperator,
+) -> None:
+    names = [f"current-{i}" for i in range(4)]
+    client, _ = make_ready_token(names[0], tokenSharing="Disabled")
+    for name in names[1:]:
+        make_ready_token(name, client=client, tokenSharing="Disabled")
+    audit_log = cluster.control_plane.audit_log
+    wait_until(
+        lambda: len(set(status_writes(audit_log, namespace, 0)) & set(names)) == len(names),
+        "the first operator's status patches in the audit log",
+    )
+    requests = len(emulator.requests(client.client_id))
+    operator.stop()
+    restarted_at = time.time()
+    second = start_operator()
+    said = wait_until(
+        lambda: next((x for x in second.log().splitlines() if FIRST_LOOKS_DONE in x), None),
+        "the restarted operator to say every EgainToken had its first look",
+    )
+    looked = re.search(r"\((\d+) looked at", said)
+    assert looked is not None and int(looked.group(1)) == len(names), said
+    assert len(emulator.requests(client.client_id)) == requests, "a restart requested tokens"
+    assert status_writes(audit_log, namespace, restarted_at) == [], "current statuses written"
+    for name in names:
+        assert cluster.ready(namespace, name)["status"] == "True"  # type: ignore[index]
 
 
 def test_restarted_operator_keeps_the_backoff_until_the_credentials_change(

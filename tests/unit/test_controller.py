@@ -21,6 +21,7 @@ from egain_token_operator.reasons import (
     TokenError,
 )
 from egain_token_operator.reconcile import EventPoster, Reconciler, TokenWorker
+from egain_token_operator.render import merge_patched
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy
 from egain_token_operator.secretcache import ReadSecrets, SecretCache
@@ -38,7 +39,9 @@ class FakeKube:
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
         self.clients: dict[ClientKey, dict[str, Any]] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
+        # Every status patch sent, and each EgainToken's status as the API server holds it.
         self.statuses: list[dict[str, Any]] = []
+        self.held: dict[tuple[str, str], dict[str, Any]] = {}
         self.client_statuses: list[tuple[ClientKey, dict[str, Any]]] = []
         self.version = 0
 
@@ -74,7 +77,9 @@ class FakeKube:
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
         self.statuses.append(dict(status))
-        return {}
+        held = merge_patched(self.held.get((namespace, name), {}), status)
+        self.held[(namespace, name)] = held
+        return {"metadata": {"namespace": namespace, "name": name}, "status": held}
 
 
 class FakeSecrets(ReadSecrets):
@@ -250,9 +255,9 @@ def test_a_restarted_controller_keeps_the_stored_token() -> None:
 
 
 def restarted(kube: FakeKube, egain: FakeEgain, clock: Clock) -> tuple[WorkerRegistry, TokenWorker]:
-    """A new controller, and a worker seeing the EgainToken with the last status written."""
+    """A new controller, and a worker seeing the EgainToken with the status the API holds."""
     made, _ = controller(kube, egain, clock)
-    return made, TokenWorker(("ns", "portal"), {**BODY, "status": kube.statuses[-1]})
+    return made, TokenWorker(("ns", "portal"), {**BODY, "status": kube.held[("ns", "portal")]})
 
 
 def test_a_restarted_controller_keeps_the_backoff_until_the_credentials_change() -> None:
@@ -276,6 +281,40 @@ def test_a_restarted_controller_keeps_the_backoff_until_the_credentials_change()
     look(third, worker)
     assert egain.requests == 2, "credentials changed while down were not tried at once"
     assert ready(kube) == ("True", "TokenIssued")
+
+
+def test_a_restarted_controller_writes_no_status_that_is_current() -> None:
+    kube, egain, clock = setup()
+    first, _ = controller(kube, egain, clock)
+    refresh = look(first, TokenWorker(("ns", "portal"), BODY))
+    written = len(kube.statuses)
+    clock.now += timedelta(minutes=5)  # the restart
+    second, worker = restarted(kube, egain, clock)
+    assert look(second, worker) == refresh
+    assert (egain.requests, len(kube.statuses)) == (1, written), "a current status was patched"
+
+    # Judged against what the API server holds, not what this process sent:
+    # a status changed by someone else meanwhile is written again.
+    kube.held[("ns", "portal")]["secretName"] = "elsewhere"
+    worker.body = {**BODY, "status": kube.held[("ns", "portal")]}
+    look(second, worker)
+    assert len(kube.statuses) == written + 1
+    assert kube.held[("ns", "portal")]["secretName"] == "portal"
+    look(second, worker)  # the answer of that patch is what the next look compares with
+    assert len(kube.statuses) == written + 1
+
+
+def test_a_restarted_controller_writes_the_status_of_a_new_generation() -> None:
+    kube, egain, clock = setup()
+    first, _ = controller(kube, egain, clock)
+    look(first, TokenWorker(("ns", "portal"), BODY))
+    written = len(kube.statuses)
+    second, worker = restarted(kube, egain, clock)
+    metadata = {"namespace": "ns", "name": "portal", "uid": "uid-1", "generation": 2}
+    worker.body = {**worker.body, "metadata": metadata}
+    look(second, worker)
+    assert len(kube.statuses) == written + 1
+    assert kube.held[("ns", "portal")]["observedGeneration"] == 2
 
 
 def test_rotated_credentials_get_a_new_token_at_once() -> None:

@@ -1,14 +1,17 @@
 import base64
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from egain_token_operator.reasons import Reason
 from egain_token_operator.render import (
     Owner,
     is_owned_by,
+    merge_patched,
     ready_condition,
     render_secret,
     render_status,
     secret_is_current,
+    status_is_current,
     stored_token,
 )
 from egain_token_operator.schedule import Failure, PropagationShortfall, StoredToken
@@ -242,3 +245,68 @@ def test_status_keeps_transition_time_while_status_is_unchanged() -> None:
     assert first["nextRefreshAt"] == "2026-11-23T21:50:00Z"
     assert first["conditions"][0]["observedGeneration"] == 3
     assert "opaque-token" not in repr(first)
+
+
+def ready_status(now: datetime, failure: Failure | None = None) -> dict[str, Any]:
+    """The status of a Ready EgainToken, rendered at `now` over no previous condition."""
+    return render_status(
+        generation=3,
+        condition=ready_condition(
+            spec_error=None,
+            ready=True,
+            token=TOKEN,
+            fingerprint=TOKEN.fingerprint,
+            failure=None,
+            now=now,
+        ),
+        previous_conditions=[],
+        secret_name="s",
+        token=TOKEN,
+        next_refresh_at=NOW + timedelta(minutes=40),
+        failure=failure,
+        now=now,
+        client=None,
+    )
+
+
+def test_a_merge_patch_merges_objects_removes_nulls_and_replaces_the_rest() -> None:
+    held = {"a": 1, "gone": "x", "nested": {"keep": 1, "drop": 2}, "list": [1, 2]}
+    patch = {"a": 2, "gone": None, "absent": None, "nested": {"drop": None, "new": 3}, "list": [3]}
+    assert merge_patched(held, patch) == {"a": 2, "nested": {"keep": 1, "new": 3}, "list": [3]}
+    assert held["gone"] == "x", "the held object was changed"
+
+
+def test_a_status_the_api_server_holds_is_current_for_the_same_render() -> None:
+    held = merge_patched({}, ready_status(NOW))  # what the API server keeps: no nulls
+    assert "lastFailure" not in held
+    # Rendered again later, over no previous condition (its transition time
+    # would be new): only that time differs, and it does not count.
+    again = ready_status(NOW + timedelta(minutes=5))
+    assert (
+        again["conditions"][0]["lastTransitionTime"] != held["conditions"][0]["lastTransitionTime"]
+    )
+    assert status_is_current(held, again)
+
+
+def test_a_status_with_anything_else_changed_is_not_current() -> None:
+    held = merge_patched({}, ready_status(NOW))
+    assert not status_is_current({}, ready_status(NOW))
+    assert not status_is_current({**held, "secretName": "other"}, ready_status(NOW))
+    assert not status_is_current({**held, "lastFailure": {"reason": "x"}}, ready_status(NOW))
+    failure = Failure(
+        count=1,
+        reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE,
+        message="HTTP 503",
+        at=NOW,
+        retry_at=NOW + timedelta(seconds=1),
+        fingerprint=None,
+        refresh_request=None,
+    )
+    failed = ready_status(NOW, failure)
+    assert not status_is_current(held, failed)
+    assert status_is_current(merge_patched(held, failed), failed)
+    # Another condition status is a transition: counted, with its new time.
+    pending = {**ready_status(NOW), "conditions": [
+        {**held["conditions"][0], "status": "Unknown", "lastTransitionTime": "later"}
+    ]}  # fmt: skip
+    assert not status_is_current(held, pending)

@@ -28,8 +28,12 @@ class FakeKube:
         self.read_gate = asyncio.Event()
         self.read_gate.set()
 
-    async def list_objects(self, collection: Collection) -> tuple[list[dict[str, Any]], str]:
-        return self.lists.pop(0), "10"
+    async def list_pages(
+        self, collection: Collection
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        items = self.lists.pop(0)
+        for start in range(0, max(len(items), 1), 2):  # pages of two
+            yield items[start : start + 2], "10"
 
     async def watch_objects(
         self, collection: Collection, resource_version: str
@@ -55,8 +59,9 @@ async def settle() -> None:
 def test_a_relist_hands_over_only_what_changed_and_what_went_away() -> None:
     kube = FakeKube()
     kube.lists = [
-        [obj("a", "1"), obj("b", "1")],
-        [obj("a", "1"), obj("c", "3")],  # after 410: b deleted, c added meanwhile
+        [obj("a", "1"), obj("b", "1"), obj("d", "1")],
+        # after 410: b deleted, c added meanwhile; in two pages
+        [obj("a", "1"), obj("c", "3"), obj("d", "1")],
     ]
     kube.streams = [[("MODIFIED", obj("a", "1")), GoneError(410, "too old")]]
     seen: list[tuple[str, str]] = []
@@ -77,9 +82,10 @@ def test_a_relist_hands_over_only_what_changed_and_what_went_away() -> None:
     assert seen == [
         ("ADDED", "a"),
         ("ADDED", "b"),
+        ("ADDED", "d"),
         ("MODIFIED", "a"),
-        ("DELETED", "b"),
-        ("ADDED", "c"),
+        ("ADDED", "c"),  # handed over page by page
+        ("DELETED", "b"),  # once every page was seen
     ]
 
 
