@@ -23,6 +23,7 @@ from typing import IO, Any, cast
 import pytest
 
 from testground.images import REPO, Image, ensure_images
+from tests.pins import canonical, pinned_versions
 
 # The uncompressed size the image must stay within (the sum of its layers as
 # tar streams). It was 309 MB before the runtime got its own base and
@@ -99,21 +100,6 @@ def archive(operator_image: Image) -> Iterator[Archive]:
     opened.tar.close()
 
 
-def canonical(name: str) -> str:
-    """A distribution name as PEP 503 compares them."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def constraints() -> dict[str, str]:
-    """Every distribution constraints.txt pins, with its version."""
-    pinned = {}
-    for line in (REPO / "constraints.txt").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pinned[canonical(name)] = version
-    return pinned
-
-
 def installed_distributions(archive: Archive) -> dict[str, str]:
     """Name and version of every distribution in the image's virtual environment,
     from the METADATA of its .dist-info directories."""
@@ -186,7 +172,7 @@ def test_the_sbom_lists_every_python_package_of_the_image_at_its_pinned_version(
     installed = installed_distributions(archive)
     project = canonical(PYPROJECT["project"]["name"])
     assert installed.pop(project) == PYPROJECT["project"]["version"]
-    pinned = constraints()
+    pinned = pinned_versions()
     # Everything the image installs is pinned, at the pinned version; the dev
     # extra is not in the image.
     assert {name: pinned.get(name) for name in installed} == installed
