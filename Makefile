@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/hack
 
-.PHONY: venv tools image cluster-up cluster-down lint test demo bench bench-propagation soak clean
+.PHONY: venv tools image publish cluster-up cluster-down lint test demo bench bench-propagation soak clean
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,12 @@ tools:
 # is the image reference (see docs/development.md).
 image:
 	@hack/image/build.sh
+
+# Pushes the image and the chart (as an OCI artifact) to REGISTRY, e.g.
+# registry.example.com/platform, both at pyproject.toml's version, with the
+# credentials docker and helm share; prints the image digest (docs/helm.md).
+publish: tools
+	@hack/publish.sh "$(REGISTRY)"
 
 cluster-up: venv tools
 	@$(PY) -m testground.controlplane up

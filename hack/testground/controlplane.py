@@ -4,10 +4,11 @@ etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with TLS from
 a generated CA, client-certificate authentication, the Node and RBAC
 authorizers, ServiceAccount token issuance and an audit log; and a node
 (containerd, runc and a kubelet, `testground.node`) that runs Pods from the
-locally built images (`testground.images`). The API server listens on the
-node bridge's gateway address, port 443, which is also the `kubernetes`
-Service's ClusterIP, so Pods reach it as they would in any cluster; etcd and
-the controllers stay on loopback.
+locally built images (`testground.images`) or pulls them from the cluster's
+OCI registry (`testground.registry`). The API server listens on the node
+bridge's gateway address, port 443, which is also the `kubernetes` Service's
+ClusterIP, so Pods reach it as they would in any cluster; the registry listens
+on that address too; etcd and the controllers stay on loopback.
 
     python -m testground.controlplane up [--state-dir DIR]   # prints `export KUBECONFIG=...`
     python -m testground.controlplane down [--state-dir DIR]
@@ -34,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from testground import images, node, pki
+from testground import images, node, pki, registry
 from testground.tools import ensure_tools
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +72,7 @@ _COMPONENTS = (
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    "registry",
     "containerd",
     "kubelet",
 )
@@ -96,6 +98,12 @@ class ControlPlane:
     state_dir: Path
     gateway: str  # the host's address as Pods see it (the API server listens there)
     images: images.Images
+    registry: registry.Registry  # the node's only registry
+
+    @property
+    def containerd_socket(self) -> Path:
+        """The node's containerd (`ctr --address`, `testground.images`)."""
+        return node.containerd_socket(self.state_dir)
 
     def env(self) -> dict[str, str]:
         """This process's environment, pointed at the control plane and its tools."""
@@ -235,6 +243,7 @@ def _plane(state_dir: Path, gateway: str, bin_dir: Path, built: images.Images) -
         state_dir=state_dir,
         gateway=gateway,
         images=built,
+        registry=registry.registry_of(state_dir, gateway),
     )
 
 
@@ -437,14 +446,29 @@ def start(state_dir: Path, sync_frequency: str = node.DEFAULT_SYNC_FREQUENCY) ->
         ],
         state_dir / "kube-scheduler.log",
     )
+    local_registry = registry.prepare(state_dir, network.gateway, ca)
+    pids["registry"] = _spawn(
+        [str(bin_dir / "registry"), "serve", str(local_registry.config)],
+        local_registry.log,
+        # It would otherwise export traces to an OTLP collector on loopback.
+        env={**os.environ, "OTEL_TRACES_EXPORTER": "none"},
+    )
+    record()
+    _wait("the registry did not start", local_registry.ready, state_dir, pids)
     containerd_config = node.containerd_config(state_dir, node_state, built.pause.reference)
+    registry.hosts_config(local_registry, node.registry_config_path(state_dir))
     pids["containerd"] = _spawn(
         ["containerd", f"--config={containerd_config}", "--log-level=warn"],
         state_dir / "containerd.log",
-        # Images come only from the local build: a Pod naming any other image
-        # makes containerd try a registry, which must fail at once, here,
-        # without even a DNS lookup (a proxy is asked for the whole URL).
-        env={**os.environ, **dict.fromkeys(_PROXY_VARIABLES, _NO_REGISTRY), "NO_PROXY": ""},
+        # Images come from the local build and the local registry only: a Pod
+        # naming any other image makes containerd try a registry, which must
+        # fail at once, here, without even a DNS lookup (a proxy is asked for
+        # the whole URL). The local registry is reached directly.
+        env={
+            **os.environ,
+            **dict.fromkeys(_PROXY_VARIABLES, _NO_REGISTRY),
+            "NO_PROXY": network.gateway,
+        },
     )
     record()
     socket_path = Path(node_state.containerd_socket)
@@ -499,7 +523,7 @@ def stop(state_dir: Path) -> None:
         name in pids and _alive(pids[name]) for name in ("kube-apiserver", "kubelet", "containerd")
     ):
         _drain(state_dir, Path(state["bin_dir"]), node_state)
-    for name in ("kubelet", "containerd", "kube-apiserver", "etcd"):
+    for name in ("kubelet", "containerd", "registry", "kube-apiserver", "etcd"):
         if name in pids:
             _terminate(pids[name])
     node.sweep(state_dir, node_state)

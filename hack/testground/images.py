@@ -4,7 +4,8 @@
 `hack/image/build.sh`: the operator, built from the Dockerfile; its Debian base,
 which the tests also run as the consumer image (it has sh, cat, date, sleep);
 and the Pod sandbox ("pause") image. `import_images()` loads them into the
-namespace the CRI uses of a containerd.
+namespace the CRI uses of a containerd; `evict()` takes one out again, content
+and all, so that the node has to pull it from a registry.
 """
 
 from __future__ import annotations
@@ -97,3 +98,36 @@ def import_images(ctr_address: str, images: Images, *, snapshotter: str | None =
     absent = [image.reference for image in images.all() if image.reference not in listed]
     if absent:
         raise RuntimeError(f"containerd at {ctr_address} lacks {', '.join(absent)} after import")
+
+
+def _ctr(ctr_address: str | Path, *args: str) -> str:
+    return subprocess.run(
+        ["ctr", "--address", str(ctr_address), "--namespace", CRI_NAMESPACE, *args],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    ).stdout
+
+
+def references(ctr_address: str | Path) -> dict[str, str]:
+    """Every image reference in the CRI's namespace, with the digest of its manifest."""
+    listed = _ctr(ctr_address, "images", "list").splitlines()[1:]
+    return {row.split()[0]: row.split()[2] for row in listed if row.strip()}
+
+
+def evict(ctr_address: str | Path, image: Image) -> None:
+    """Remove `image` from the containerd at `ctr_address`: every reference to
+    its manifest (the CRI adds `repository@digest` and `sha256:<config>` ones)
+    and then, by garbage collection, the layers and configuration no other
+    image uses. The node then has to pull the image to run it.
+    """
+    found = references(ctr_address)
+    digest = found.get(image.reference)
+    if digest is None:
+        return
+    names = [name for name, target in found.items() if target == digest]
+    _ctr(ctr_address, "images", "remove", "--sync", *names)
+    left = [name for name, target in references(ctr_address).items() if target == digest]
+    if left:
+        raise RuntimeError(f"containerd at {ctr_address} still holds {', '.join(left)}")

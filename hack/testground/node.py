@@ -187,7 +187,7 @@ def new_state(state_dir: Path, network: Network) -> NodeState:
     return NodeState(
         instance=instance_id(state_dir),
         network=network,
-        containerd_socket=str(state_dir / "containerd" / "containerd.sock"),
+        containerd_socket=str(containerd_socket(state_dir)),
         kubelet_root=str(state_dir / "kubelet"),
         preexisting_netns=tuple(sorted(_netns())),
         created_paths=tuple(str(path) for path in watched if not path.exists()),
@@ -301,6 +301,9 @@ disabled_plugins = [
 {cri[:-1]}.containerd.runtimes.runc.options]
   SystemdCgroup = false
 
+{cri[:-1]}.registry]
+  config_path = "{registry_config_path(state_dir)}"
+
 {cri[:-1]}.cni]
   bin_dir = "{CNI_BIN_DIR}"
   conf_dir = "{conf_dir}"
@@ -309,6 +312,16 @@ disabled_plugins = [
     path = base / "config.toml"
     path.write_text(text)
     return path
+
+
+def containerd_socket(state_dir: Path) -> Path:
+    """Where the node's containerd listens (`ctr --address`)."""
+    return state_dir / "containerd" / "containerd.sock"
+
+
+def registry_config_path(state_dir: Path) -> Path:
+    """The directory of containerd's registry host configurations (`<host>/hosts.toml`)."""
+    return state_dir / "containerd" / "certs.d"
 
 
 def kubelet_config(

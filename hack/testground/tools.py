@@ -1,4 +1,5 @@
-"""The Go-built tools: the Kubernetes components, kubectl, etcd, helm, promtool and syft."""
+"""The Go-built tools: the Kubernetes components, kubectl, etcd, helm, promtool, syft,
+the OCI registry and crane."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ TOOLS = (
     "kubectl",
     "kubelet",
     "promtool",
+    "registry",
     "syft",
+    "crane",
 )
 
 

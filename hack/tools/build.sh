@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-# kubectl, etcd, helm and promtool from the modules pinned under hack/tools/*/go.mod (the
+# kubectl, etcd, helm, promtool, syft, the registry and crane from the modules pinned under hack/tools/*/go.mod (the
 # single place versions are pinned), caches them keyed by module version and go.sum, and links them into
 # .testground/bin. Prints that directory. Needs only `go` and the module proxy.
 set -euo pipefail
@@ -68,5 +68,13 @@ tags=remove_all_sd build promtool github.com/prometheus/prometheus \
   github.com/prometheus/prometheus/cmd/promtool
 
 build syft github.com/anchore/syft "-s -w -X main.version=$(cd "$here/syft" && go list -m -f '{{.Version}}' github.com/anchore/syft)" github.com/anchore/syft/cmd/syft
+
+# The test ground's OCI registry (with TLS and htpasswd authentication) and
+# crane, which pushes the image to it (hack/publish.sh).
+build registry github.com/distribution/distribution/v3 \
+  "-s -w -X github.com/distribution/distribution/v3/version.version=$(cd "$here/registry" && go list -m -f '{{.Version}}' github.com/distribution/distribution/v3)" \
+  github.com/distribution/distribution/v3/cmd/registry
+build crane github.com/google/go-containerregistry "-s -w" \
+  github.com/google/go-containerregistry/cmd/crane
 
 echo "$bin"
