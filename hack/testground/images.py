@@ -126,8 +126,13 @@ def evict(ctr_address: str | Path, image: Image) -> None:
     digest = found.get(image.reference)
     if digest is None:
         return
-    names = [name for name, target in found.items() if target == digest]
-    _ctr(ctr_address, "images", "remove", "--sync", *names)
+    remove(ctr_address, [name for name, target in found.items() if target == digest])
     left = [name for name, target in references(ctr_address).items() if target == digest]
     if left:
         raise RuntimeError(f"containerd at {ctr_address} still holds {', '.join(left)}")
+
+
+def remove(ctr_address: str | Path, names: list[str]) -> None:
+    """Remove the image references `names`, and the content only they held."""
+    if names:
+        _ctr(ctr_address, "images", "remove", "--sync", *names)

@@ -363,11 +363,11 @@ def chart_operator(
         # Leader election and the cluster resource namespace as the chart's
         # Deployment configures them: the Lease in the release's namespace and
         # the Secrets of ClusterEgainClients are part of what the RBAC must allow.
-        deployment_env = _deployment_env(cluster, release)
+        operator_env = deployment_env(cluster, release)
         process = start_operator(
             kubeconfig=kubeconfig,
             all_namespaces=all_namespaces,
-            env={name: deployment_env[name] for name in CHART_OPERATOR_ENV},
+            env={name: operator_env[name] for name in CHART_OPERATOR_ENV},
         )
         wait_until(process.leading, "the operator to hold the chart's Lease", 30)
         yield ChartOperator(process, release, kubeconfig)
@@ -375,7 +375,7 @@ def chart_operator(
         uninstall_chart(cluster.control_plane, release)
 
 
-def _deployment_env(cluster: Cluster, release: ChartRelease) -> dict[str, str]:
+def deployment_env(cluster: Cluster, release: ChartRelease) -> dict[str, str]:
     deployment = cluster.get("deployment", release.fullname, release.namespace)
     assert deployment is not None
     (container,) = deployment["spec"]["template"]["spec"]["containers"]

@@ -4,9 +4,10 @@
 `hack/publish.sh` need to reach the cluster's registry (its credentials in a
 Docker config, its CA as the trust store) under a path of its own, and takes
 the operator's image out of the node for the test (`images.evict`), so that
-the kubelet has to pull it; afterwards the image is imported again for the
-tests that follow. `layers_pulled` reads the registry's access log for what
-containerd fetched.
+the kubelet has to pull it (images pulled from the registry go too: they may
+share its layers); afterwards the image is imported again for the tests that
+follow. `layers_pulled` reads the registry's access log for what containerd
+fetched.
 """
 
 from __future__ import annotations
@@ -81,11 +82,21 @@ def registry_session(cluster: Cluster, tmp_path: Path) -> Iterator[RegistrySessi
         "REGISTRY_USER": registry.USERNAME,
         "REGISTRY_PASSWORD": local.password(),
     }
+    forget_pulled(plane)
     images.evict(plane.containerd_socket, plane.images.operator)
     try:
         yield RegistrySession(plane, f"{local.host}/{unique_name('platform')}", env)
     finally:
+        forget_pulled(plane)
         images.import_images(str(plane.containerd_socket), plane.images)
+
+
+def forget_pulled(plane: ControlPlane) -> None:
+    """Remove from the node every image it pulled from the registry, with the
+    other references the CRI made to them (`sha256:<config>`)."""
+    found = images.references(plane.containerd_socket)
+    pulled = {digest for name, digest in found.items() if plane.registry.host in name}
+    images.remove(plane.containerd_socket, [n for n, digest in found.items() if digest in pulled])
 
 
 def layers_pulled(plane: ControlPlane, repository: str) -> set[str]:

@@ -25,9 +25,9 @@ from tests.e2e.chart_support import ChartRelease, fullname, uninstall_chart
 from tests.e2e.conftest import MakeClient
 from tests.e2e.registry_support import (
     RegistrySession,
+    ground_values,
     layers_pulled,
     registry_session,
-    ground_values,
 )
 from tests.e2e.support import Cluster, egain_token, wait_until
 from tests.e2e.test_in_cluster import check_no_leaks, operator_pods, token_spec
