@@ -1,0 +1,126 @@
+"""A TCP forwarder that makes a server slow: what the client sends arrives late.
+
+It listens on loopback and forwards each connection to `target`; every chunk
+the client sends (with HTTP/1.1, a request) is held for `delay()` seconds
+before it goes on, while what the server sends comes back at once. TLS stays
+end to end. Put it between a client and the API server (a kubeconfig whose
+server is `https://127.0.0.1:<port>`: the API server's certificate names
+127.0.0.1) and every request takes that much longer, watches included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+_CHUNK = 65536
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, target: tuple[str, int], delay: Callable[[], float]) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.target, self.delay = target, delay
+        self.connections = 0
+        self.held = 0.0  # seconds of delay added, over every chunk
+        self.lock = threading.Lock()
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        try:
+            upstream = socket.create_connection(self.server.target, timeout=10)
+        except OSError:
+            return
+        with self.server.lock:
+            self.server.connections += 1
+        upstream.settimeout(None)
+        back = threading.Thread(target=_copy, args=(upstream, self.request), daemon=True)
+        back.start()
+        with upstream:
+            while True:
+                try:
+                    data = self.request.recv(_CHUNK)
+                except OSError:
+                    break
+                if not data:
+                    break
+                pause = self.server.delay()
+                with self.server.lock:
+                    self.server.held += pause
+                time.sleep(pause)
+                try:
+                    upstream.sendall(data)
+                except OSError:
+                    break
+            _shut(upstream)
+            back.join(timeout=5)
+
+
+def _copy(source: socket.socket, sink: socket.socket) -> None:
+    while True:
+        try:
+            data = source.recv(_CHUNK)
+        except OSError:
+            break
+        if not data:
+            break
+        try:
+            sink.sendall(data)
+        except OSError:
+            break
+    _shut(sink)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class DelayingForwarder:
+    """Serves in a background thread while used as a context manager."""
+
+    def __init__(self, target: tuple[str, int], delay: Callable[[], float]) -> None:
+        self._server = _Server(target, delay)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="delaying-forwarder", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        port: int = self._server.server_address[1]
+        return port
+
+    @property
+    def connections(self) -> int:
+        with self._server.lock:
+            return self._server.connections
+
+    @property
+    def held(self) -> float:
+        """Seconds of delay added so far, summed over every chunk."""
+        with self._server.lock:
+            return self._server.held
+
+    def __enter__(self) -> DelayingForwarder:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
