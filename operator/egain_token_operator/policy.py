@@ -4,7 +4,8 @@
 the operator look again?". It is pure: no I/O, no clock (`now` comes in), the
 jitter derived from the EgainToken's uid, so every rule is a table row in a
 unit test. The decision is an ordered chain of small named checks; the first
-that fires decides. `after_fetch` settles a plan with what the request gave.
+that fires decides. `after_fetch` settles a plan with what the request gave;
+`in_flight` says what it reports while the request is under way.
 
 EgainTokens whose requests are identical share one upstream token
 (`sharing.py`): a look sees the latest token obtained for any of them, and
@@ -343,7 +344,6 @@ def after_fetch(
     before: Plan,
     *,
     at: datetime,
-    now: datetime,
     policy: RetryPolicy,
     token: StoredToken | None = None,
     error: TokenError | None = None,
@@ -351,18 +351,33 @@ def after_fetch(
 ) -> Plan:
     """Settle `before` with what its request gave at `at`: `token`, or `error`.
 
-    `shared`: the request was another EgainToken's, identical, which this one
-    awaited instead of sending its own.
+    Judged at `at`, when the request ended, not when the look began: a
+    request may outlast the token it was to replace (up to `--http-timeout`),
+    which is then no longer Ready. `shared`: the request was another
+    EgainToken's, identical, which this one awaited instead of sending its own.
     """
     if token is not None:
-        return _settled(snapshot, before.token, token, "token issued", now, policy, shared=shared)
+        return _settled(snapshot, before.token, token, "token issued", at, policy, shared=shared)
     assert error is not None
     previous, token = before.failure, before.token
     failure = record_failure(
         previous, error.reason, error.message, error.retry_after, snapshot, token, at, policy
     )
     news = _is_news(previous, failure)
-    return _report(snapshot, token, failure, news, (False, error.message), now, policy)
+    return _report(snapshot, token, failure, news, (False, error.message), at, policy)
+
+
+def in_flight(snapshot: Snapshot, before: Plan, *, now: datetime, policy: RetryPolicy) -> Plan:
+    """What `before` reports at `now` while its request is still in flight.
+
+    The token the request is to replace may have expired meanwhile: `Ready`
+    then turns False at its expiry, with the last failure's reason (else
+    `TokenExpired`), rather than when the request ends, up to
+    `--http-timeout` later. Nothing is requested; `after_fetch` settles the
+    plan once the request ends.
+    """
+    why = (False, "a token request is in flight")
+    return _report(snapshot, before.token, before.failure, False, why, now, policy)
 
 
 def record_failure(

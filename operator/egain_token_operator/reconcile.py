@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -31,6 +31,7 @@ from egain_token_operator.policy import (
     Snapshot,
     after_fetch,
     client_refusal,
+    in_flight,
     plan,
 )
 from egain_token_operator.reasons import LIFETIME_SHORTER_THAN_ALLOWANCE, Reason, TokenError
@@ -236,6 +237,8 @@ class Reconciler:
     post_event: EventPoster
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sharing: SharedTokens = field(default_factory=SharedTokens)
+    # How a look waits for an instant of `clock` (tests make it return at once).
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
         """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
@@ -245,6 +248,7 @@ class Reconciler:
         logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
         if decided.request_token and seen.request is not None:
             decided = await self._fetch(worker, seen, decided, now)
+            now = self.clock()  # the status says when the request ended
         elif decided.shared:
             self._announce(worker, seen, decided, worker.memory.failure is not None, now)
         worker.remember(seen, decided)
@@ -281,6 +285,7 @@ class Reconciler:
         # Whether this joins another's request. Nothing is awaited between this
         # and `fetch`, so `fetch` joins exactly when this says.
         joined = self.sharing.in_flight(request.sharing_key)
+        expiry = self._expiry_in_flight(worker, seen, before)
         try:
             issued = await self.sharing.fetch(
                 worker.key,
@@ -291,9 +296,9 @@ class Reconciler:
             # Counted by the sender only, and only when something was sent.
             if not joined and error.reason not in LOCAL_REASONS:
                 metrics.count_refresh(namespace, name, "failure", error.reason.value)
-            return after_fetch(
-                snapshot, before, at=self.clock(), now=now, policy=self.policy, error=error
-            )
+            return after_fetch(snapshot, before, at=self.clock(), policy=self.policy, error=error)
+        finally:
+            await _stopped(expiry)
         if not joined:
             metrics.count_refresh(namespace, name, "success", Reason.TOKEN_ISSUED.value)
         # Obtained for the request of whichever sharer sent it: held as obtained
@@ -302,16 +307,37 @@ class Reconciler:
             issued, fingerprint=request.fingerprint, refresh_request=snapshot.refresh_request
         )
         settled = after_fetch(
-            snapshot,
-            before,
-            at=self.clock(),
-            now=now,
-            policy=self.policy,
-            token=token,
-            shared=joined,
+            snapshot, before, at=self.clock(), policy=self.policy, token=token, shared=joined
         )
         self._announce(worker, seen, settled, before.failure is not None, now)
         return settled
+
+    def _expiry_in_flight(
+        self, worker: TokenWorker, seen: Observation, before: Plan
+    ) -> asyncio.Task[None] | None:
+        """While a refresh is in flight, report the token it is to replace as
+        expired at its expiry (`policy.in_flight`), not when the request ends:
+        a request cut off from eGain ends only at `--http-timeout`. A task to
+        stop once the request ended (`_stopped`); None when no token is Ready."""
+        token = before.token
+        if token is None or before.condition.status != "True":
+            return None
+
+        async def report_at_expiry() -> None:
+            # Looked up when the task first runs, and again after each sleep:
+            # the loop's timer may fire a little before the wall clock's expiry.
+            while (left := (token.expires_at - self.clock()).total_seconds()) > 0:
+                await self.sleep(left)
+            now = self.clock()
+            expired = in_flight(seen.snapshot, before, now=now, policy=self.policy)
+            logger.debug(
+                "EgainToken %s/%s: token expired while its refresh is in flight", *worker.key
+            )
+            if await self._patch_status(worker, expired, now, seen.snapshot.client_ref):
+                self._set_metrics(worker, expired)
+
+        name = f"expiry of egaintoken {worker.key[0]}/{worker.key[1]}"
+        return asyncio.get_running_loop().create_task(report_at_expiry(), name=name)
 
     async def _request(
         self,
@@ -450,3 +476,14 @@ class Reconciler:
             metrics.RENEWAL.labels(namespace, name).set(decided.next_refresh_at.timestamp())
         metrics.CONSECUTIVE_FAILURES.labels(namespace, name).set(failure.count if failure else 0)
         metrics.set_ready(namespace, name, decided.condition.status, decided.condition.reason.value)
+
+
+async def _stopped(task: asyncio.Task[None] | None) -> None:
+    """Cancel `task` and wait for it to end; a failure of its own is only logged."""
+    if task is None:
+        return
+    task.cancel()
+    # gather: a cancellation of the caller still propagates, unlike the task's own.
+    (outcome,) = await asyncio.gather(task, return_exceptions=True)
+    if isinstance(outcome, Exception):
+        logger.warning("%s failed: %s", task.get_name(), outcome)

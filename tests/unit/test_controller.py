@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -21,7 +21,7 @@ from egain_token_operator.reasons import (
     TokenError,
 )
 from egain_token_operator.reconcile import EventPoster, Reconciler, TokenWorker
-from egain_token_operator.render import merge_patched
+from egain_token_operator.render import merge_patched, rfc3339
 from egain_token_operator.restarts import RolloutRestarter
 from egain_token_operator.schedule import RetryPolicy
 from egain_token_operator.secretcache import ReadSecrets, SecretCache
@@ -111,9 +111,13 @@ class FakeEgain:
         self.clock, self.lifetime = clock, lifetime
         self.requests = 0
         self.failure: TokenError | None = None
+        # Awaited by each request before it answers: a request in flight.
+        self.in_flight: Callable[[], Awaitable[None]] | None = None
 
     async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
         self.requests += 1
+        if self.in_flight is not None:
+            await self.in_flight()
         if self.failure is not None:
             raise self.failure
         token = TokenResponse(
@@ -147,7 +151,7 @@ def registry(
     *,
     active: bool = True,
 ) -> WorkerRegistry:
-    """A registry over the fakes."""
+    """A registry over the fakes; its looks wait for the clock by yielding only."""
     reconciler = Reconciler(
         kube=cast(Kube, kube),
         secrets=cast(SecretCache, FakeSecrets(kube)),
@@ -157,6 +161,7 @@ def registry(
         restarter=cast(RolloutRestarter, None),
         post_event=post_event,
         clock=clock,
+        sleep=lambda seconds: asyncio.sleep(0),
     )
     return WorkerRegistry(reconciler, clock=clock, active=active)
 
@@ -242,6 +247,79 @@ def test_failed_refresh_keeps_ready_until_expiry() -> None:
     look(made, worker)
     assert ready(kube) == ("True", "TokenIssued")
     assert kube.statuses[-1]["lastFailure"] is None
+
+
+def test_a_refresh_in_flight_at_expiry_turns_ready_false_at_expiry() -> None:
+    kube, egain, clock = setup()
+    made, _ = controller(kube, egain, clock)
+    worker = TokenWorker(("ns", "portal"), BODY)
+    refresh = look(made, worker)
+    assert refresh is not None
+    expires = START + timedelta(hours=1)
+    egain.failure = TokenEndpointUnavailableError("HTTP 503 from ai.egain.cloud")
+    clock.now = refresh
+    retry = look(made, worker)  # failed while the token is valid: still Ready
+    assert retry is not None and ready(kube) == ("True", "TokenIssued")
+
+    # eGain cut off: the next request hangs until past the token's expiry.
+    released = asyncio.Event()
+    expired_at = expires + timedelta(seconds=1)
+
+    async def cut_off() -> None:
+        clock.now = expired_at
+        await released.wait()
+
+    egain.in_flight = cut_off
+    egain.failure = TokenEndpointUnavailableError("timed out after 10s")
+    clock.now = retry
+
+    async def scenario() -> datetime | None:
+        looking = asyncio.create_task(made.reconciler.reconcile(worker))
+        for _ in range(50):
+            await asyncio.sleep(0)
+            if ready(kube)[0] == "False":
+                break
+        # Reported at expiry, while the request is still in flight.
+        assert not looking.done()
+        assert ready(kube) == ("False", "TokenEndpointUnavailable")
+        condition = kube.statuses[-1]["conditions"][0]
+        assert condition["lastTransitionTime"] == rfc3339(expired_at)
+        assert condition["message"] == "HTTP 503 from ai.egain.cloud"
+        assert kube.statuses[-1]["consecutiveFailures"] == 1
+        released.set()
+        return await looking
+
+    wake_at = asyncio.run(scenario())
+    # The request's end settles it: Ready stays False (not True again), the
+    # transition time kept, the failure counted.
+    assert ready(kube) == ("False", "TokenEndpointUnavailable")
+    held = kube.held[("ns", "portal")]
+    assert held["conditions"][0]["lastTransitionTime"] == rfc3339(expired_at)
+    assert held["consecutiveFailures"] == 2
+    assert held["conditions"][0]["message"] == "timed out after 10s"
+    assert wake_at is not None
+    assert timedelta(seconds=0.5) <= wake_at - expired_at <= timedelta(seconds=20)
+    assert egain.requests == 3
+
+
+def test_a_refresh_that_ends_before_expiry_reports_nothing_meanwhile() -> None:
+    kube, egain, clock = setup()
+    made, _ = controller(kube, egain, clock)
+    worker = TokenWorker(("ns", "portal"), BODY)
+    refresh = look(made, worker)
+    assert refresh is not None
+    statuses = len(kube.statuses)
+
+    async def slow() -> None:
+        clock.now += timedelta(seconds=5)  # well before expiry
+        await asyncio.sleep(0)
+
+    egain.in_flight = slow
+    clock.now = refresh
+    look(made, worker)
+    assert egain.requests == 2
+    assert len(kube.statuses) == statuses + 1, "a status was patched while the request was out"
+    assert ready(kube) == ("True", "TokenIssued")
 
 
 def test_a_restarted_controller_keeps_the_stored_token() -> None:

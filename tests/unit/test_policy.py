@@ -5,7 +5,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from egain_token_operator.policy import Memory, Snapshot, after_fetch, is_ready, plan
+from egain_token_operator.policy import (
+    Memory,
+    Snapshot,
+    after_fetch,
+    in_flight,
+    is_ready,
+    plan,
+)
 from egain_token_operator.reasons import Reason, TokenError
 from egain_token_operator.render import rfc3339
 from egain_token_operator.schedule import (
@@ -200,20 +207,47 @@ def test_after_fetch_settles_the_plan() -> None:
     before = plan(SEEN, Memory(None, BACKOFF, True), NOW + timedelta(minutes=1), POLICY)
     assert before.request_token
     issued = token(issued=NOW + timedelta(minutes=1))
-    done = after_fetch(
-        SEEN, before, at=issued.issued_at, now=issued.issued_at, policy=POLICY, token=issued
-    )
+    done = after_fetch(SEEN, before, at=issued.issued_at, policy=POLICY, token=issued)
     assert not done.request_token
     assert done.failure is None and done.token == issued
     assert done.wake_at == done.next_refresh_at == refresh_time(issued)
     assert done.shortfall_warning is None
 
     error = TokenError("HTTP 503", reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE, retry_after=20)
-    failed = after_fetch(SEEN, before, at=NOW, now=NOW, policy=POLICY, error=error)
+    failed = after_fetch(SEEN, before, at=NOW, policy=POLICY, error=error)
     assert failed.failure is not None
     assert failed.failure.count == 2 and failed.failure.fingerprint == "fp"
     assert failed.wake_at == NOW + timedelta(seconds=20)
     assert failed.failure_is_news
+
+
+def test_a_request_that_outlasts_the_token_settles_not_ready() -> None:
+    held = token(issued=NOW - timedelta(minutes=50))
+    before = plan(SEEN, Memory(held, None, True), NOW, POLICY)
+    assert before.request_token and before.condition.status == "True"
+    error = TokenError("timed out", reason=Reason.TOKEN_ENDPOINT_UNAVAILABLE)
+    # Judged when the request ended, not when the look began.
+    late = after_fetch(SEEN, before, at=held.expires_at, policy=POLICY, error=error)
+    assert (late.condition.status, late.condition.reason) == ("False", error.reason)
+    early = after_fetch(SEEN, before, at=NOW, policy=POLICY, error=error)
+    assert early.condition.status == "True"
+
+
+def test_in_flight_reports_the_token_expired_at_its_expiry() -> None:
+    held = token(issued=NOW - timedelta(minutes=50))
+    before = plan(SEEN, Memory(held, None, True), NOW, POLICY)
+    still = in_flight(SEEN, before, now=held.expires_at - timedelta(seconds=1), policy=POLICY)
+    assert still.condition.status == "True" and not still.request_token
+    expired = in_flight(SEEN, before, now=held.expires_at, policy=POLICY)
+    assert (expired.condition.status, expired.condition.reason) == ("False", Reason.TOKEN_EXPIRED)
+    assert not expired.request_token and expired.reported_token == held
+    # After a failed refresh, the failure's reason.
+    failed = Failure(2, Reason.TOKEN_ENDPOINT_UNAVAILABLE, "HTTP 503", NOW, NOW, "fp", None)
+    before = plan(SEEN, Memory(held, failed, True), NOW, POLICY)
+    assert before.request_token
+    expired = in_flight(SEEN, before, now=held.expires_at, policy=POLICY)
+    assert expired.condition.reason == Reason.TOKEN_ENDPOINT_UNAVAILABLE
+    assert expired.condition.message == "HTTP 503"
 
 
 def test_ready_needs_a_current_unexpired_token() -> None:
