@@ -62,6 +62,7 @@ TOKENS = 50
 LIFETIME = 90  # seconds: a refresh every minute or so for each token
 ALLOWANCE = 20  # the node's kubelet syncs every 10 s (testground.node)
 PULL_SECRET = "egain-registry"
+ISSUED_AT = "egain.cloud/issued-at"  # the operator's annotation on each token Secret
 
 
 @dataclass
@@ -74,6 +75,9 @@ class Observations:
     statuses: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
     leases: list[tuple[float, str, str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Secrets whose token went back to an older one: (name, issued-at before, after).
+    regressions: list[tuple[str, str, str]] = field(default_factory=list)
+    issued_at: dict[str, str] = field(default_factory=dict)  # per Secret, the newest seen
     last_sample: float = 0.0  # when the last complete sample began (epoch seconds)
 
 
@@ -154,10 +158,16 @@ class Sampler:
             data = secret.get("data") or {}
             if "access_token" not in data:
                 continue
+            name = secret["metadata"]["name"]
+            issued = (secret["metadata"].get("annotations") or {}).get(ISSUED_AT, "")
+            newest = self.seen.issued_at.get(name, "")
+            if issued < newest:  # RFC 3339 UTC: ordered as text
+                self.seen.regressions.append((name, newest, issued))
+            self.seen.issued_at[name] = max(issued, newest)
             info = self.emulator.token_info(base64.b64decode(data["access_token"]).decode())
             self.seen.secret_samples += 1
             if info is None or info.expires_at.timestamp() <= at:
-                self.seen.expired.append((secret["metadata"]["name"], at))
+                self.seen.expired.append((name, at))
         self.seen.last_sample = at
 
 
@@ -375,6 +385,7 @@ def test_upgrade_and_rollback_under_load_expire_nothing_and_request_nothing(
         )
         assert new_images != {f"{session.image}@{digest}"} and len(new_images) == 1
         assert not seen.expired, f"Secrets held expired tokens: {seen.expired[:10]}"
+        assert not seen.regressions, f"Secrets went back to older tokens: {seen.regressions}"
         assert not expired_reads, f"the consumer read an expired token at {expired_reads}"
         assert not early, f"tokens issued before their planned refresh: {early[:10]}"
         assert not unseen, f"token requests the status never showed: {unseen}"

@@ -403,11 +403,12 @@ class EgainEmulator:
         target: str,
         content_type: str | None,
         user_agent: str | None,
+        peer: str,
         body: bytes,
     ) -> Reply:
         """Decide the answer to one non-admin request and record it."""
         seen, query, form = oauth.observe(method, target, content_type, body)
-        seen.user_agent = user_agent
+        seen.user_agent, seen.peer = user_agent, peer
         if seen.flow is None:
             with self._lock:
                 return self._record(seen, oauth.not_found_reply(), error="not_found")

@@ -84,6 +84,7 @@ class Seen:
     grant_type: str | None = None
     scopes: tuple[str, ...] = ()
     user_agent: str | None = None
+    peer: str | None = None  # the client's address (which replica asked)
 
 
 def error_reply(exc: OAuthError) -> Reply:

@@ -41,6 +41,7 @@ class RequestRecord:
     grant_type: str | None
     scopes: tuple[str, ...]  # as sent (prefixed for AnonymousCustomer)
     user_agent: str | None  # the User-Agent header
+    peer: str | None  # the client's IP address
     status: int | None  # None: reset or hang, nothing was sent
     error: str | None  # the OAuth error code of a rejection
     fault: FaultKind | None  # the takeover or shaping fault applied

@@ -43,7 +43,7 @@ class Routes:
     """Who answers what: `/admin/...` requests, every other request, and when to stop."""
 
     # method, target, content type, user agent, body
-    token: Callable[[str, str, str | None, str | None, bytes], Reply]
+    token: Callable[[str, str, str | None, str | None, str, bytes], Reply]
     admin: Callable[[str, str, bytes], tuple[int, object]]  # method, target, body
     stopping: threading.Event  # once set, requests get no answer
     answering: Callable[[], AbstractContextManager[None]]  # held while a token request is served
@@ -209,6 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
                 target,
                 self.headers.get("Content-Type"),
                 self.headers.get("User-Agent"),
+                str(self.client_address[0]),
                 body,
             )
             match reply.action:
