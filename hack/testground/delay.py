@@ -16,7 +16,8 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
+
+from testground.background import BackgroundServer
 
 _CHUNK = 65536
 
@@ -86,41 +87,25 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-class DelayingForwarder:
+class DelayingForwarder(BackgroundServer):
     """Serves in a background thread while used as a context manager."""
 
     def __init__(self, target: tuple[str, int], delay: Callable[[], float]) -> None:
-        self._server = _Server(target, delay)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="delaying-forwarder", daemon=True
-        )
+        self._forwarder = _Server(target, delay)
+        super().__init__(self._forwarder, "delaying-forwarder")
 
     @property
     def port(self) -> int:
-        port: int = self._server.server_address[1]
+        port: int = self._forwarder.server_address[1]
         return port
 
     @property
     def connections(self) -> int:
-        with self._server.lock:
-            return self._server.connections
+        with self._forwarder.lock:
+            return self._forwarder.connections
 
     @property
     def held(self) -> float:
         """Seconds of delay added so far, summed over every chunk."""
-        with self._server.lock:
-            return self._server.held
-
-    def __enter__(self) -> DelayingForwarder:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        with self._forwarder.lock:
+            return self._forwarder.held

@@ -13,7 +13,8 @@ import select
 import socket
 import socketserver
 import threading
-from types import TracebackType
+
+from testground.background import BackgroundServer
 
 _CHUNK = 65536
 
@@ -63,36 +64,20 @@ def _pipe(one: socket.socket, other: socket.socket) -> None:
             peers[source].sendall(data)
 
 
-class ConnectProxy:
+class ConnectProxy(BackgroundServer):
     """Serves in a background thread while used as a context manager."""
 
     def __init__(self) -> None:
-        self._server = _Server()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="connect-proxy", daemon=True
-        )
+        self._proxy = _Server()
+        super().__init__(self._proxy, "connect-proxy")
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._proxy.server_address[:2]
         return f"http://{host!s}:{port}"
 
     @property
     def targets(self) -> list[str]:
         """Every `host:port` a client asked to be connected to, in order."""
-        with self._server.lock:
-            return list(self._server.targets)
-
-    def __enter__(self) -> ConnectProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        with self._proxy.lock:
+            return list(self._proxy.targets)
