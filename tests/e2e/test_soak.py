@@ -70,6 +70,8 @@ def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> No
             "60",
             "--tokens",
             str(TOKENS),
+            "--lifetimes",
+            "stress",
             "--json",
             str(report_path),
             "--state-dir",
@@ -84,7 +86,9 @@ def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> No
     out = result.stdout
     assert result.returncode == 0, out[-4000:] + result.stderr[-3000:]
     last = out.strip().splitlines()[-1]
-    assert re.fullmatch(r"violations: 0, lost: 0, recovery max: \d+(\.\d+)? s", last), last
+    summary = r"violations: 0, lost: 0, recovery max: (\d+(?:\.\d+)?) s, judged: [\d.]+ %"
+    matched = re.fullmatch(summary, last)
+    assert matched, last
 
     report = json.loads(report_path.read_text())
     assert report["tokens"] == TOKENS + 1  # and the one a Pod mounts
@@ -102,7 +106,7 @@ def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> No
     assert min(report["in_flight_at_kill"]) > 0, "the operator was not killed mid-refresh"
     assert len(report["failovers_s"]) == 2
     assert report["recovery_s"]["each"], "no recovery was measured"
-    assert report["recovery_s"]["max"] == float(last.split()[-2])
+    assert report["recovery_s"]["max"] == float(matched[1])
     assert report["watchdog"]["stalled"] is False
     assert report["api_errors"], "the operator saw no API error while the API server was down"
     # Everything the soak started has stopped.
