@@ -91,18 +91,11 @@ def install_operator(
             "kind": "Namespace",
             "metadata": {"name": namespace, "labels": RESTRICTED},
         },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": CA_CONFIGMAP, "namespace": namespace},
-            "data": {"ca.crt": emulator.ca_file.read_text()},
-        },
     )
     repository, _, tag = plane.images.operator.reference.rpartition(":")
     defaults = {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
-        "allowedTokenHosts": [f"{plane.gateway}:{emulator.port}"],
-        "caBundle": {"configMap": {"name": CA_CONFIGMAP}},
+        **emulator_values(plane, emulator, namespace),
     }
     plane.helm(
         "install",
@@ -117,6 +110,24 @@ def install_operator(
         "3m",
         input=json.dumps({**defaults, **values}),
     )
+
+
+def emulator_values(plane: ControlPlane, emulator: EgainEmulator, namespace: str) -> dict[str, Any]:
+    """Chart values that make `emulator` the one allowed token host, trusted
+    through a ConfigMap of its CA, which this writes into `namespace`."""
+    apply(
+        plane,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": CA_CONFIGMAP, "namespace": namespace},
+            "data": {"ca.crt": emulator.ca_file.read_text()},
+        },
+    )
+    return {
+        "allowedTokenHosts": [f"{plane.gateway}:{emulator.port}"],
+        "caBundle": {"configMap": {"name": CA_CONFIGMAP}},
+    }
 
 
 def apply(plane: ControlPlane, *manifests: Mapping[str, Any]) -> None:

@@ -10,7 +10,7 @@ request, in the combined log format: `requests()` reads it back) in
 `<state dir>/registry.log`; a new cluster starts without either.
 
     plane.registry.host                    # 10.250.<n>.1:5000
-    plane.registry.docker_config()         # a config.json that logs crane and helm in
+    plane.registry.docker_config(directory)  # a config.json that logs crane and helm in
     plane.registry.requests()              # what was asked of it, and by whom
 """
 

@@ -24,7 +24,7 @@ import pytest
 from testground import images, registry
 from testground.controlplane import REPO, ControlPlane
 from testground.emulator import EgainEmulator
-from testground.incluster import CA_CONFIGMAP, apply
+from testground.incluster import emulator_values
 from tests.e2e.chart_support import unique_name
 from tests.e2e.support import Cluster
 
@@ -112,25 +112,13 @@ def layers_pulled(plane: ControlPlane, repository: str) -> set[str]:
     }
 
 
-def ground_values(cluster: Cluster, emulator: EgainEmulator, namespace: str, path: Path) -> Path:
-    """The values only the test ground needs (the emulator as the token host,
-    trusted through a ConfigMap made in `namespace`), as a file for `--values`."""
-    plane = cluster.control_plane
-    apply(
-        plane,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": CA_CONFIGMAP, "namespace": namespace},
-            "data": {"ca.crt": emulator.ca_file.read_text()},
-        },
-    )
-    values = {
-        "allowedTokenHosts": [f"{plane.gateway}:{emulator.port}"],
-        "caBundle": {"configMap": {"name": CA_CONFIGMAP}},
+def ground_values(cluster: Cluster, emulator: EgainEmulator, namespace: str) -> dict[str, Any]:
+    """The values only the test ground needs: the emulator as the token host,
+    trusted through a ConfigMap made in `namespace` (`incluster.emulator_values`),
+    and the test defaults for logs and retries."""
+    return {
+        **emulator_values(cluster.control_plane, emulator, namespace),
         "logLevel": "debug",
         "retryInitialDelay": 0.5,
         "retryMaxDelay": 4,
     }
-    path.write_text(json.dumps(values))
-    return path

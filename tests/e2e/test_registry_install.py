@@ -13,6 +13,7 @@ access log shows containerd fetching every layer of it.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -79,9 +80,8 @@ def test_the_readme_quickstart_installs_from_the_registry_with_a_pull_secret(
                 env[assignment[1]] = registry_session.prefix
                 continue
             if command.startswith("helm install"):
-                values = ground_values(
-                    cluster, pod_emulator, NAMESPACE, tmp_path / "test-ground.json"
-                )
+                values = tmp_path / "test-ground.json"
+                values.write_text(json.dumps(ground_values(cluster, pod_emulator, NAMESPACE)))
                 command += f" --values {shlex.quote(str(values))}"
             session = RegistrySession(plane, registry_session.prefix, env)
             output = session.run("bash", "-euo", "pipefail", "-c", command)

@@ -36,6 +36,7 @@ import pytest
 
 from testground import incluster
 from testground.emulator import EgainEmulator
+from testground.registry import USERNAME
 from tests.e2e.chart_support import (
     CHART,
     ChartRelease,
@@ -290,12 +291,10 @@ def test_upgrade_and_rollback_under_load_expire_nothing_and_request_nothing(
     registry = plane.registry
     cluster.kubectl(
         "create", "secret", "docker-registry", PULL_SECRET, "--namespace", release_namespace,
-        f"--docker-server={registry.host}", "--docker-username=egt",
+        f"--docker-server={registry.host}", f"--docker-username={USERNAME}",
         f"--docker-password={registry.password()}",
     )  # fmt: skip
-    values = json.loads(
-        ground_values(cluster, pod_emulator, release_namespace, tmp_path / "v.json").read_text()
-    )
+    values = ground_values(cluster, pod_emulator, release_namespace)
     values.update(
         {
             "image": {"repository": session.image},
