@@ -10,6 +10,7 @@ starts is stopped at the end, also after a failure, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -84,10 +85,15 @@ def main() -> None:
         sys.exit(130)
     finally:
         controlplane.stop(cluster_dir)
-    print(headline(result))
-    print(render(table(result["rows"], settings)))
+    # The figures first: they are kept even if the table cannot be drawn.
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    lines = table(result["rows"], settings)
+    result["table"] = [dataclasses.asdict(line) for line in lines]
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {args.output}", file=sys.stderr)
+    print(headline(result))
+    print(render(lines))
+    print(f"the rows took {result['rows_seconds']:.0f} s")
 
 
 if __name__ == "__main__":

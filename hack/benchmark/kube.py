@@ -27,8 +27,10 @@ GROUP_PATH = "/apis/egain.cloud/v1alpha1"
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
-def tokens_path(namespace: str) -> str:
-    """The EgainToken collection of `namespace`."""
+def tokens_path(namespace: str | None) -> str:
+    """The EgainToken collection of `namespace` (of every namespace for None)."""
+    if namespace is None:
+        return f"{GROUP_PATH}/egaintokens"
     return f"{GROUP_PATH}/namespaces/{namespace}/egaintokens"
 
 
@@ -81,14 +83,20 @@ class Api:
     async def create_all(
         self, path: str, bodies: Iterable[Mapping[str, Any]], concurrency: int
     ) -> None:
-        """Create every body, `concurrency` at a time."""
+        """Create every body in the collection at `path`, `concurrency` at a time."""
+        await self.create_each(((path, body) for body in bodies), concurrency)
+
+    async def create_each(
+        self, objects: Iterable[tuple[str, Mapping[str, Any]]], concurrency: int
+    ) -> None:
+        """Create every (collection path, body), `concurrency` at a time."""
         limit = asyncio.Semaphore(concurrency)
 
-        async def create(body: Mapping[str, Any]) -> None:
+        async def create(path: str, body: Mapping[str, Any]) -> None:
             async with limit:
                 await self.create(path, body)
 
-        await asyncio.gather(*(create(body) for body in bodies))
+        await asyncio.gather(*(create(path, body) for path, body in objects))
 
 
 def operator_kubeconfig(plane: ControlPlane, directory: Path) -> Path:

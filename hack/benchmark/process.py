@@ -98,10 +98,17 @@ class Operator:
 
     def rss_mib(self) -> float:
         """Resident memory, in MiB."""
+        return self._status_mib("VmRSS:")
+
+    def peak_rss_mib(self) -> float:
+        """The most resident memory it has had since its start, in MiB."""
+        return self._status_mib("VmHWM:")
+
+    def _status_mib(self, field: str) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
+        raise RuntimeError(f"no {field}")
 
     def cpu_seconds(self) -> float:
         """CPU time used so far (user and system, every thread)."""

@@ -34,6 +34,8 @@ SCOPE = "knowledge.portalmgr.manage"
 CREDENTIALS = "egain-client"
 CREATE_CONCURRENCY = 32  # how many objects the benchmark creates at a time
 REFRESH_JITTER = 0.1  # the operator's default --refresh-jitter
+ROW_LABEL = "bench.egain.cloud/row"  # which row an EgainToken is of, for --selector
+SHARD_LABEL = "bench.egain.cloud/shard"
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,43 @@ class Settings:
     timeout: float = 900.0
     # i) the synthetic per-event row: fleet sizes, in EgainTokens.
     event_sizes: tuple[int, ...] = (1000, 5000, 10000)
+    # j) one burst spread over namespaces: watched cluster-wide, and listed.
+    spread_tokens: int = 1000
+    spread_namespaces: int = 100
+    spread_listed: int = 10
+    # k) EgainTokens in groups of identical requests, and the tokens' lifetime.
+    shared_tokens: int = 1000
+    shared_groups: int = 10
+    shared_lifetime: int = 60
+    # l) short-lived tokens refreshed faster than a replica can: its capacity.
+    capacity_tokens: int = 1000
+    capacity_lifetime: int = 12
+    capacity_seconds: float = 60.0
 
     @property
     def burst_sizes(self) -> list[int]:
-        """1,000 and `tokens` (just `tokens` when it is 1,000 or less)."""
-        return sorted({min(1000, self.tokens), self.tokens})
+        """1,000, 5,000 and `tokens`, those up to `tokens`."""
+        return sorted({min(size, self.tokens) for size in (1000, 5000, self.tokens)})
 
     @property
-    def storm_size(self) -> int:
-        """EgainTokens in the storm."""
-        return min(self.storm_tokens, self.tokens)
+    def storm_sizes(self) -> list[int]:
+        """EgainTokens in the storms: `storm_tokens` and `tokens`."""
+        return sorted({min(self.storm_tokens, self.tokens), self.tokens})
+
+    @property
+    def spread_size(self) -> int:
+        """EgainTokens in each spread burst."""
+        return min(self.spread_tokens, self.tokens)
+
+    @property
+    def shared_size(self) -> int:
+        """EgainTokens in the shared row."""
+        return min(self.shared_tokens, self.tokens)
+
+    @property
+    def capacity_size(self) -> int:
+        """EgainTokens in the capacity row."""
+        return min(self.capacity_tokens, self.tokens)
 
     @property
     def short_size(self) -> int:
@@ -140,29 +169,39 @@ class Bench:
         self.emulator.register_client(
             tenant.client_id, tenant.client_secret, TENANT, [SCOPE], lifetime, expires_at=expires_at
         )
+        await self.namespace(tenant.namespace)
+        await self.credentials(tenant.namespace, tenant)
+        return tenant
+
+    async def namespace(self, name: str) -> None:
+        """Create the namespace `name`."""
         await self.api.create(
-            "/api/v1/namespaces", {"metadata": {"name": tenant.namespace}, "apiVersion": "v1"}
+            "/api/v1/namespaces", {"metadata": {"name": name}, "apiVersion": "v1"}
         )
+
+    async def credentials(self, namespace: str, client: Tenant, name: str = CREDENTIALS) -> None:
+        """A Secret `name` in `namespace` holding `client`'s id and secret."""
         await self.api.create(
-            secrets_path(tenant.namespace),
+            secrets_path(namespace),
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": {"name": CREDENTIALS},
+                "metadata": {"name": name},
                 "stringData": {
-                    "client_id": tenant.client_id,
-                    "client_secret": tenant.client_secret,
+                    "client_id": client.client_id,
+                    "client_secret": client.client_secret,
                 },
             },
         )
-        return tenant
 
-    def token_body(self, name: str, **spec: Any) -> dict[str, Any]:
+    def token_body(
+        self, name: str, labels: dict[str, str] | None = None, **spec: Any
+    ) -> dict[str, Any]:
         """An EgainToken of the ClientApp flow, with `spec` on top."""
         return {
             "apiVersion": "egain.cloud/v1alpha1",
             "kind": "EgainToken",
-            "metadata": {"name": name},
+            "metadata": {"name": name, "labels": labels or {}},
             "spec": {
                 "tokenUrl": self.emulator.client_app_token_url(TENANT),
                 "scopes": [SCOPE],
@@ -174,19 +213,28 @@ class Bench:
             },
         }
 
-    async def create_tokens(self, tenant: Tenant, names: Iterable[str], **spec: Any) -> None:
-        """Create EgainTokens, `CREATE_CONCURRENCY` at a time."""
-        bodies = (self.token_body(name, **spec) for name in names)
+    async def create_tokens(
+        self,
+        tenant: Tenant,
+        names: Iterable[str],
+        labels: Callable[[int], dict[str, str]] | None = None,
+        **spec: Any,
+    ) -> None:
+        """Create EgainTokens, `CREATE_CONCURRENCY` at a time; the `i`th has `labels(i)`."""
+        bodies = (
+            self.token_body(name, labels(i) if labels else None, **spec)
+            for i, name in enumerate(names)
+        )
         await self.api.create_all(tokens_path(tenant.namespace), bodies, CREATE_CONCURRENCY)
 
-    def operator(self, tenant: Tenant, *flags: str) -> Operator:
-        """An operator (not started) serving `tenant`'s namespace."""
+    def operator(self, namespaces: Iterable[str], *flags: str) -> Operator:
+        """An operator (not started) serving `namespaces` (every namespace if none)."""
         operator = Operator(
             self.plane,
             self.kubeconfig,
             self.state_dir / f"operator-{len(self.operators)}.log",
             [
-                "--namespace", tenant.namespace,
+                *(flag for namespace in namespaces for flag in ("--namespace", namespace)),
                 "--allowed-token-hosts", f"localhost:{self.emulator.port}",
                 "--ca-bundle", str(self.emulator.ca_file),
                 "--max-concurrent-requests", str(self.settings.max_concurrent_requests),
@@ -198,7 +246,7 @@ class Bench:
 
     async def serve(self, tenant: Tenant, *flags: str) -> Running:
         """Start an operator for `tenant` and a watch on its EgainTokens."""
-        operator = self.operator(tenant, *flags)
+        operator = self.operator([tenant.namespace], *flags)
         operator.start()
         await operator.wait_healthy()
         watch = TokenWatch(self.api, tenant.namespace)
@@ -309,7 +357,8 @@ class Bench:
         tenant = await self.tenant(f"burst-{size}")
         running = await self.serve(tenant)
         self.emulator.reset()
-        rss_before = running.operator.rss_mib()
+        operator = running.operator
+        rss_before, cpu_before = operator.rss_mib(), operator.cpu_seconds()
         started = time.time()
         await self.create_tokens(tenant, (f"token-{i}" for i in range(size)))
         created = time.time() - started
@@ -319,6 +368,8 @@ class Bench:
         )
         done = max(s.ready_at for s in watch.tokens.values() if s.ready_at is not None)
         await asyncio.sleep(2.0)  # Events are posted in the background
+        cpu = operator.cpu_seconds() - cpu_before
+        rss_after = operator.rss_mib()
         requests = self.audit.between(started)
         all_ready = done - started
         if self.issue_rate is None:
@@ -333,8 +384,11 @@ class Bench:
             "api_requests": len(requests),
             "api_requests_per_token": len(requests) / size,
             "api_requests_by_kind": by_kind(requests),
+            "cpu_seconds": cpu,
+            "cpu_ms_per_token": cpu / size * 1000,
             "rss_before_mib": rss_before,
-            "rss_after_mib": running.operator.rss_mib(),
+            "rss_after_mib": rss_after,
+            "rss_per_token_kib": (rss_after - rss_before) * 1024 / size,
         }, running
 
     # --- d) steady state ------------------------------------------------------
@@ -366,7 +420,7 @@ class Bench:
         tenant, watch = running.tenant, running.watch
         self.emulator.reset()
         names = set(watch.tokens)
-        operator = self.operator(tenant)
+        operator = self.operator([tenant.namespace])
         started = operator.start()
         await operator.wait_healthy()
         healthy = time.time() - started
@@ -390,6 +444,7 @@ class Bench:
             "api_requests": len(requests),
             "api_requests_by_kind": by_kind(requests),
             "rss_mib": operator.rss_mib(),
+            "peak_rss_mib": operator.peak_rss_mib(),
         }, Running(tenant, operator, watch)
 
     # --- g) unrelated Secrets -------------------------------------------------
@@ -418,13 +473,13 @@ class Bench:
 
     # --- f) storm -------------------------------------------------------------
 
-    async def storm(self) -> dict[str, Any]:
-        """Tokens that all expire at one instant, refreshed `storm_lead` before it."""
-        settings, size = self.settings, self.settings.storm_size
+    async def storm(self, size: int) -> dict[str, Any]:
+        """`size` tokens that all expire at one instant, refreshed `storm_lead` before it."""
+        settings = self.settings
         lead = settings.storm_lead
         budget = 3 + 1.5 * size / (self.issue_rate or 20.0)  # time to issue them all
         expires_at = time.time() + budget + lead * (1 + REFRESH_JITTER) + 2
-        tenant = await self.tenant("storm", expires_at=expires_at)
+        tenant = await self.tenant(f"storm-{size}", expires_at=expires_at)
         # Without the allowance the refresh is at expiry - refreshBefore - jitter:
         # the same instant (within the jitter) for every token.
         running = await self.serve(tenant, "--propagation-allowance", "0")
@@ -520,6 +575,201 @@ class Bench:
             "api_requests": len(requests),
             "api_requests_per_refresh": len(requests) / token_requests if token_requests else None,
             "api_requests_by_kind": by_kind(requests),
+        }
+
+    # --- j) spread over namespaces --------------------------------------------
+
+    async def spread(self, listed: bool) -> dict[str, Any]:
+        """A burst of `spread_tokens` over namespaces: `spread_namespaces` served by an
+        operator watching every namespace, or `spread_listed` named by `--namespace`."""
+        settings, size = self.settings, self.settings.spread_size
+        count = min(settings.spread_listed if listed else settings.spread_namespaces, size)
+        label = "spread-listed" if listed else "spread-wide"
+        client = Tenant("", f"bench-{label}", secrets.token_urlsafe(32))
+        self.emulator.register_client(client.client_id, client.client_secret, TENANT, [SCOPE])
+        namespaces = [f"bench-{label}-{i}-{self.run_id}" for i in range(count)]
+        for namespace in namespaces:
+            await self.namespace(namespace)
+            await self.credentials(namespace, client)
+        # The selector keeps the cluster-wide one to this row's EgainTokens.
+        selector = f"{ROW_LABEL}={label}"
+        operator = self.operator(namespaces if listed else [], "--selector", selector)
+        started = operator.start()
+        await operator.wait_healthy()
+        if await operator.wait_for_line(FIRST_LOOKS_DONE, settings.timeout) is None:
+            raise TimeoutError(f"{label}: the operator's first lists not done")
+        listed_after = time.time() - started
+        watch = TokenWatch(self.api, None, selector)
+        self.watches.append(watch)
+        await watch.start()
+        self.emulator.reset()
+        cpu_before = operator.cpu_seconds()
+        started = time.time()
+        await self.api.create_each(
+            (
+                (
+                    tokens_path(namespaces[i % count]),
+                    self.token_body(f"{label}-{i}", {ROW_LABEL: label}),
+                )
+                for i in range(size)
+            ),
+            CREATE_CONCURRENCY,
+        )
+        await watch.until(
+            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", settings.timeout
+        )
+        done = max(s.ready_at for s in watch.tokens.values() if s.ready_at is not None)
+        await asyncio.sleep(2.0)  # Events are posted in the background
+        cpu = operator.cpu_seconds() - cpu_before
+        rss = operator.rss_mib()
+        requests = self.audit.between(started)
+        operator.stop()
+        await watch.stop()
+        return {
+            "tokens": size,
+            "namespaces": count,
+            "watched": "listed" if listed else "cluster-wide",
+            "first_looks_seconds": listed_after,
+            "all_ready_seconds": done - started,
+            "tokens_per_second": size / (done - started),
+            "cpu_ms_per_token": cpu / size * 1000,
+            "token_requests": self.token_requests(client),
+            "api_requests": len(requests),
+            "api_requests_by_kind": by_kind(requests),
+            "rss_mib": rss,
+        }
+
+    # --- k) shared tokens -----------------------------------------------------
+
+    async def shared(self) -> dict[str, Any]:
+        """`shared_tokens` EgainTokens in `shared_groups` groups of identical requests:
+        the token requests of the burst and of one refresh round."""
+        settings, size = self.settings, self.settings.shared_size
+        groups = min(settings.shared_groups, size)
+        lifetime = settings.shared_lifetime
+        tenant = await self.tenant("shared", lifetime=lifetime)
+        clients = [tenant]
+        for group in range(1, groups):
+            client = Tenant(tenant.namespace, f"bench-shared-{group}", secrets.token_urlsafe(32))
+            self.emulator.register_client(
+                client.client_id, client.client_secret, TENANT, [SCOPE], lifetime
+            )
+            await self.credentials(tenant.namespace, client, f"{CREDENTIALS}-{group}")
+            clients.append(client)
+
+        def requests() -> int:
+            return sum(self.token_requests(client) for client in clients)
+
+        running = await self.serve(tenant)
+        watch = running.watch
+        self.emulator.reset()
+        started = time.time()
+        await self.api.create_all(
+            tokens_path(tenant.namespace),
+            (
+                self.token_body(
+                    f"token-{i}",
+                    tokenSharing="Shared",
+                    credentialsSecretRef={
+                        "name": CREDENTIALS if i % groups == 0 else f"{CREDENTIALS}-{i % groups}"
+                    },
+                )
+                for i in range(size)
+            ),
+            CREATE_CONCURRENCY,
+        )
+        await watch.until(
+            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", settings.timeout
+        )
+        done = max(s.ready_at for s in watch.tokens.values() if s.ready_at is not None)
+        burst_requests = requests()
+        await watch.until(
+            lambda: all(len(s.issues) >= 2 for s in watch.tokens.values()),
+            f"{size} EgainTokens refreshed",
+            lifetime + settings.timeout,
+            poll=0.25,
+        )
+        round_requests = requests() - burst_requests
+        taken = [s.issues[1].seen_at for s in watch.tokens.values()]
+        await self.stop(running)
+        return {
+            "tokens": size,
+            "groups": groups,
+            "lifetime_seconds": lifetime,
+            "all_ready_seconds": done - started,
+            "tokens_per_second": size / (done - started),
+            "burst_token_requests": burst_requests,
+            "round_token_requests": round_requests,
+            "round_spread_seconds": max(taken) - min(taken),
+        }
+
+    # --- l) capacity ----------------------------------------------------------
+
+    async def capacity(self, shards: int) -> dict[str, Any]:
+        """Tokens refreshed more often than one replica can: the refreshes per second
+        it sustains, split over `shards` operators by `--selector`."""
+        settings, size = self.settings, self.settings.capacity_size
+        lifetime = settings.capacity_lifetime
+        tenant = await self.tenant(f"capacity-{shards}", lifetime=lifetime)
+        letters = "abcdefghijklmnopqrstuvwxyz"[:shards]
+        # Without the allowance a token is refreshed a third of its lifetime
+        # (less the jitter) before it expires.
+        flags = ("--propagation-allowance", "0", "--selector")
+        operators = [
+            self.operator([tenant.namespace], *flags, f"{SHARD_LABEL}={x}") for x in letters
+        ]
+        for operator in operators:
+            operator.start()
+        for operator in operators:
+            await operator.wait_healthy()
+        watch = TokenWatch(self.api, tenant.namespace)
+        self.watches.append(watch)
+        await watch.start()
+        self.emulator.reset()
+        await self.create_tokens(
+            tenant,
+            (f"token-{i}" for i in range(size)),
+            labels=lambda i: {SHARD_LABEL: letters[i % shards]},
+        )
+        await watch.until(
+            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", settings.timeout
+        )
+        await asyncio.sleep(lifetime)  # every token on its refresh schedule
+        cpu_before = sum(operator.cpu_seconds() for operator in operators)
+        started = time.time()
+        await asyncio.sleep(settings.capacity_seconds)
+        ended = time.time()
+        cpu = sum(operator.cpu_seconds() for operator in operators) - cpu_before
+        for operator in operators:
+            operator.stop()
+        await watch.stop()
+        refreshes = [
+            r
+            for r in self.emulator.requests(tenant.client_id)
+            if started <= r.wall_time.timestamp() < ended
+        ]
+        # What was left of each replaced token when the watch saw its successor.
+        left = [
+            (parse(old.expires_at) - parse(new.issued_at)).total_seconds()
+            for state in watch.tokens.values()
+            for old, new in zip(state.issues, state.issues[1:], strict=False)
+            if started <= new.seen_at < ended
+        ]
+        window = ended - started
+        # A token is due every 2/3 of its lifetime less half the jitter on average.
+        interval = lifetime * (2 / 3 - REFRESH_JITTER / 3 / 2)
+        return {
+            "tokens": size,
+            "shards": shards,
+            "lifetime_seconds": lifetime,
+            "window_seconds": window,
+            "demand_per_second": size / interval,
+            "refreshes_per_second": len(refreshes) / window,
+            "cpu_cores": cpu / window,
+            "refreshes_seen": len(left),
+            "min_left_seconds": min(left, default=0.0),
+            "median_left_seconds": statistics.median(left) if left else None,
+            "refreshed_after_expiry": sum(value <= 0 for value in left),
         }
 
 

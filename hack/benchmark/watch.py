@@ -37,11 +37,13 @@ class TokenState:
 
 
 class TokenWatch:
-    """Watches the EgainTokens of one namespace until stopped."""
+    """Watches the EgainTokens of one namespace (or, for None, of all, by name:
+    names must then be unique), optionally those of a label selector, until stopped."""
 
-    def __init__(self, api: Api, namespace: str) -> None:
+    def __init__(self, api: Api, namespace: str | None, selector: str = "") -> None:
         self._api = api
         self._path = tokens_path(namespace)
+        self._selection = {"labelSelector": selector} if selector else {}
         self.tokens: dict[str, TokenState] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -58,7 +60,7 @@ class TokenWatch:
                 await self._task
 
     async def _list(self) -> str:
-        listed = await self._api.get(self._path)
+        listed = await self._api.get(self._path, **self._selection)
         now = time.time()
         for item in listed["items"]:
             self._observe(item, now)
@@ -66,7 +68,7 @@ class TokenWatch:
         return version
 
     async def _watch(self, version: str) -> None:
-        params = {"watch": "1", "allowWatchBookmarks": "true"}
+        params = {"watch": "1", "allowWatchBookmarks": "true", **self._selection}
         while True:
             async with self._api.client.stream(
                 "GET",
