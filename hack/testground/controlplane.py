@@ -415,6 +415,9 @@ def start(state_dir: Path, sync_frequency: str = node.DEFAULT_SYNC_FREQUENCY) ->
             f"--audit-policy-file={audit_policy}",
             f"--audit-log-path={plane.audit_log}",
             "--audit-log-mode=blocking",  # each request is in the log when it returns
+            # One file for the test ground's life: its readers follow it by offset,
+            # and a large benchmark writes more than the default 100 MB.
+            "--audit-log-maxsize=0",
         ],
         state_dir / "kube-apiserver.log",
     )
