@@ -63,10 +63,10 @@ bench-propagation: venv tools
 	$(PY) hack/propagation.py --sync-frequency $(SYNC)
 
 # Short-lived EgainTokens under random eGain and Kubernetes faults for DURATION
-# seconds (default 600), with LIFETIMES=lead (60-120 s tokens, judged through
-# the faults their refresh lead covers; the default) or stress (5-10 s); prints
-# the figures, writes soak.json, and fails on any expired token read while
-# nothing excused it (see docs/reliability.md).
+# seconds (default 600; 1800 for the leak check), with LIFETIMES=lead (60-120 s
+# tokens, judged through the faults their refresh lead covers; the default) or
+# stress (5-10 s); prints the figures, writes soak.json, and fails on any
+# expired token read while nothing excused it (see docs/reliability.md).
 DURATION ?= 600
 LIFETIMES ?= lead
 soak: venv tools

@@ -60,7 +60,9 @@ from typing import Any
 
 import httpx
 
+from egain_token_operator.reconcile import REQUESTING
 from testground import controlplane, incluster
+from testground.delay import DelayingForwarder, kubeconfig_through
 from testground.emulator import EgainEmulator, FaultKind, RequestRecord
 from testground.operatorprocess import OperatorProcess, wait_until
 
@@ -82,6 +84,28 @@ EXPIRED_RETRY_CAP = 20.0
 # the kubelet's Secret watch and write, and the consumer's 1 s reading.
 SYNC_FREQUENCY = "1s"
 FILE_PROPAGATION = 5.0
+# Seconds of a replica's life before its memory is judged for growth.
+WARM_UP = 300.0
+# What a sample is when its Secret holds a token that expires before one it
+# held earlier: written by a replica that acted on a stale view. Never excused.
+OLDER = "a token older than one it held before"
+EGAIN_FAULTS = frozenset(
+    {
+        "5xx_burst", "hang", "reset", "429_retry_after", "429_no_retry_after",
+        "malformed_body", "html_body", "long_outage",
+    }
+)  # fmt: skip
+KUBE_FAULTS = frozenset(
+    {
+        "apiserver_restart", "etcd_pause", "operator_kill_mid_refresh", "leader_kill",
+        "leader_partition", "leader_freeze", "apiserver_slow",
+        "credentials_rotation", "secret_deleted", "secret_edited", "spec_changed",
+    }
+)  # fmt: skip
+# With the lead lifetimes: the faults that outlast a lead come once per 10
+# minutes of the run; the others, about one every LEAD_FAULT_EVERY seconds.
+ONCE_PER_10_MIN = ("long_outage", "apiserver_restart")
+LEAD_FAULT_EVERY = 30.0
 # Kinds that act on the tokens they name themselves: a sample of one of them
 # is excused whatever the lead.
 TAMPERING = {"credentials_rotation", "secret_deleted", "secret_edited", "spec_changed"}
@@ -114,10 +138,19 @@ class Timeline:
 
     @contextlib.contextmanager
     def disturbance(
-        self, kind: str, tokens: Sequence[str] | None = None, note: str = ""
+        self,
+        kind: str,
+        tokens: Sequence[str] | None = None,
+        note: str = "",
+        start: float | None = None,
     ) -> Iterator[Window]:
-        window = Window(kind, time.time(), tokens=None if tokens is None else frozenset(tokens))
-        window.note = note
+        """A disturbance from `start` (default: now) until the block ends."""
+        window = Window(
+            kind,
+            time.time() if start is None else start,
+            tokens=None if tokens is None else frozenset(tokens),
+            note=note,
+        )
         with self._lock:
             self.windows.append(window)
         try:
@@ -158,6 +191,7 @@ class TokenPlan:
     lifetime: int
     client: str  # the eGain client id
     scopes: tuple[str, ...]
+    shared: bool = False  # through an EgainClient (`clientRef`), not inline
 
 
 @dataclass
@@ -192,6 +226,16 @@ class Soak:
         self.rotated_at: dict[str, float] = {}  # client id → last rotation (epoch)
         self.replicas: list[OperatorProcess] = []
         self.all_replicas: list[OperatorProcess] = []
+        # Each replica's way to the API server (by log name), to cut or slow it.
+        self.forwarders = contextlib.ExitStack()
+        self.paths: dict[str, DelayingForwarder] = {}
+        self.api_slow = threading.Event()
+        # One entry per partition or freeze of the leader: what both replicas did.
+        self.split_brain: list[dict[str, Any]] = []
+        # Per minute: each live replica's RSS, file descriptors and sockets.
+        self.resources: list[dict[str, Any]] = []
+        self.unmet: Counter[str] = Counter()  # eGain faults no request met
+        self.newest: dict[str, float] = {}  # token → the latest expiry its Secret held
         self.timeline = Timeline(time.time())
         self.observed = Observed()
         self.observed_file: list[incluster.Sample] = []
@@ -231,11 +275,23 @@ class Soak:
             self.client_secret_names[client_id] = f"egain-client-{lifetime}s"
             self.write_credentials(client_id)
         clients = list(self.client_secrets)
+        self.apply(
+            *(
+                self.egain_client(client, flow)
+                for client in clients
+                for flow in ("ClientApp", "AnonymousCustomer")
+            )
+        )
         for index in range(self.args.tokens):
             flow = ("ClientApp", "AnonymousCustomer")[index % 2]
             client = clients[(index // 2) % len(clients)]
             lifetime = self.lifetimes[clients.index(client)]
-            self.tokens.append(TokenPlan(f"token-{index:04d}", flow, lifetime, client, SCOPES[:1]))
+            # Every fourth pair through an EgainClient: the token's namespace
+            # holds no credentials of its own then.
+            shared = index % 8 >= 6
+            self.tokens.append(
+                TokenPlan(f"token-{index:04d}", flow, lifetime, client, SCOPES[:1], shared)
+            )
         # The one a Pod mounts: the longest lifetime, refreshed at half of it so
         # that the kubelet has time to bring the new token to the file.
         self.tokens.append(
@@ -256,17 +312,34 @@ class Soak:
             "wait", "--for=condition=Ready", "pod/consumer", "-n", NAMESPACE, "--timeout=3m"
         )
 
-    def manifest(self, token: TokenPlan) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "flow": token.flow,
-            "scopes": list(token.scopes),
-            "credentialsSecretRef": {"name": self.client_secret_names[token.client]},
+    def client_fields(self, client: str, flow: str) -> dict[str, Any]:
+        """The inline client of a token, or the spec of an EgainClient."""
+        fields: dict[str, Any] = {
+            "flow": flow,
+            "credentialsSecretRef": {"name": self.client_secret_names[client]},
         }
-        if token.flow == "ClientApp":
-            spec["tokenUrl"] = self.emulator.client_app_token_url(TENANT)
+        if flow == "ClientApp":
+            fields["tokenUrl"] = self.emulator.client_app_token_url(TENANT)
         else:
-            spec["tokenUrl"] = self.emulator.anonymous_token_url()
-            spec["tenantId"] = TENANT
+            fields["tokenUrl"] = self.emulator.anonymous_token_url()
+            fields["tenantId"] = TENANT
+        return fields
+
+    def egain_client(self, client: str, flow: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "egain.cloud/v1alpha1",
+            "kind": "EgainClient",
+            "metadata": {"name": shared_client_name(client, flow), "namespace": NAMESPACE},
+            "spec": self.client_fields(client, flow),
+        }
+
+    def manifest(self, token: TokenPlan) -> dict[str, Any]:
+        spec: dict[str, Any] = {"scopes": list(token.scopes)}
+        if token.shared:
+            name = shared_client_name(token.client, token.flow)
+            spec["clientRef"] = {"kind": "EgainClient", "name": name}
+        else:
+            spec.update(self.client_fields(token.client, token.flow))
         if token.name == CONSUMER_TOKEN:
             spec["refreshBefore"] = f"{token.lifetime // 2}s"
         return {
@@ -301,9 +374,22 @@ class Soak:
         ]  # fmt: skip
 
     def start_replica(self) -> OperatorProcess:
-        log = self.state_dir / f"operator-{len(self.all_replicas)}.log"
+        """A replica, reaching the API server through a forwarder of its own."""
+        number = len(self.all_replicas)
+        log = self.state_dir / f"operator-{number}.log"
         log.unlink(missing_ok=True)
-        replica = OperatorProcess(self.cluster, log, self.operator_args())
+        forwarder = DelayingForwarder(
+            (self.cluster.gateway, controlplane.APISERVER_PORT),
+            lambda: self.rng.uniform(1.0, 3.0) if self.api_slow.is_set() else 0.0,
+        )
+        self.forwarders.enter_context(forwarder)
+        kubeconfig = kubeconfig_through(
+            self.cluster.kubeconfig,
+            forwarder.port,
+            self.state_dir / f"operator-{number}.kubeconfig",
+        )
+        replica = OperatorProcess(self.cluster, log, self.operator_args(), kubeconfig=kubeconfig)
+        self.paths[replica.log_path.name] = forwarder
         replica.start()
         self.replicas.append(replica)
         self.all_replicas.append(replica)
@@ -358,7 +444,7 @@ class Soak:
                     bad = 0
                     for name in names:
                         self.observed.samples += 1
-                        what = self.judge(held.get(name), at)
+                        what = self.judge(name, held.get(name), at)
                         if what is not None:
                             bad += 1
                             self.observed.bad.append((at, name, what))
@@ -366,15 +452,34 @@ class Soak:
                 self.stop_sampling.wait(max(0.0, 1.0 - (time.time() - tick)))
         self.collect_requests(last_request)
 
-    def judge(self, data: dict[str, str] | None, at: float) -> str | None:
-        """None when `data` holds a valid token at `at`; else what is wrong."""
+    def watch_resources(self) -> None:
+        """Every `--resource-every` seconds: each live replica's RSS, open files and sockets."""
+        while not self.stop_sampling.wait(self.args.resource_every):
+            at = round(time.time() - self.timeline.started, 1)
+            for replica in list(self.replicas):
+                assert replica.process is not None
+                with contextlib.suppress(OSError):  # killed meanwhile
+                    self.resources.append(
+                        {
+                            "at": at,
+                            "replica": replica.log_path.name,
+                            **resources(replica.process.pid),
+                        }
+                    )
+
+    def judge(self, name: str, data: dict[str, str] | None, at: float) -> str | None:
+        """None when `data` holds a valid token for `name` at `at`; else what is wrong."""
         if data is None:
             return "missing"
         token = base64.b64decode(data.get("access_token", "")).decode(errors="replace")
         info = self.emulator.token_info(token)
         if info is None:
             return "not a token eGain issued"
-        if at >= info.expires_at.timestamp():
+        expires = info.expires_at.timestamp()
+        if expires < self.newest.get(name, 0.0):
+            return OLDER
+        self.newest[name] = expires
+        if at >= expires:
             return "expired"
         return None
 
@@ -389,9 +494,17 @@ class Soak:
     # -- the faults -------------------------------------------------------------
 
     def egain_fault(self, kind: str) -> None:
-        """One eGain fault, for every request, for a few seconds."""
-        hold = 3.0
+        """One eGain fault, for every request (or one client's), for a fixed time.
+
+        The time runs from the first request that meets the fault: one set
+        while the operator sends nothing (the API server is down, say) tests
+        nothing, and with shared requests a request may be seconds away.
+        """
+        # Lead lifetimes: 3-15 s, all shorter than the shortest refresh lead.
+        hold = 3.0 if self.args.lifetimes == "stress" else self.rng.uniform(3.0, 15.0)
         options: dict[str, Any] = {}
+        tokens: list[str] | None = None
+        note = ""
         match kind:
             case "5xx_burst":
                 fault = FaultKind.SERVER_ERROR
@@ -409,26 +522,52 @@ class Soak:
             case "html_body":
                 fault = FaultKind.HTML
             case "long_outage":
-                # Past every token's lifetime (stress), or past every lead (lead):
-                # the tokens whose refresh it meets expire, and recover.
-                longest = max(self.lifetimes)
-                hold = longest + 5.0 if self.args.lifetimes == "stress" else longest / 3 + 5.0
                 fault = FaultKind.SERVER_ERROR
+                if self.args.lifetimes == "stress":
+                    # Past every token's lifetime: every token expires, and recovers.
+                    hold = max(self.lifetimes) + 5.0
+                else:
+                    # One eGain client down past its tokens' refresh lead: they
+                    # expire and recover, while the other clients' must not.
+                    client = self.rng.choice(list(self.client_secrets))
+                    options["client_id"] = client
+                    tokens = [t.name for t in self.tokens if t.client == client]
+                    hold = max(self.lead(self.plans[name]) for name in tokens) + 5.0
+                    note = f"one client, {len(tokens)} tokens"
             case _:
                 raise ValueError(kind)
-        with self.timeline.disturbance(kind):
-            since = datetime.datetime.now(datetime.UTC)
-            self.emulator.set_fault(fault, count=None, **options)
-            time.sleep(hold)
-            # Held until some request met it: a fault while the operator sends
-            # nothing (the API server is down, say) would test nothing.
-            with contextlib.suppress(AssertionError):
-                wait_until(lambda: self.met(fault, since), f"a request to meet {kind}", 60)
+        armed = datetime.datetime.now(datetime.UTC)
+        self.emulator.set_fault(fault, count=None, **options)
+        try:
+            first = self.first_met(fault, armed, options.get("client_id"))
+            with self.timeline.disturbance(kind, tokens, note, start=first) as window:
+                if first is None:
+                    self.unmet[kind] += 1
+                    window.note = "no request met it"
+                else:
+                    time.sleep(max(0.0, first + hold - time.time()))
+        finally:
             self.emulator.clear_faults(fault)
         self.faults[kind] += 1
 
-    def met(self, fault: FaultKind, since: datetime.datetime) -> bool:
-        return any(r.fault == fault and r.wall_time >= since for r in self.emulator.requests())
+    def first_met(
+        self, fault: FaultKind, since: datetime.datetime, client: str | None
+    ) -> float | None:
+        """When the first request met `fault` (epoch seconds); None if none came in a lifetime."""
+
+        def met() -> float | None:
+            for record in self.emulator.requests():
+                if (
+                    record.fault == fault
+                    and record.wall_time >= since
+                    and client in (None, record.client_id)
+                ):
+                    return record.wall_time.timestamp()
+            return None
+
+        with contextlib.suppress(AssertionError):
+            return wait_until(met, f"a request to meet {fault}", max(self.lifetimes) + 10.0)
+        return None
 
     def kube_fault(self, kind: str) -> None:
         match kind:
@@ -442,6 +581,13 @@ class Soak:
                 self.kill_leader(kind, mid_refresh=True)
             case "leader_kill":
                 self.kill_leader(kind, mid_refresh=False)
+            case "leader_partition" | "leader_freeze":
+                self.split_leader(kind)
+            case "apiserver_slow":
+                with self.timeline.disturbance(kind, note="every request 1-3 s late"):
+                    self.api_slow.set()
+                    time.sleep(15.0)
+                    self.api_slow.clear()
             case "credentials_rotation":
                 client = self.rng.choice(list(self.client_secrets))
                 affected = [t.name for t in self.tokens if t.client == client]
@@ -471,13 +617,15 @@ class Soak:
     def kill_leader(self, kind: str, *, mid_refresh: bool) -> None:
         """SIGKILL the active replica (during requests, if `mid_refresh`), start it again."""
         leader = wait_until(self.leader, "a leader", 60)
+        if mid_refresh:
+            # Every answer comes late: kill only once requests are in flight.
+            self.emulator.set_fault(FaultKind.LATENCY, count=None, delay=2.0)
+            wait_until(
+                lambda: self.emulator.concurrency().current > 0,
+                "a request in flight",
+                max(self.lifetimes) + 10.0,
+            )
         with self.timeline.disturbance(kind) as window:
-            if mid_refresh:
-                # Every answer comes late: kill only once requests are in flight.
-                self.emulator.set_fault(FaultKind.LATENCY, count=None, delay=2.0)
-                wait_until(
-                    lambda: self.emulator.concurrency().current > 0, "a request in flight", 30
-                )
             assert leader.process is not None
             self.cpu_seconds[leader.log_path.name] = cpu_seconds(leader.process.pid)
             in_flight = self.emulator.concurrency().current
@@ -494,36 +642,120 @@ class Soak:
             wait_until(self.leader, "a replica to take over", 90)
             self.failovers.append(time.time() - killed_at)
 
-    def run_faults(self, kinds: list[str], act: Callable[[str], None], until: float) -> None:
-        """Run `kinds` one after the other, spread over the run at random."""
+    def split_leader(self, kind: str) -> None:
+        """Cut the leader off from the API server (`leader_partition`), or freeze it
+        (`leader_freeze`, SIGSTOP), until the standby has taken over and 5 s more;
+        then heal it (SIGCONT). Records when each replica acted, and the token
+        requests the old leader made once the standby held the Lease.
+
+        The disturbance lasts until the standby leads: from then on the tokens
+        are served again, whatever the old leader does.
+        """
+        leader = wait_until(self.leader, "a leader", 60)
+        standby = next(r for r in self.replicas if r is not leader)
+        assert leader.process is not None
+        pid, path = leader.process.pid, self.paths[leader.log_path.name]
+        frozen = kind == "leader_freeze"
+        stood_by: float | None = None
+
+        def standing_by() -> bool:
+            nonlocal stood_by
+            if stood_by is None and not leader.leading():
+                stood_by = time.time()
+            return stood_by is not None
+
+        try:
+            with self.timeline.disturbance(kind) as window:
+                if frozen:
+                    os.killpg(pid, signal.SIGSTOP)
+                else:
+                    path.cut()
+                while not standby.leading():
+                    if not frozen:
+                        standing_by()
+                    if time.time() - window.start > 90:
+                        raise AssertionError(f"the standby did not take over in 90 s ({kind})")
+                    time.sleep(0.1)
+            took_over = time.time()
+            if not frozen:
+                wait_until(standing_by, "the cut-off leader to stand by", 30)
+            time.sleep(5.0)
+        finally:
+            if frozen:
+                os.killpg(pid, signal.SIGCONT)
+            else:
+                path.heal()
+        healed = time.time()
+        wait_until(standing_by, "the old leader to stand by", 30)
+        assert stood_by is not None
+        time.sleep(10.0)  # back as a follower: it must ask for nothing
+        found: dict[str, Any] = {"kind": kind, "takeover_s": round(took_over - window.start, 1)}
+        if frozen:
+            found["led_after_resume_s"] = round(stood_by - healed, 1)
+        else:
+            found["stood_by_s"] = round(stood_by - window.start, 1)
+            found["both_acting_s"] = round(max(0.0, stood_by - took_over), 1)
+        found["requests_after_lease_lost"] = requests_sent(leader, took_over)
+        self.split_brain.append(found)
+
+    def fault(self, kind: str) -> None:
+        """Inject one fault of `kind`."""
+        (self.egain_fault if kind in EGAIN_FAULTS else self.kube_fault)(kind)
+
+    def run_faults(self, kinds: list[str], until: float, gap: float) -> None:
+        """Run `kinds` one after the other, spread over the run at random, each
+        at least `gap` seconds after the one before ended."""
         self.rng.shuffle(kinds)
         slot = (until - time.time()) / len(kinds)
-        first = time.time()
+        first = ended = time.time()
         for index, kind in enumerate(kinds):
-            start = first + index * slot + self.rng.uniform(0, slot * 0.5)
+            start = max(first + index * slot + self.rng.uniform(0, slot * 0.5), ended + gap)
             time.sleep(max(0.0, start - time.time()))
             try:
-                act(kind)
+                self.fault(kind)
             except Exception as exc:  # a fault that could not be done is a failed run
                 self.errors.append(f"{kind}: {type(exc).__name__}: {exc}")
+            ended = time.time()
 
-    def fault_plan(self) -> tuple[list[str], list[str]]:
-        """The eGain and Kubernetes faults: each kind once, more at random in longer runs."""
-        egain = [
-            "5xx_burst", "hang", "reset", "429_retry_after", "429_no_retry_after",
-            "malformed_body", "html_body",
-        ]  # fmt: skip
-        kube = [
-            "apiserver_restart", "etcd_pause", "operator_kill_mid_refresh", "leader_kill",
-            "credentials_rotation", "secret_deleted", "secret_edited", "spec_changed",
-        ]  # fmt: skip
-        extra = max(0, int(self.args.duration // 40) - len(egain))
-        egain += [self.rng.choice(egain) for _ in range(extra)] + ["long_outage"]
-        kube += [
-            self.rng.choice(["credentials_rotation", "secret_deleted", "secret_edited"])
-            for _ in range(max(0, int(self.args.duration // 60) - 2))
+    def fault_plan(self) -> list[list[str]]:
+        """The faults, each kind once and more at random in longer runs, as lists
+        run side by side.
+
+        Stress: eGain and Kubernetes faults in two lists, so they overlap at
+        times. Lead: one list, so that no fault eats into the lead the one
+        before left (see `quiet_gap`): a fault a token's lead absorbs must not
+        excuse it, and two in a row may add up past it.
+        """
+        egain = sorted(EGAIN_FAULTS - {"long_outage"})
+        kube = sorted(KUBE_FAULTS)
+        repeatable = sorted((EGAIN_FAULTS | KUBE_FAULTS) - set(ONCE_PER_10_MIN))
+        if self.args.lifetimes == "stress":
+            extra = max(0, int(self.args.duration // 40) - len(egain))
+            egain += [self.rng.choice(egain) for _ in range(extra)] + ["long_outage"]
+            kube += [
+                self.rng.choice(["credentials_rotation", "secret_deleted", "secret_edited"])
+                for _ in range(max(0, int(self.args.duration // 60) - 2))
+            ]
+            return [egain, kube]
+        plan = egain + kube + ["long_outage"]
+        plan += [
+            kind for kind in ONCE_PER_10_MIN for _ in range(int(self.args.duration // 600) - 1)
         ]
-        return egain, kube
+        plan += [
+            self.rng.choice(repeatable)
+            for _ in range(max(0, int(self.args.duration // LEAD_FAULT_EVERY) - len(plan)))
+        ]
+        return [plan]
+
+    @property
+    def quiet_gap(self) -> float:
+        """Seconds of quiet after each fault with the lead lifetimes: what a token
+        still valid takes to be refreshed after a failure (its retry waits at
+        most a quarter of its remaining validity, at most its lead, plus one
+        request); none in the stress variant."""
+        if self.args.lifetimes == "stress":
+            return 0.0
+        return max(self.lifetimes) / 3 * 0.25 + float(self.args.http_timeout)
 
     # -- the whole run ----------------------------------------------------------
 
@@ -532,16 +764,15 @@ class Soak:
         self.timeline = Timeline(started)
         sampler = threading.Thread(target=self.sample, name="sampler", daemon=True)
         sampler.start()
+        watcher = threading.Thread(target=self.watch_resources, name="resources", daemon=True)
+        watcher.start()
         until = started + self.args.duration
-        egain, kube = self.fault_plan()
         # Daemons, so that a stopped soak (Ctrl-C, SIGTERM) does not wait for them.
         threads = [
             threading.Thread(
-                target=self.run_faults, args=(egain, self.egain_fault, until), daemon=True
-            ),
-            threading.Thread(
-                target=self.run_faults, args=(kube, self.kube_fault, until), daemon=True
-            ),
+                target=self.run_faults, args=(kinds, until, self.quiet_gap), daemon=True
+            )
+            for kinds in self.fault_plan()
         ]
         for thread in threads:
             thread.start()
@@ -551,6 +782,7 @@ class Soak:
         time.sleep(max(until - time.time(), 0.0) + self.bound + 5.0)
         self.stop_sampling.set()
         sampler.join()
+        watcher.join()
         ran = time.time() - started
         for replica in self.replicas:
             assert replica.process is not None
@@ -599,7 +831,7 @@ class Soak:
         api = [
             {"at": round(at - self.timeline.started, 1), "token": name, "what": what}
             for at, name, what in self.observed.bad
-            if self.undisturbed_for(name, at) > self.bound
+            if what == OLDER or self.undisturbed_for(name, at) > self.bound
         ]
         logs = self.kubectl("logs", "consumer", "-n", NAMESPACE)
         expiry = {t.fingerprint: t.expires_at.timestamp() for t in self.emulator.issued_tokens()}
@@ -738,13 +970,16 @@ class Soak:
             "judged_fraction": round(self.judged_fraction(), 3),
             "violation_samples": {"api": api[:20], "file": file[:20]},
             "violations_by_10s": dict(sorted(Counter(v["at"] // 10 * 10 for v in api).items())),
+            "violations_by_what": dict(Counter(v["what"] for v in api + file)),
             "token_requests": self.observed.token_requests,
             "tokens_issued_per_s": round(self.observed.requests["issued"] / ran, 1),
             "cpu_s": self.cpu_seconds,
             "token_requests_by_outcome": dict(self.observed.requests),
             "requests_per_token_hour": round(self.observed.token_requests / token_hours, 1),
             "faults": dict(sorted(self.faults.items())),
+            "faults_unmet": dict(self.unmet),
             "fault_errors": self.errors,
+            "split_brain": self.split_brain,
             "recovery_s": {
                 "p50": round(statistics.median(times), 1) if times else 0.0,
                 "max": max(times, default=0.0),
@@ -757,14 +992,72 @@ class Soak:
             "api_errors": self.api_errors(),
             "watchdog": self.watchdog(),
             "leaks": self.leaks(),
+            "resources": growth(self.resources, WARM_UP),
+            "resource_samples": self.resources,
         }
 
     def stop(self) -> None:
         for replica in self.replicas:
             with contextlib.suppress(Exception):
                 replica.stop()
+        for forwarder in self.paths.values():
+            forwarder.heal()
+        self.forwarders.close()
         self.emulator.stop()
         controlplane.stop(self.cluster_dir)
+
+
+def requests_sent(replica: OperatorProcess, since: float) -> int:
+    """The token requests `replica` logged as sent at `since` (epoch seconds) or later."""
+    sent = 0
+    for line in replica.log().splitlines():
+        if REQUESTING in line and line.startswith("["):
+            at = datetime.datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            sent += at >= since
+    return sent
+
+
+def shared_client_name(client: str, flow: str) -> str:
+    """The EgainClient of eGain client `client` in `flow`."""
+    return f"{client}-{flow.lower()}"
+
+
+def resources(pid: int) -> dict[str, int]:
+    """Process `pid`'s resident memory (KiB), open file descriptors and sockets among them."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    fd_dir = Path(f"/proc/{pid}/fd")
+    links = []
+    for fd in fd_dir.iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            links.append(os.readlink(fd))
+    return {
+        "rss_kib": rss,
+        "fds": len(links),
+        "sockets": sum(link.startswith("socket:") for link in links),
+    }
+
+
+def growth(samples: list[dict[str, Any]], warm_up: float) -> dict[str, Any]:
+    """Per replica: its resources over the run, and the RSS slope after `warm_up` seconds."""
+    found: dict[str, Any] = {}
+    for name in sorted({s["replica"] for s in samples}):
+        own = [s for s in samples if s["replica"] == name]
+        warm = [s for s in own if s["at"] - own[0]["at"] >= warm_up]
+        slope = None
+        if len(warm) >= 3:
+            minutes = [s["at"] / 60 for s in warm]
+            slope = round(
+                statistics.linear_regression(minutes, [s["rss_kib"] for s in warm]).slope, 1
+            )
+        found[name] = {
+            "samples": len(own),
+            "rss_mib": [round(own[0]["rss_kib"] / 1024, 1), round(own[-1]["rss_kib"] / 1024, 1)],
+            "rss_slope_kib_per_min": slope,
+            "fds": [min(s["fds"] for s in own), max(s["fds"] for s in own)],
+            "sockets": [min(s["sockets"] for s in own), max(s["sockets"] for s in own)],
+        }
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -786,10 +1079,14 @@ def print_report(report: dict[str, Any]) -> None:
         f"tokens issued per second: {report['tokens_issued_per_s']}",
         f"CPU seconds: {report['cpu_s']}",
         f"violations by 10 s of the run: {report['violations_by_10s']}",
+        f"violations by what: {report['violations_by_what']}",
         f"faults: {report['faults']}",
         *(f"fault not injected: {error}" for error in report["fault_errors"]),
         f"recovery after each disturbance: p50 {recovery['p50']} s, max {recovery['max']} s",
         f"fail-overs: {report['failovers_s']} s",
+        *(f"split leader: {found}" for found in report["split_brain"]),
+        f"eGain faults no request met: {report['faults_unmet']}",
+        *(f"resources of {name}: {found}" for name, found in report["resources"].items()),
         f"requests in flight at the kill: {report['in_flight_at_kill']}",
         f"API errors seen by the operator: {report['api_errors']}",
         f"watchdog: {report['watchdog']}",
@@ -813,7 +1110,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of faults")
-    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--tokens", type=int, default=300)
     parser.add_argument(
         "--lifetimes",
         choices=sorted(LIFETIMES),
@@ -821,6 +1118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="lead: 60-120 s tokens, judged through short faults; stress: 5-10 s",
     )
     parser.add_argument("--http-timeout", type=float, default=3.0)
+    parser.add_argument(
+        "--resource-every", type=float, default=60.0, help="seconds between resource samples"
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", type=Path, default=Path("soak.json"), help="where to write")
     parser.add_argument("--state-dir", type=Path, default=REPO / ".testground" / "soak")
@@ -835,7 +1135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         soak.stop()
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print_report(report)
-    failed = report["violations"] or report["lost"] or report["leaks"] or report["fault_errors"]
+    split = report["split_brain"]
+    failed = (
+        report["violations"]
+        or report["lost"]
+        or report["leaks"]
+        or report["fault_errors"]
+        or any(f["requests_after_lease_lost"] or f.get("both_acting_s") for f in split)
+    )
     return 1 if failed else 0
 
 

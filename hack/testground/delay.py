@@ -1,4 +1,4 @@
-"""A TCP forwarder that makes a server slow: what the client sends arrives late.
+"""A TCP forwarder that makes a server slow, or cuts it off: what the client sends arrives late.
 
 It listens on loopback and forwards each connection to `target`; every chunk
 the client sends (with HTTP/1.1, a request) is held for `delay()` seconds
@@ -6,16 +6,23 @@ before it goes on, while what the server sends comes back at once. TLS stays
 end to end. Put it between a client and the API server (a kubeconfig whose
 server is `https://127.0.0.1:<port>`: the API server's certificate names
 127.0.0.1) and every request takes that much longer, watches included.
+
+`cut()` stops every byte in both directions, on the open connections and on
+new ones (which are accepted, as a dropped SYN's retries would be once the
+path is back), until `heal()`: a network partition as the client sees it,
+with what was held delivered after the heal, as TCP's retransmissions would.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from testground.background import BackgroundServer
 
@@ -32,6 +39,8 @@ class _Server(socketserver.ThreadingTCPServer):
         self.connections = 0
         self.held = 0.0  # seconds of delay added, over every chunk
         self.lock = threading.Lock()
+        self.passing = threading.Event()  # cleared while cut
+        self.passing.set()
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -45,7 +54,9 @@ class _Handler(socketserver.BaseRequestHandler):
         with self.server.lock:
             self.server.connections += 1
         upstream.settimeout(None)
-        back = threading.Thread(target=_copy, args=(upstream, self.request), daemon=True)
+        back = threading.Thread(
+            target=_copy, args=(upstream, self.request, self.server.passing), daemon=True
+        )
         back.start()
         with upstream:
             while True:
@@ -59,6 +70,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 with self.server.lock:
                     self.server.held += pause
                 time.sleep(pause)
+                self.server.passing.wait()
                 try:
                     upstream.sendall(data)
                 except OSError:
@@ -67,7 +79,7 @@ class _Handler(socketserver.BaseRequestHandler):
             back.join(timeout=5)
 
 
-def _copy(source: socket.socket, sink: socket.socket) -> None:
+def _copy(source: socket.socket, sink: socket.socket, passing: threading.Event) -> None:
     while True:
         try:
             data = source.recv(_CHUNK)
@@ -75,6 +87,7 @@ def _copy(source: socket.socket, sink: socket.socket) -> None:
             break
         if not data:
             break
+        passing.wait()
         try:
             sink.sendall(data)
         except OSError:
@@ -109,3 +122,20 @@ class DelayingForwarder(BackgroundServer):
         """Seconds of delay added so far, summed over every chunk."""
         with self._forwarder.lock:
             return self._forwarder.held
+
+    def cut(self) -> None:
+        """Let nothing through, either way, until `heal`."""
+        self._forwarder.passing.clear()
+
+    def heal(self) -> None:
+        """Let everything through again, what was held first."""
+        self._forwarder.passing.set()
+
+
+def kubeconfig_through(kubeconfig: Path, port: int, path: Path) -> Path:
+    """`kubeconfig` with its server behind a forwarder on loopback `port`, written to `path`."""
+    config = json.loads(kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path

@@ -101,11 +101,30 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         restarter=restarter,
         post_event=memo.events,
     )
+
+    async def lead() -> None:
+        memo.client_status.activate()
+        await memo.workers.activate()
+
+    async def stand_by() -> None:
+        memo.client_status.deactivate()
+        await memo.workers.deactivate()
+
     # With leader election, workers run and statuses are written only while this replica leads.
-    leading = config.leader_election_lease is None
+    memo.elector = None
+    if config.leader_election_lease is not None:
+        memo.elector = LeaderElector(
+            kube,
+            config.leader_election_lease,
+            f"{socket.gethostname()}-{secrets.token_hex(4)}",
+            on_started=lead,
+            on_stopped=stand_by,
+        )
+    leading = memo.elector is None
     memo.workers = WorkerRegistry(
         reconciler,
         active=leading,
+        acting=None if memo.elector is None else memo.elector.acting,
         on_client_touched=lambda key: memo.client_status.touch(key),
     )
     token_watches = [
@@ -139,23 +158,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         active=leading,
     )
 
-    async def lead() -> None:
-        memo.client_status.activate()
-        await memo.workers.activate()
-
-    async def stand_by() -> None:
-        memo.client_status.deactivate()
-        await memo.workers.deactivate()
-
-    memo.elector, memo.election = None, None
-    if config.leader_election_lease is not None:
-        memo.elector = LeaderElector(
-            kube,
-            config.leader_election_lease,
-            f"{socket.gethostname()}-{secrets.token_hex(4)}",
-            on_started=lead,
-            on_stopped=stand_by,
-        )
+    memo.election = None
+    if memo.elector is not None:
         memo.election = asyncio.create_task(memo.elector.run(), name="leader election")
     else:
         metrics.LEADER.set(1)

@@ -78,11 +78,28 @@ class LeaderElector:
         # reading first (one request per renewal; a conflict makes it read again).
         self._written: dict[str, Any] | None = None
         self._failing: str | None = None  # the last failure, until a try succeeds
+        self._renewal = asyncio.Event()  # set (and replaced) at each acquire or renew
 
     @property
     def lease(self) -> str:
         """`namespace/name` of the Lease (for messages)."""
         return f"{self._namespace}/{self._name}"
+
+    def holds(self) -> bool:
+        """Whether this replica may act now: it leads, and acquired or renewed the
+        Lease within the renew deadline. A process that was frozen (SIGSTOP, a
+        paused VM) past that deadline has not, though it still thinks it leads
+        until its next round: by then the others may have taken over."""
+        return (
+            self.leading
+            and self._renewed_at is not None
+            and self._clock() - self._renewed_at < self._timing.renew_deadline
+        )
+
+    async def acting(self) -> None:
+        """Return once `holds()`: at once, or after the next successful renewal."""
+        while not self.holds():
+            await self._renewal.wait()
 
     async def attempt(self) -> Attempt:
         """One try to acquire or renew the Lease."""
@@ -166,6 +183,8 @@ class LeaderElector:
         now = self._clock()
         if result is Attempt.HELD:
             self._renewed_at = now
+            renewal, self._renewal = self._renewal, asyncio.Event()
+            renewal.set()
             if not self.leading:
                 logger.info("Leading: holding Lease %s as %s", self.lease, self.identity)
                 await self._set_leading(True)

@@ -65,6 +65,9 @@ from egain_token_operator.spec import (
 
 logger = logging.getLogger(__name__)
 
+# Logged (at debug) as each token request is sent.
+REQUESTING = "requesting a token"
+
 Key = tuple[str, str]
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -347,6 +350,7 @@ class Reconciler:
         previous: StoredToken | None,
     ) -> StoredToken:
         """Send `request` for `worker`; the token it obtained, or its `TokenError`."""
+        logger.debug("EgainToken %s/%s: %s", *worker.key, REQUESTING)
         response, requested_at = await self.egain.fetch_token(request)
         if response.expires_in_defaulted:
             self._note_default_lifetime(worker, previous, response)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -165,6 +165,7 @@ class WorkerRegistry:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         active: bool = True,
+        acting: Callable[[], Awaitable[None]] | None = None,
         on_client_touched: Callable[[ClientKey], None] = lambda key: None,
     ) -> None:
         self.reconciler = reconciler
@@ -182,6 +183,11 @@ class WorkerRegistry:
         self._on_client_touched = on_client_touched
         # Whether workers run; a replica standing by only keeps track of EgainTokens.
         self._active = active
+        # With leader election, awaited before each look: returns once this
+        # replica may act (its hold on the Lease is current), so that a worker
+        # whose timer fires in a process just resumed from a freeze does nothing
+        # until the elector has renewed the Lease or stood by (and cancelled it).
+        self._acting = acting
         self._looks = asyncio.Semaphore(_CONCURRENT_LOOKS)
         self._first_looks = FirstLooks(clock)
         if active:
@@ -376,6 +382,8 @@ class WorkerRegistry:
                 # while holding a look, so that clients never listed (their RBAC
                 # not granted, say) hold no other token back.
                 await self.reconciler.clients.synced(ref.kind)
+            if self._acting is not None:
+                await self._acting()
             try:
                 async with self._looks:
                     worker.wake.clear()

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from testground.delay import DelayingForwarder
+from testground.delay import DelayingForwarder, kubeconfig_through
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import MakeClient, StartOperator, client_app_spec
 from tests.e2e.support import Cluster, egain_token, wait_until
@@ -35,15 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 TOKENS = 10
 LIFETIME = 90  # seconds; refreshed half-way (the default allowance caps the lead there)
 RUN = 150  # seconds of sampling: three refreshes or so per token
-
-
-def slow_kubeconfig(cluster: Cluster, port: int, path: Path) -> Path:
-    """The admin kubeconfig with its server behind the forwarder on loopback."""
-    config = json.loads(cluster.control_plane.kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
 
 
 def audit_entries(audit_log: Path, namespace: str, since: float) -> list[dict[str, Any]]:
@@ -72,7 +63,9 @@ def test_a_slow_api_server_delays_no_refresh_past_expiry_and_duplicates_no_write
     plane = cluster.control_plane
     target = (plane.gateway, 443)
     with DelayingForwarder(target, lambda: random.uniform(1.0, 3.0)) as forwarder:
-        kubeconfig = slow_kubeconfig(cluster, forwarder.port, tmp_path / "slow.kubeconfig")
+        kubeconfig = kubeconfig_through(
+            plane.kubeconfig, forwarder.port, tmp_path / "slow.kubeconfig"
+        )
         started = time.time()
         start_operator(kubeconfig=kubeconfig)
         clients = {}

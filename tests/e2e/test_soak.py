@@ -42,6 +42,9 @@ FAULT_KINDS = {
     "etcd_pause",
     "operator_kill_mid_refresh",
     "leader_kill",
+    "leader_partition",
+    "leader_freeze",
+    "apiserver_slow",
     "credentials_rotation",
     "secret_deleted",
     "secret_edited",
@@ -72,6 +75,8 @@ def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> No
             str(TOKENS),
             "--lifetimes",
             "stress",
+            "--resource-every",
+            "10",
             "--json",
             str(report_path),
             "--state-dir",
@@ -105,9 +110,20 @@ def test_short_soak_reads_no_expired_token_and_loses_none(state_dir: Path) -> No
     assert report["requests_per_token_hour"] > 0
     assert min(report["in_flight_at_kill"]) > 0, "the operator was not killed mid-refresh"
     assert len(report["failovers_s"]) == 2
+    # The leader cut off from the API server, and frozen: the standby took
+    # over, and the old leader asked eGain for nothing once it had.
+    split = {found["kind"]: found for found in report["split_brain"]}
+    assert set(split) == {"leader_partition", "leader_freeze"}
+    assert all(found["requests_after_lease_lost"] == 0 for found in split.values()), split
+    assert split["leader_partition"]["both_acting_s"] == 0.0, split
+    assert all(found["takeover_s"] < 30 for found in split.values()), split
     assert report["recovery_s"]["each"], "no recovery was measured"
     assert report["recovery_s"]["max"] == float(matched[1])
     assert report["watchdog"]["stalled"] is False
+    # Every replica's memory, files and sockets were sampled.
+    assert {sample["replica"] for sample in report["resource_samples"]} <= set(report["cpu_s"])
+    sampled = [found["samples"] for found in report["resources"].values()]
+    assert len(sampled) >= 2 and max(sampled) >= 5, report["resources"]
     assert report["api_errors"], "the operator saw no API error while the API server was down"
     # Everything the soak started has stopped.
     assert not (state_dir / "cluster" / "state.json").exists()

@@ -150,6 +150,7 @@ def registry(
     policy: RetryPolicy | None = None,
     *,
     active: bool = True,
+    acting: Callable[[], Awaitable[None]] | None = None,
 ) -> WorkerRegistry:
     """A registry over the fakes; its looks wait for the clock by yielding only."""
     reconciler = Reconciler(
@@ -163,7 +164,7 @@ def registry(
         clock=clock,
         sleep=lambda seconds: asyncio.sleep(0),
     )
-    return WorkerRegistry(reconciler, clock=clock, active=active)
+    return WorkerRegistry(reconciler, clock=clock, active=active, acting=acting)
 
 
 def recorder(events: list[tuple[str, str, str]]) -> EventPoster:
@@ -441,6 +442,33 @@ def test_a_standby_controller_acts_only_while_active() -> None:
             await asyncio.sleep(0)
         assert egain.requests == 1, "a new leader requested a token the Secret holds"
         await standby.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_looks_only_once_the_replica_may_act() -> None:
+    # As after a freeze past the Lease's renew deadline: the elector has not
+    # yet renewed the Lease (or stood by), so the worker must wait.
+    kube, egain, clock = setup()
+    may_act = asyncio.Event()
+
+    async def acting() -> None:
+        await may_act.wait()
+
+    made = registry(kube, egain, clock, lambda *_: None, acting=acting)
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 0, "a worker acted while its replica's hold was not current"
+        assert kube.statuses == []
+        may_act.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 1
+        assert ready(kube) == ("True", "TokenIssued")
+        await made.stop()
 
     asyncio.run(scenario())
 

@@ -149,6 +149,36 @@ def test_a_leader_cut_off_steps_down_before_anyone_may_take_over() -> None:
     assert TIMING.renew_deadline < TIMING.duration
 
 
+def test_a_leader_frozen_past_the_renew_deadline_may_not_act_until_it_holds_the_lease_again() -> (
+    None
+):
+    leases = FakeLeases()
+    a = Replica(leases, "a")
+    assert not a.elector.holds()
+    a.step()
+    assert a.elector.holds()
+    # Frozen (SIGSTOP) for the renew deadline: it still says it leads, since
+    # it has not yet had its next round, but it may no longer act.
+    a.clock.now += TIMING.renew_deadline
+    assert a.elector.leading
+    assert not a.elector.holds()
+
+    async def resumed() -> list[bool]:
+        acting = asyncio.create_task(a.elector.acting())
+        await asyncio.sleep(0)
+        waited = [not acting.done()]
+        await a.elector.step()  # past the deadline: it stands by
+        await asyncio.sleep(0)
+        waited.append(not acting.done())
+        await a.elector.step()  # nobody took over: it leads again
+        await asyncio.wait_for(acting, 1)
+        return waited
+
+    assert asyncio.run(resumed()) == [True, True], "acted without a current hold on the Lease"
+    assert a.elector.holds()
+    assert a.calls == ["started", "stopped", "started"]
+
+
 def test_a_leader_that_finds_another_holder_steps_down_at_once() -> None:
     leases = FakeLeases()
     a, b = Replica(leases, "a"), Replica(leases, "b")
