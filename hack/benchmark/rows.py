@@ -363,10 +363,7 @@ class Bench:
         await self.create_tokens(tenant, (f"token-{i}" for i in range(size)))
         created = time.time() - started
         watch = running.watch
-        await watch.until(
-            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", self.settings.timeout
-        )
-        done = max(s.ready_at for s in watch.tokens.values() if s.ready_at is not None)
+        done = await watch.all_ready(size, self.settings.timeout)
         await asyncio.sleep(2.0)  # Events are posted in the background
         cpu = operator.cpu_seconds() - cpu_before
         rss_after = operator.rss_mib()
@@ -487,9 +484,7 @@ class Bench:
         await self.create_tokens(
             tenant, (f"token-{i}" for i in range(size)), refreshBefore=f"{lead:.0f}s"
         )
-        await watch.until(
-            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", settings.timeout
-        )
+        await watch.all_ready(size, settings.timeout)
         issued_in_time = time.time() < expires_at - lead * (1 + REFRESH_JITTER)
         self.emulator.update_client(tenant.client_id, expires_at=None)  # new ones live 1 h
         self.emulator.reset()
@@ -540,9 +535,7 @@ class Bench:
         running = await self.serve(tenant)  # the operator's defaults
         watch = running.watch
         await self.create_tokens(tenant, (f"token-{i}" for i in range(size)))
-        await watch.until(
-            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", settings.timeout
-        )
+        await watch.all_ready(size, settings.timeout)
         self.emulator.reset()
         started = time.time()
         await asyncio.sleep(settings.short_seconds)
@@ -615,10 +608,7 @@ class Bench:
             ),
             CREATE_CONCURRENCY,
         )
-        await watch.until(
-            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", settings.timeout
-        )
-        done = max(s.ready_at for s in watch.tokens.values() if s.ready_at is not None)
+        done = await watch.all_ready(size, settings.timeout)
         await asyncio.sleep(2.0)  # Events are posted in the background
         cpu = operator.cpu_seconds() - cpu_before
         rss = operator.rss_mib()
@@ -678,10 +668,7 @@ class Bench:
             ),
             CREATE_CONCURRENCY,
         )
-        await watch.until(
-            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", settings.timeout
-        )
-        done = max(s.ready_at for s in watch.tokens.values() if s.ready_at is not None)
+        done = await watch.all_ready(size, settings.timeout)
         burst_requests = requests()
         await watch.until(
             lambda: all(len(s.issues) >= 2 for s in watch.tokens.values()),
@@ -731,9 +718,7 @@ class Bench:
             (f"token-{i}" for i in range(size)),
             labels=lambda i: {SHARD_LABEL: letters[i % shards]},
         )
-        await watch.until(
-            lambda: watch.ready_count() >= size, f"{size} EgainTokens Ready", settings.timeout
-        )
+        await watch.all_ready(size, settings.timeout)
         await asyncio.sleep(lifetime)  # every token on its refresh schedule
         cpu_before = sum(operator.cpu_seconds() for operator in operators)
         started = time.time()

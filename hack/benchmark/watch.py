@@ -104,6 +104,11 @@ class TokenWatch:
         """How many EgainTokens have been Ready."""
         return sum(state.ready_at is not None for state in self.tokens.values())
 
+    async def all_ready(self, count: int, within: float) -> float:
+        """Wait until `count` EgainTokens have been Ready; when the last turned Ready (epoch s)."""
+        await self.until(lambda: self.ready_count() >= count, f"{count} EgainTokens Ready", within)
+        return max(s.ready_at for s in self.tokens.values() if s.ready_at is not None)
+
     async def until(
         self, done: Callable[[], bool], what: str, within: float, poll: float = 0.1
     ) -> None:

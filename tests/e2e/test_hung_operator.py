@@ -15,63 +15,32 @@ import contextlib
 import itertools
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testground.controlplane import ControlPlane, thread_states
+from testground.controlplane import thread_states
 from testground.emulator import EgainEmulator
-from tests.e2e import test_in_cluster as in_cluster
 from tests.e2e.chart_support import ChartRelease
 from tests.e2e.conftest import MakeClient, successes
+from tests.e2e.pod_support import (
+    Process,
+    container_processes,
+    in_cluster_operator,
+    lease_holder,
+    operator_pods,
+    release_lease,
+    token_spec,
+)
 from tests.e2e.support import Cluster, egain_token, wait_until
+
+__all__ = ["in_cluster_operator"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-in_cluster_operator = in_cluster.in_cluster_operator
-
 LIFETIME = 45
-
-
-@dataclass(frozen=True)
-class Process:
-    """A process on this machine, told from a later one with the same pid."""
-
-    pid: int
-    started: int  # clock ticks after boot (/proc/PID/stat, field 22)
-
-    def alive(self) -> bool:
-        return _start_time(self.pid) == self.started
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The fields after the command name (in parentheses); field 22 is the 20th of them.
-    return int(stat.rpartition(")")[2].split()[19])
-
-
-def container_processes(plane: ControlPlane, container_id: str) -> list[Process]:
-    """Every process of a container, as the node's containerd knows them (host pids)."""
-    ctr = ["ctr", f"--address={plane.containerd_socket}", "--namespace=k8s.io"]
-    listed = subprocess.run(
-        [*ctr, "tasks", "ps", container_id],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    pids = [int(line.split()[0]) for line in listed.stdout.splitlines()[1:] if line.strip()]
-    found = [Process(pid, started) for pid in pids if (started := _start_time(pid)) is not None]
-    assert found, f"no process in container {container_id}: {listed.stdout!r}"
-    return found
 
 
 @contextlib.contextmanager
@@ -113,15 +82,16 @@ def test_a_frozen_leader_is_restarted_and_replaced_while_tokens_stay_fresh(
     in_cluster_operator: Callable[..., ChartRelease],
 ) -> None:
     release = in_cluster_operator(replicaCount=2, watchNamespaces=[namespace])
+    lease = release_lease(release)
     assert cluster.get("poddisruptionbudget", release.fullname, release.namespace) is not None
-    pods = {p["metadata"]["name"] for p in in_cluster.operator_pods(cluster, release)}
+    pods = {p["metadata"]["name"] for p in operator_pods(cluster, release)}
     assert len(pods) == 2
-    holder = wait_until(lambda: in_cluster.lease_holder(cluster, release), "a leader", 30)
+    holder = wait_until(lambda: lease_holder(cluster, lease), "a leader", 30)
     (leader,) = [name for name in pods if holder.startswith(f"{name}-")]
     (standby,) = pods - {leader}
 
     client = make_pod_client(lifetime=LIFETIME)
-    spec = in_cluster.token_spec(pod_emulator, client)
+    spec = token_spec(pod_emulator, client)
     cluster.apply(egain_token(namespace, "portal", spec))
     cluster.wait_ready(namespace, "portal", timeout=60)
 
@@ -145,12 +115,10 @@ def test_a_frozen_leader_is_restarted_and_replaced_while_tokens_stay_fresh(
         ):
             elapsed = time.monotonic() - stopped
             assert elapsed < 240, (
-                f"after {elapsed:.0f} s: Lease holder {in_cluster.lease_holder(cluster, release)}, "
+                f"after {elapsed:.0f} s: Lease holder {lease_holder(cluster, lease)}, "
                 f"container {container_status(pod(cluster, release, leader))}"
             )
-            if new_holder_after is None and in_cluster.lease_holder(cluster, release).startswith(
-                f"{standby}-"
-            ):
+            if new_holder_after is None and lease_holder(cluster, lease).startswith(f"{standby}-"):
                 new_holder_after = elapsed
             status = container_status(pod(cluster, release, leader))
             if restarted_ready_after is None and status["restartCount"] > 0 and status["ready"]:
@@ -189,4 +157,4 @@ def test_a_frozen_leader_is_restarted_and_replaced_while_tokens_stay_fresh(
     data = cluster.secret_data(namespace, "portal")
     assert data is not None
     assert pod_emulator.is_issued_token(data["access_token"].reveal(), client_id=client.client_id)
-    assert in_cluster.lease_holder(cluster, release).startswith(f"{standby}-")
+    assert lease_holder(cluster, lease).startswith(f"{standby}-")

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import test_in_cluster
 from tests.e2e.chart_support import ChartRelease
+from tests.e2e.pod_support import in_cluster_operator, operator_pods
 from tests.e2e.support import Cluster
+
+__all__ = ["in_cluster_operator"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-in_cluster_operator = test_in_cluster.in_cluster_operator
 
 # Run by the image's own interpreter: tries to create a file in each directory
 # given and prints, as JSON, "written" or the errno name of the failure.
@@ -52,7 +53,7 @@ PROMPT_READINESS = {"readinessProbe": {"initialDelaySeconds": 0, "periodSeconds"
 
 
 def the_operator_pod(cluster: Cluster, release: ChartRelease) -> dict[str, Any]:
-    (pod,) = test_in_cluster.operator_pods(cluster, release)
+    (pod,) = operator_pods(cluster, release)
     return pod
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,16 +21,21 @@ import pytest
 
 from testground import incluster
 from testground.emulator import EgainEmulator
-from testground.leaks import assert_no_secret_material, cluster_record
-from tests.e2e.chart_support import ChartRelease, fullname, uninstall_chart, unique_name
-from tests.e2e.conftest import TENANT, EgainClient, MakeClient
+from tests.e2e.chart_support import ChartRelease
+from tests.e2e.conftest import MakeClient
+from tests.e2e.pod_support import (
+    in_cluster_operator,
+    lease_holder,
+    operator_pods,
+    release_lease,
+    token_spec,
+)
 from tests.e2e.support import Cluster, egain_token, wait_until
+
+__all__ = ["in_cluster_operator"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-# The node's kubelet syncs Pods every 10 s (testground.node): 20 s covers the
-# delivery of a refreshed token to a mounted file.
-ALLOWANCE = 20
 # Prints the fingerprints of the tokens it was started with, then waits.
 ENV_READER = """
 one=$(printf %s "$TOKEN_ONE" | sha256sum | cut -c1-16)
@@ -43,85 +48,6 @@ exec sleep infinity
 def fingerprint(token: str) -> str:
     """The emulator's name for a token (`testground.emulator.token_fingerprint`)."""
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
-
-
-def install_operator(
-    cluster: Cluster, emulator: EgainEmulator, values: Mapping[str, Any]
-) -> ChartRelease:
-    """The chart with the local image in a new `restricted` namespace, Ready."""
-    name, namespace = unique_name("egt"), unique_name("egt-system")
-    defaults = {
-        "logLevel": "debug",
-        "retryInitialDelay": 0.5,
-        "retryMaxDelay": 4,
-        "propagationAllowance": ALLOWANCE,
-    }
-    incluster.install_operator(
-        cluster.control_plane, emulator, name, namespace, {**defaults, **values}
-    )
-    return ChartRelease(name, namespace, fullname(name), fullname(name))
-
-
-def operator_pods(cluster: Cluster, release: ChartRelease) -> list[dict[str, Any]]:
-    found = cluster.kubectl(
-        "get",
-        "pods",
-        "-n",
-        release.namespace,
-        "-l",
-        f"app.kubernetes.io/instance={release.name}",
-        "-o",
-        "json",
-    )
-    pods: list[dict[str, Any]] = json.loads(found.stdout)["items"]
-    return pods
-
-
-def operator_logs(cluster: Cluster, release: ChartRelease) -> str:
-    return cluster.kubectl(
-        "logs", "-n", release.namespace, "-l", f"app.kubernetes.io/instance={release.name}",
-        "--all-containers", "--prefix", "--tail=-1", check=False,
-    ).stdout  # fmt: skip
-
-
-def check_no_leaks(
-    cluster: Cluster, emulator: EgainEmulator, release: ChartRelease, *namespaces: str
-) -> None:
-    """Search the operator Pods' logs, the Events and every EgainToken for secrets."""
-    record = cluster_record(cluster.control_plane, [release.namespace, *namespaces])
-    assert_no_secret_material([operator_logs(cluster, release), record], [emulator])
-
-
-@pytest.fixture
-def in_cluster_operator(
-    cluster: Cluster, namespace: str, pod_emulator: EgainEmulator
-) -> Iterator[Callable[..., ChartRelease]]:
-    """Install the chart (see `install_operator`); check for leaks, then uninstall."""
-    installed: list[ChartRelease] = []
-
-    def install(**values: Any) -> ChartRelease:
-        release = install_operator(cluster, pod_emulator, values)
-        installed.append(release)
-        return release
-
-    yield install
-    for release in installed:
-        # Shown with a failed test's report; redacted like the report itself.
-        tail = "\n".join(operator_logs(cluster, release).splitlines()[-60:])
-        for secret in pod_emulator.secrets_in(tail):
-            tail = tail.replace(secret, "<hidden>")
-        print(f"--- the operator logs of {release.name}, last lines:\n{tail}")
-        check_no_leaks(cluster, pod_emulator, release, namespace)
-        uninstall_chart(cluster.control_plane, release, wait=True)
-
-
-def token_spec(emulator: EgainEmulator, client: EgainClient, **overrides: Any) -> dict[str, Any]:
-    return {
-        "tokenUrl": emulator.client_app_token_url(TENANT),
-        "scopes": ["knowledge.portalmgr.manage"],
-        "credentialsSecretRef": {"name": client.secret_name},
-        **overrides,
-    }
 
 
 def env_reader(cluster: Cluster, namespace: str) -> dict[str, Any]:
@@ -267,12 +193,6 @@ def test_env_consumers_roll_once_for_tokens_rotating_together(
         assert logs.split() == ["started", new["one"], new["two"]]
 
 
-def lease_holder(cluster: Cluster, release: ChartRelease) -> str:
-    lease = cluster.get("lease", release.fullname, release.namespace) or {}
-    holder = (lease.get("spec") or {}).get("holderIdentity") or ""
-    return str(holder)
-
-
 def test_two_replicas_in_namespaced_mode_fail_over_when_the_leader_pod_goes(
     cluster: Cluster,
     namespace: str,
@@ -281,9 +201,10 @@ def test_two_replicas_in_namespaced_mode_fail_over_when_the_leader_pod_goes(
     in_cluster_operator: Callable[..., ChartRelease],
 ) -> None:
     release = in_cluster_operator(replicaCount=2, watchNamespaces=[namespace])
+    lease = release_lease(release)
     pods = {p["metadata"]["name"] for p in operator_pods(cluster, release)}
     assert len(pods) == 2
-    holder = wait_until(lambda: lease_holder(cluster, release), "a leader", 30)
+    holder = wait_until(lambda: lease_holder(cluster, lease), "a leader", 30)
     (leader,) = [name for name in pods if holder.startswith(f"{name}-")]
 
     client = make_pod_client()
@@ -298,7 +219,7 @@ def test_two_replicas_in_namespaced_mode_fail_over_when_the_leader_pod_goes(
     # The Lease is released on the way out; the standby or the leader's
     # replacement, whichever asks first, takes it.
     wait_until(
-        lambda: (holder := lease_holder(cluster, release)) and not holder.startswith(f"{leader}-"),
+        lambda: (holder := lease_holder(cluster, lease)) and not holder.startswith(f"{leader}-"),
         "another replica to take the Lease",
         60,
     )

@@ -28,17 +28,21 @@ import pytest
 
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
-from tests.e2e import test_in_cluster as in_cluster
 from tests.e2e.chart_support import ChartRelease, deployment_env
 from tests.e2e.conftest import MakeClient
+from tests.e2e.pod_support import (
+    Sampler,
+    container_processes,
+    in_cluster_operator,
+    lease_holder,
+    operator_pods,
+    token_spec,
+)
 from tests.e2e.support import Cluster, egain_token, wait_until
-from tests.e2e.test_hung_operator import container_processes
-from tests.e2e.test_in_cluster import operator_pods, token_spec
-from tests.e2e.test_upgrade_under_load import Sampler, lease_holder
+
+__all__ = ["in_cluster_operator"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
-
-in_cluster_operator = in_cluster.in_cluster_operator
 
 TOKENS = 10
 LIFETIME = 60

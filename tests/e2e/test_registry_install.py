@@ -24,6 +24,7 @@ from testground.controlplane import REPO
 from testground.emulator import EgainEmulator
 from tests.e2e.chart_support import ChartRelease, fullname, uninstall_chart
 from tests.e2e.conftest import MakeClient
+from tests.e2e.pod_support import check_no_leaks, operator_pods, token_spec
 from tests.e2e.registry_support import (
     RegistrySession,
     ground_values,
@@ -31,7 +32,6 @@ from tests.e2e.registry_support import (
     registry_session,
 )
 from tests.e2e.support import Cluster, egain_token, wait_until
-from tests.e2e.test_in_cluster import check_no_leaks, operator_pods, token_spec
 
 __all__ = ["registry_session"]
 

@@ -20,14 +20,10 @@ holder's acquisition) and how long each step took.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +42,15 @@ from tests.e2e.chart_support import (
     unique_name,
 )
 from tests.e2e.conftest import MakeClient, parse_time
+from tests.e2e.pod_support import (
+    ALLOWANCE,
+    Observations,
+    Sampler,
+    check_no_leaks,
+    lease_holder,
+    operator_pods,
+    token_spec,
+)
 from tests.e2e.registry_support import (
     PUBLISH,
     RegistrySession,
@@ -53,7 +58,6 @@ from tests.e2e.registry_support import (
     registry_session,
 )
 from tests.e2e.support import Cluster, egain_token, wait_until
-from tests.e2e.test_in_cluster import check_no_leaks, operator_pods, token_spec
 
 __all__ = ["registry_session"]
 
@@ -61,115 +65,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 TOKENS = 50
 LIFETIME = 90  # seconds: a refresh every minute or so for each token
-ALLOWANCE = 20  # the node's kubelet syncs every 10 s (testground.node)
 PULL_SECRET = "egain-registry"
-ISSUED_AT = "egain.cloud/issued-at"  # the operator's annotation on each token Secret
-
-
-@dataclass
-class Observations:
-    """What the sampler thread saw."""
-
-    secret_samples: int = 0
-    expired: list[tuple[str, float]] = field(default_factory=list)  # (token name, at)
-    # For each EgainToken, every distinct (issuedAt, nextRefreshAt) in order.
-    statuses: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
-    leases: list[tuple[float, str, str, str]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    # Secrets whose token went back to an older one: (name, issued-at before, after).
-    regressions: list[tuple[str, str, str]] = field(default_factory=list)
-    issued_at: dict[str, str] = field(default_factory=dict)  # per Secret, the newest seen
-    last_sample: float = 0.0  # when the last complete sample began (epoch seconds)
-
-
-class Sampler:
-    """Samples every token Secret and EgainToken status, and watches the Lease."""
-
-    def __init__(
-        self, cluster: Cluster, emulator: EgainEmulator, namespace: str, lease: tuple[str, str]
-    ) -> None:
-        self.cluster, self.emulator, self.namespace = cluster, emulator, namespace
-        self.seen = Observations()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._sample, daemon=True)]
-        lease_namespace, lease_name = lease
-        self._watch = subprocess.Popen(
-            [
-                str(cluster.control_plane.bin_dir / "kubectl"),
-                "get",
-                "lease",
-                lease_name,
-                "--namespace",
-                lease_namespace,
-                "--watch",
-                "--output",
-                "jsonpath={.spec.holderIdentity} {.spec.acquireTime} {.spec.renewTime}{'\\n'}",
-            ],
-            env=cluster.control_plane.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        self._threads.append(threading.Thread(target=self._read_lease, daemon=True))
-
-    def __enter__(self) -> Sampler:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._watch.terminate()
-        self._watch.wait(timeout=30)
-        for thread in self._threads:
-            thread.join(timeout=60)
-
-    def _read_lease(self) -> None:
-        assert self._watch.stdout is not None
-        for line in self._watch.stdout:
-            # kubectl aligns the columns; an empty holder leaves two.
-            fields = line.split()
-            if len(fields) in (2, 3):
-                *holder, acquired, renewed = fields
-                self.seen.leases.append((time.time(), "".join(holder), acquired, renewed))
-
-    def _get(self, resource: str) -> list[dict[str, Any]]:
-        found = self.cluster.kubectl("get", resource, "-n", self.namespace, "-o", "json")
-        items: list[dict[str, Any]] = json.loads(found.stdout)["items"]
-        return items
-
-    def _sample(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                self._sample_once()
-            except (RuntimeError, ValueError) as error:  # the API server mid-hand-over
-                self.seen.errors.append(type(error).__name__)
-
-    def _sample_once(self) -> None:
-        for token in self._get("egaintokens"):
-            status = token.get("status", {})
-            if "issuedAt" not in status or "nextRefreshAt" not in status:
-                continue
-            entry = (parse_time(status["issuedAt"]), parse_time(status["nextRefreshAt"]))
-            history = self.seen.statuses.setdefault(token["metadata"]["name"], [])
-            if not history or history[-1] != entry:
-                history.append(entry)
-        at = time.time()
-        for secret in self._get("secrets"):
-            data = secret.get("data") or {}
-            if "access_token" not in data:
-                continue
-            name = secret["metadata"]["name"]
-            issued = (secret["metadata"].get("annotations") or {}).get(ISSUED_AT, "")
-            newest = self.seen.issued_at.get(name, "")
-            if issued < newest:  # RFC 3339 UTC: ordered as text
-                self.seen.regressions.append((name, newest, issued))
-            self.seen.issued_at[name] = max(issued, newest)
-            info = self.emulator.token_info(base64.b64decode(data["access_token"]).decode())
-            self.seen.secret_samples += 1
-            if info is None or info.expires_at.timestamp() <= at:
-                self.seen.expired.append((name, at))
-        self.seen.last_sample = at
 
 
 def early_issues(seen: Observations) -> list[tuple[str, datetime, datetime]]:
@@ -256,12 +152,6 @@ def release_namespace(cluster: Cluster) -> Iterator[str]:
     )
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false")
-
-
-def lease_holder(cluster: Cluster, lease: tuple[str, str]) -> str:
-    found = cluster.get("lease", lease[1], lease[0]) or {}
-    holder: str = found.get("spec", {}).get("holderIdentity") or ""
-    return holder
 
 
 def pod_names(pods: list[dict[str, Any]]) -> set[str]:
