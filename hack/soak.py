@@ -61,7 +61,7 @@ from typing import Any
 import httpx
 
 from egain_token_operator.reconcile import REQUESTING
-from testground import controlplane, incluster
+from testground import controlplane, incluster, procfs
 from testground.delay import DelayingForwarder, kubeconfig_through
 from testground.emulator import EgainEmulator, FaultKind, RequestRecord
 from testground.operatorprocess import OperatorProcess, wait_until
@@ -1017,6 +1017,11 @@ def requests_sent(replica: OperatorProcess, since: float) -> int:
     return sent
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds process `pid` has used so far, to a tenth."""
+    return round(procfs.cpu_seconds(pid), 1)
+
+
 def shared_client_name(client: str, flow: str) -> str:
     """The EgainClient of eGain client `client` in `flow`."""
     return f"{client}-{flow.lower()}"
@@ -1024,18 +1029,8 @@ def shared_client_name(client: str, flow: str) -> str:
 
 def resources(pid: int) -> dict[str, int]:
     """Process `pid`'s resident memory (KiB), open file descriptors and sockets among them."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    fd_dir = Path(f"/proc/{pid}/fd")
-    links = []
-    for fd in fd_dir.iterdir():
-        with contextlib.suppress(OSError):  # closed meanwhile
-            links.append(os.readlink(fd))
-    return {
-        "rss_kib": rss,
-        "fds": len(links),
-        "sockets": sum(link.startswith("socket:") for link in links),
-    }
+    fds, sockets = procfs.open_files(pid)
+    return {"rss_kib": procfs.status_kib(pid, "VmRSS"), "fds": fds, "sockets": sockets}
 
 
 def growth(samples: list[dict[str, Any]], warm_up: float) -> dict[str, Any]:
@@ -1058,12 +1053,6 @@ def growth(samples: list[dict[str, Any]], warm_up: float) -> dict[str, Any]:
             "sockets": [min(s["sockets"] for s in own), max(s["sockets"] for s in own)],
         }
     return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user and system) process `pid` has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 
+from testground import procfs
 from testground.controlplane import ControlPlane
 from testground.operatorprocess import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Operator:
@@ -98,22 +98,15 @@ class Operator:
 
     def rss_mib(self) -> float:
         """Resident memory, in MiB."""
-        return self._status_mib("VmRSS:")
+        return procfs.status_kib(self.pid, "VmRSS") / 1024
 
     def peak_rss_mib(self) -> float:
         """The most resident memory it has had since its start, in MiB."""
-        return self._status_mib("VmHWM:")
-
-    def _status_mib(self, field: str) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no {field}")
+        return procfs.status_kib(self.pid, "VmHWM") / 1024
 
     def cpu_seconds(self) -> float:
         """CPU time used so far (user and system, every thread)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+        return procfs.cpu_seconds(self.pid)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 30 s; safe to call twice."""

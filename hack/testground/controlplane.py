@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from testground import images, node, pki, registry
+from testground import images, node, pki, procfs, registry
 from testground.tools import ensure_tools
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,11 +188,10 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        state = procfs.stat_fields(Path(f"/proc/{pid}/stat"))[0]
     except FileNotFoundError:
         return False
-    # The state follows the command name, which is in parentheses.
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+    return state not in ("Z", "X")
 
 
 def _state_file(state_dir: Path) -> Path:
@@ -582,8 +581,7 @@ def thread_states(pid: int) -> list[str]:
     states = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            # The state follows the command name, which is in parentheses.
-            states.append(task.joinpath("stat").read_text().rpartition(")")[2].split()[0])
+            states.append(procfs.stat_fields(task / "stat")[0])
     return states
 
 

@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testground import incluster
+from testground import incluster, procfs
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
 from testground.leaks import assert_no_secret_material, cluster_record
@@ -137,16 +136,7 @@ class Process:
     started: int  # clock ticks after boot (/proc/PID/stat, field 22)
 
     def alive(self) -> bool:
-        return _start_time(self.pid) == self.started
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The fields after the command name (in parentheses); field 22 is the 20th of them.
-    return int(stat.rpartition(")")[2].split()[19])
+        return procfs.start_ticks(self.pid) == self.started
 
 
 def container_processes(plane: ControlPlane, container_id: str) -> list[Process]:
@@ -160,7 +150,8 @@ def container_processes(plane: ControlPlane, container_id: str) -> list[Process]
         check=True,
     )
     pids = [int(line.split()[0]) for line in listed.stdout.splitlines()[1:] if line.strip()]
-    found = [Process(pid, started) for pid in pids if (started := _start_time(pid)) is not None]
+    started = {pid: procfs.start_ticks(pid) for pid in pids}
+    found = [Process(pid, ticks) for pid, ticks in started.items() if ticks is not None]
     assert found, f"no process in container {container_id}: {listed.stdout!r}"
     return found
 

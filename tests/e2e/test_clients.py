@@ -18,6 +18,7 @@ from testground.emulator import EgainEmulator
 from tests.e2e.conftest import TENANT, EgainClient, MakeClient, StartOperator, successes
 from tests.e2e.support import (
     Cluster,
+    Hidden,
     OperatorProcess,
     cluster_egain_client,
     credentials_secret,
@@ -173,26 +174,40 @@ def test_a_token_through_a_cluster_client_uses_the_cluster_resource_namespace(
         allowedNamespaces={"names": [namespace]},
         allowedScopes=[SCOPE],
     )
-    cluster.apply(token_using(namespace, "web", "ClusterEgainClient", name))
-    token = cluster.wait_ready(namespace, "web", "True", "TokenIssued")
-    assert token["status"]["client"] == {"kind": "ClusterEgainClient", "name": name}
+    # Three EgainTokens asking the same: one request between them.
+    sharers = ("web", "api", "jobs")
+    cluster.apply(*(token_using(namespace, t, "ClusterEgainClient", name) for t in sharers))
+    for sharer in sharers:
+        token = cluster.wait_ready(namespace, sharer, "True", "TokenIssued")
+        assert token["status"]["client"] == {"kind": "ClusterEgainClient", "name": name}
     assert successes(emulator, client) == 1
-    client_ready(cluster, ("clusteregainclient", name), "True", "CredentialsFound", tokens=1)
+    client_ready(cluster, ("clusteregainclient", name), "True", "CredentialsFound", tokens=3)
 
-    # Rotated credentials: a new token within seconds.
-    first = cluster.secret_data(namespace, "web")
-    assert first is not None
+    # Rotated credentials: every sharer gets a token of the new ones within
+    # seconds, and still through one request.
+    before = {t: cluster.secret_data(namespace, t) for t in sharers}
+    assert all(data is not None for data in before.values())
     new_secret = emulator.rotate_secret(client.client_id)
     client.used_secrets.append(new_secret)
+    rotated_at = time.time()
     cluster.apply(
         credentials_secret(resource_namespace, "platform-client", client.client_id, new_secret)
     )
 
-    def new_token() -> bool:
-        data = cluster.secret_data(namespace, "web")
-        return data is not None and data["access_token"] != first["access_token"]
+    def new_tokens() -> set[Hidden] | None:
+        held = set()
+        for sharer, old in before.items():
+            data = cluster.secret_data(namespace, sharer)
+            if data is None or old is None or data["access_token"] == old["access_token"]:
+                return None
+            held.add(data["access_token"])
+        return held
 
-    wait_until(new_token, "a token from the rotated credentials", timeout=15)
+    held = wait_until(new_tokens, "tokens from the rotated credentials", timeout=15)
+    assert len(held) == 1, "the sharers hold different tokens"
+    info = emulator.token_info(held.pop().reveal())
+    assert info is not None and info.issued_at.timestamp() >= rotated_at - 1
+    assert successes(emulator, client) == 2
 
 
 @pytest.mark.usefixtures("operator")
