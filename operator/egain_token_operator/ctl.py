@@ -421,7 +421,8 @@ async def _renew_many(
     try:
         while renewal.waiting and (left := deadline - time.monotonic()) > 0:
             try:
-                change = await asyncio.wait_for(changes.get(), left)
+                async with asyncio.timeout(left):  # not wait_for: see workers.py
+                    change = await changes.get()
             except TimeoutError:
                 break
             if isinstance(change, KubeError):

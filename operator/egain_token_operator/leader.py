@@ -176,10 +176,15 @@ class LeaderElector:
             timeout = max(left.total_seconds(), 0.0)
         else:
             timeout = self._timing.renew_deadline.total_seconds()
-        try:
-            result = await asyncio.wait_for(self.attempt(), timeout)
-        except TimeoutError:
-            result = Attempt.FAILED
+        if timeout <= 0:
+            result = Attempt.FAILED  # past the renew deadline (a frozen process): no try
+        else:
+            try:
+                # Not wait_for, which can swallow the cancellation of a shutdown (Python 3.11).
+                async with asyncio.timeout(timeout):
+                    result = await self.attempt()
+            except TimeoutError:
+                result = Attempt.FAILED
         now = self._clock()
         if result is Attempt.HELD:
             self._renewed_at = now

@@ -406,7 +406,9 @@ class WorkerRegistry:
                 )
                 wake_at = self._clock() + timedelta(seconds=delay)
             timeout = None if wake_at is None else (wake_at - self._clock()).total_seconds()
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a
+            # cancellation that comes as the event is set (a watch event just
+            # as this replica stands by), and the worker would never end.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    worker.wake.wait(), max(timeout, 0.0) if timeout else timeout
-                )
+                async with asyncio.timeout(None if timeout is None else max(timeout, 0.0)):
+                    await worker.wake.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -469,6 +470,28 @@ def test_a_worker_looks_only_once_the_replica_may_act() -> None:
         assert egain.requests == 1
         assert ready(kube) == ("True", "TokenIssued")
         await made.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_woken_as_its_replica_stands_by_still_ends() -> None:
+    # A watch event wakes a worker in the same loop iteration as the elector
+    # cancels it (standing by): the worker must end, or standing by never
+    # finishes and the replica never competes for the Lease again. (Python
+    # 3.11's asyncio.wait_for swallows such a cancellation.)
+    kube, egain, clock = setup()
+    made = registry(kube, egain, clock, lambda *_: None)
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        for _ in range(20):  # its first look; then it waits for its refresh time
+            await asyncio.sleep(0)
+        assert egain.requests == 1
+        changed: dict[str, Any] = copy.deepcopy(BODY)
+        changed["metadata"]["generation"] = 2
+        made.observe_token("MODIFIED", changed)  # wakes the worker
+        async with asyncio.timeout(5):
+            await made.deactivate()
 
     asyncio.run(scenario())
 
