@@ -60,7 +60,7 @@ from typing import Any
 
 import httpx
 
-from egain_token_operator.reconcile import REQUESTING
+from egain_token_operator.controller.reconcile import REQUESTING
 from testground import controlplane, incluster, procfs
 from testground.delay import DelayingForwarder, kubeconfig_through
 from testground.emulator import EgainEmulator, FaultKind, RequestRecord

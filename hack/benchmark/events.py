@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from egain_token_operator import metrics
-from egain_token_operator.reconcile import Reconciler
-from egain_token_operator.render import MANAGED_BY, MANAGED_BY_LABEL, TOKEN_LABEL
-from egain_token_operator.sharing import SharedTokens
-from egain_token_operator.spec import parse_spec
-from egain_token_operator.workers import WorkerRegistry
+from egain_token_operator.controller.reconcile import Reconciler
+from egain_token_operator.controller.workers import WorkerRegistry
+from egain_token_operator.decisions.render import MANAGED_BY, MANAGED_BY_LABEL, TOKEN_LABEL
+from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.egain.sharing import SharedTokens
 
 NAMESPACE = "bench-events"
 TOKENS_PER_CREDENTIALS = 10

@@ -25,7 +25,7 @@ import httpx
 from benchmark.kube import Api, AuditLog, by_kind, operator_kubeconfig, secrets_path, tokens_path
 from benchmark.process import Operator
 from benchmark.watch import TokenWatch
-from egain_token_operator.workers import FIRST_LOOKS_DONE
+from egain_token_operator.controller.workers import FIRST_LOOKS_DONE
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator, FaultKind
 

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import kopf
 
-from egain_token_operator import ctl, handlers
+from egain_token_operator import handlers
+from egain_token_operator.ctl import main as ctl
 from egain_token_operator.settings import Settings, parse_settings
 
 # Loggers that would print every request URL at INFO; ours say what matters.

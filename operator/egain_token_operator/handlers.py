@@ -24,19 +24,19 @@ import kopf
 from prometheus_client import start_http_server
 
 from egain_token_operator import metrics
-from egain_token_operator.addresses import AddressGuard
-from egain_token_operator.clientcache import ClientCache
-from egain_token_operator.clientstatus import ClientStatusController
-from egain_token_operator.egain import EgainClient
-from egain_token_operator.events import EventRecorder
-from egain_token_operator.kube import Collection, Kube, load_api_client
-from egain_token_operator.leader import LeaderElector
-from egain_token_operator.reconcile import Reconciler
-from egain_token_operator.restarts import RolloutRestarter
-from egain_token_operator.secretcache import SecretCache
+from egain_token_operator.controller.clientstatus import ClientStatusController
+from egain_token_operator.controller.reconcile import Reconciler
+from egain_token_operator.controller.restarts import RolloutRestarter
+from egain_token_operator.controller.workers import WorkerRegistry
+from egain_token_operator.egain.addresses import AddressGuard
+from egain_token_operator.egain.transport import EgainClient
+from egain_token_operator.kube.adapter import Collection, Kube, load_api_client
+from egain_token_operator.kube.clientcache import ClientCache
+from egain_token_operator.kube.events import EventRecorder
+from egain_token_operator.kube.leader import LeaderElector
+from egain_token_operator.kube.secretcache import SecretCache
+from egain_token_operator.kube.watch import Watch
 from egain_token_operator.settings import Settings, retry_policy
-from egain_token_operator.watch import Watch
-from egain_token_operator.workers import WorkerRegistry
 
 registry = kopf.OperatorRegistry()
 

@@ -16,8 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from egain_token_operator.hosts import HostAllowList
-from egain_token_operator.schedule import RetryPolicy
+from egain_token_operator.decisions.hosts import HostAllowList
+from egain_token_operator.decisions.schedule import RetryPolicy
 
 ENV_PREFIX = "EGAIN_OPERATOR_"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from egain_token_operator.hosts import HostAllowList
+from egain_token_operator.decisions.hosts import HostAllowList
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import TENANT, EgainClient, successes
 from tests.e2e.support import REPO, Cluster, OperatorProcess

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from egain_token_operator.workers import FIRST_LOOKS_DONE
+from egain_token_operator.controller.workers import FIRST_LOOKS_DONE
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import MakeClient, MakeReadyToken, StartOperator, client_app_spec, successes
 from tests.e2e.support import Cluster, OperatorProcess, credentials_secret, egain_token, wait_until

@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from egain_token_operator.reasons import Reason
-from egain_token_operator.schedule import Failure, RetryPolicy, StoredToken
+from egain_token_operator.decisions.reasons import Reason
+from egain_token_operator.decisions.schedule import Failure, RetryPolicy, StoredToken
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 POLICY = RetryPolicy(

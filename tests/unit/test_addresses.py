@@ -10,16 +10,21 @@ import httpx
 import pytest
 from kubernetes.aio import client
 
-from egain_token_operator.addresses import AddressGuard, GuardedNetworkBackend, refusal, resolve
-from egain_token_operator.egain import ClientCredentials, EgainClient, build_request
-from egain_token_operator.hosts import HostAllowList
-from egain_token_operator.kube import Kube
-from egain_token_operator.reasons import (
+from egain_token_operator.decisions.hosts import HostAllowList
+from egain_token_operator.decisions.reasons import (
     Reason,
     TokenEndpointUnavailableError,
     TokenUrlNotAllowedError,
 )
-from egain_token_operator.spec import parse_spec
+from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.egain.addresses import (
+    AddressGuard,
+    GuardedNetworkBackend,
+    refusal,
+    resolve,
+)
+from egain_token_operator.egain.transport import ClientCredentials, EgainClient, build_request
+from egain_token_operator.kube.adapter import Kube
 
 SECRET = "hh2Y0UE8FmaFBBawzMUua1OB8Ks4QWHNUyhDyZj1X7c"
 CREDS = ClientCredentials("b4b2c1d9-4c19-4e8a-8e7a-9a0b1c2d3e4f", SECRET)

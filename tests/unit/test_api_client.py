@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from kubernetes.aio import client
 
-from egain_token_operator import kube
+from egain_token_operator.kube import adapter as kube
 
 SERVER = "https://api.cluster.example:6443"
 

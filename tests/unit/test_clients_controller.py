@@ -9,15 +9,15 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
-from egain_token_operator.clientcache import ClientCache
-from egain_token_operator.clientstatus import ClientStatusController
-from egain_token_operator.egain import TokenRequest, TokenResponse
-from egain_token_operator.kube import Kube
-from egain_token_operator.reconcile import TokenWorker
-from egain_token_operator.render import render_client_status
-from egain_token_operator.secretcache import ReadSecrets
-from egain_token_operator.spec import ClientKey, ClientKind, CredentialsRef
-from egain_token_operator.workers import Index, WorkerRegistry
+from egain_token_operator.controller.clientstatus import ClientStatusController
+from egain_token_operator.controller.reconcile import TokenWorker
+from egain_token_operator.controller.workers import Index, WorkerRegistry
+from egain_token_operator.decisions.render import render_client_status
+from egain_token_operator.decisions.spec import ClientKey, ClientKind, CredentialsRef
+from egain_token_operator.egain.transport import TokenRequest, TokenResponse
+from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.clientcache import ClientCache
+from egain_token_operator.kube.secretcache import ReadSecrets
 from tests.unit.clock import Clock
 from tests.unit.test_controller import (
     BODY,

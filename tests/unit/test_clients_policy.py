@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator.policy import (
+from egain_token_operator.decisions.policy import (
     LOCAL_REASONS,
     Memory,
     Snapshot,
@@ -16,8 +16,14 @@ from egain_token_operator.policy import (
     plan,
     scope_not_allowed,
 )
-from egain_token_operator.reasons import Reason
-from egain_token_operator.spec import ClientKind, ClientRef, ClientSpec, parse_client, parse_spec
+from egain_token_operator.decisions.reasons import Reason
+from egain_token_operator.decisions.spec import (
+    ClientKind,
+    ClientRef,
+    ClientSpec,
+    parse_client,
+    parse_spec,
+)
 from tests.unit.samples import NOW, POLICY, token
 
 ISSUER = {

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator.labelselector import InvalidSelectorError, parse_selector
-from egain_token_operator.spec import (
+from egain_token_operator.decisions.labelselector import InvalidSelectorError, parse_selector
+from egain_token_operator.decisions.spec import (
     DEFAULT_SCOPE_PREFIX,
     ClientKey,
     ClientKind,

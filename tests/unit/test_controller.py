@@ -9,25 +9,25 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from egain_token_operator.clientcache import ClientCache, ReadClients
-from egain_token_operator.egain import (
-    EgainClient,
-    TokenRequest,
-    TokenResponse,
-)
-from egain_token_operator.kube import Kube
-from egain_token_operator.reasons import (
+from egain_token_operator.controller.reconcile import EventPoster, Reconciler, TokenWorker
+from egain_token_operator.controller.restarts import RolloutRestarter
+from egain_token_operator.controller.workers import WorkerRegistry
+from egain_token_operator.decisions.reasons import (
     InvalidCredentialsError,
     TokenEndpointUnavailableError,
     TokenError,
 )
-from egain_token_operator.reconcile import EventPoster, Reconciler, TokenWorker
-from egain_token_operator.render import merge_patched, rfc3339
-from egain_token_operator.restarts import RolloutRestarter
-from egain_token_operator.schedule import RetryPolicy
-from egain_token_operator.secretcache import ReadSecrets, SecretCache
-from egain_token_operator.spec import ClientKey, ClientKind
-from egain_token_operator.workers import WorkerRegistry
+from egain_token_operator.decisions.render import merge_patched, rfc3339
+from egain_token_operator.decisions.schedule import RetryPolicy
+from egain_token_operator.decisions.spec import ClientKey, ClientKind
+from egain_token_operator.egain.transport import (
+    EgainClient,
+    TokenRequest,
+    TokenResponse,
+)
+from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.clientcache import ClientCache, ReadClients
+from egain_token_operator.kube.secretcache import ReadSecrets, SecretCache
 from tests.unit.clock import Clock
 
 START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)

@@ -8,17 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from egain_token_operator.addresses import AddressGuard
-from egain_token_operator.egain import (
-    MAX_RESPONSE_BYTES,
-    ClientCredentials,
-    EgainClient,
-    TokenResponse,
-    build_request,
-    parse_token_response,
-)
-from egain_token_operator.hosts import HostAllowList
-from egain_token_operator.reasons import (
+from egain_token_operator.decisions.hosts import HostAllowList
+from egain_token_operator.decisions.reasons import (
     InvalidCredentialsError,
     InvalidRequestError,
     InvalidScopeError,
@@ -30,7 +21,16 @@ from egain_token_operator.reasons import (
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
 )
-from egain_token_operator.spec import parse_spec
+from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.egain.addresses import AddressGuard
+from egain_token_operator.egain.transport import (
+    MAX_RESPONSE_BYTES,
+    ClientCredentials,
+    EgainClient,
+    TokenResponse,
+    build_request,
+    parse_token_response,
+)
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 SECRET = "hh2Y0UE8FmaFBBawzMUua1OB8Ks4QWHNUyhDyZj1X7c"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator.workers import FIRST_LOOKS_DONE, FirstLooks, WorkerRegistry
+from egain_token_operator.controller.workers import FIRST_LOOKS_DONE, FirstLooks, WorkerRegistry
 from tests.unit.clock import Clock
 from tests.unit.test_controller import BODY, controller, setup
 
@@ -85,7 +85,7 @@ def test_the_registry_says_it_once_after_a_restart_that_writes_nothing(
 
     second, _ = controller(kube, egain, clock)
     restarted = [{**b, "status": kube.held[("ns", b["metadata"]["name"])]} for b in bodies]
-    with caplog.at_level(logging.INFO, logger="egain_token_operator.workers"):
+    with caplog.at_level(logging.INFO, logger="egain_token_operator.controller.workers"):
         asyncio.run(run(second, restarted))
     said = [r.getMessage() for r in caplog.records if FIRST_LOOKS_DONE in r.getMessage()]
     assert said == [f"{FIRST_LOOKS_DONE} (2 looked at, 0.0s after this replica started acting)"]

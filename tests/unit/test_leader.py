@@ -10,8 +10,8 @@ from typing import Any, cast
 
 import pytest
 
-from egain_token_operator.kube import ConflictError, Kube, KubeError
-from egain_token_operator.leader import Attempt, LeaderElector, LeaseTiming
+from egain_token_operator.kube.adapter import ConflictError, Kube, KubeError
+from egain_token_operator.kube.leader import Attempt, LeaderElector, LeaseTiming
 from tests.unit.clock import Clock
 
 START = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)

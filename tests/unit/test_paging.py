@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator.kube import LIST_PAGE_SIZE, Collection, GoneError, Kube, _paged
+from egain_token_operator.kube.adapter import LIST_PAGE_SIZE, Collection, GoneError, Kube, _paged
 
 
 class Response:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from egain_token_operator.policy import (
+from egain_token_operator.decisions.policy import (
     Memory,
     Snapshot,
     after_fetch,
@@ -13,15 +13,15 @@ from egain_token_operator.policy import (
     is_ready,
     plan,
 )
-from egain_token_operator.reasons import Reason, TokenError
-from egain_token_operator.render import rfc3339
-from egain_token_operator.schedule import (
+from egain_token_operator.decisions.reasons import Reason, TokenError
+from egain_token_operator.decisions.render import rfc3339
+from egain_token_operator.decisions.schedule import (
     Failure,
     StoredToken,
     refresh_at,
     stable_fraction,
 )
-from egain_token_operator.spec import parse_spec
+from egain_token_operator.decisions.spec import parse_spec
 from tests.unit.samples import NOW, POLICY, failure, token
 
 UID = "uid-1"

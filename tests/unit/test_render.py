@@ -2,8 +2,8 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from egain_token_operator.reasons import Reason
-from egain_token_operator.render import (
+from egain_token_operator.decisions.reasons import Reason
+from egain_token_operator.decisions.render import (
     Owner,
     is_owned_by,
     merge_patched,
@@ -14,8 +14,8 @@ from egain_token_operator.render import (
     status_is_current,
     stored_token,
 )
-from egain_token_operator.schedule import Failure, PropagationShortfall, StoredToken
-from egain_token_operator.spec import parse_spec
+from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
+from egain_token_operator.decisions.spec import parse_spec
 
 NOW = datetime(2026, 11, 23, 21, 10, tzinfo=UTC)
 OWNER = Owner("support-apps", "knowledge-portal", "uid-1")

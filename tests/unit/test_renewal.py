@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator import ctl
-from egain_token_operator.clientref import (
+from egain_token_operator.ctl import main as ctl
+from egain_token_operator.ctl.renewal import Ending, Renewal
+from egain_token_operator.decisions.clientref import (
     client_argument,
     recorded_client,
     requested_client,
     slashed,
     uses,
 )
-from egain_token_operator.kube import Collection, NotFoundError
-from egain_token_operator.renewal import Ending, Renewal
-from egain_token_operator.spec import ClientKey, ClientKind, ClientRef
+from egain_token_operator.decisions.spec import ClientKey, ClientKind, ClientRef
+from egain_token_operator.kube.adapter import Collection, NotFoundError
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 REQUEST = "2026-11-23T21:00:00.000000Z"

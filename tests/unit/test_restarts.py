@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from egain_token_operator.restarts import COALESCE_WINDOW, restart_time
+from egain_token_operator.controller.restarts import COALESCE_WINDOW, restart_time
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

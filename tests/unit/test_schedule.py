@@ -4,8 +4,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from egain_token_operator.reasons import Reason
-from egain_token_operator.schedule import (
+from egain_token_operator.decisions.reasons import Reason
+from egain_token_operator.decisions.schedule import (
     MIN_RETRY_DELAY,
     PropagationShortfall,
     RetryPolicy,

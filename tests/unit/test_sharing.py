@@ -13,15 +13,20 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from egain_token_operator.egain import ClientCredentials, TokenRequest, TokenResponse, build_request
-from egain_token_operator.policy import Memory, Plan, Snapshot, plan
-from egain_token_operator.reasons import TokenEndpointUnavailableError
-from egain_token_operator.reconcile import TokenWorker
-from egain_token_operator.render import rfc3339
-from egain_token_operator.schedule import StoredToken, refresh_at, stable_fraction
-from egain_token_operator.sharing import SharedTokens
-from egain_token_operator.spec import InvalidSpecError, TokenSharing, parse_spec
-from egain_token_operator.workers import WorkerRegistry
+from egain_token_operator.controller.reconcile import TokenWorker
+from egain_token_operator.controller.workers import WorkerRegistry
+from egain_token_operator.decisions.policy import Memory, Plan, Snapshot, plan
+from egain_token_operator.decisions.reasons import TokenEndpointUnavailableError
+from egain_token_operator.decisions.render import rfc3339
+from egain_token_operator.decisions.schedule import StoredToken, refresh_at, stable_fraction
+from egain_token_operator.decisions.spec import InvalidSpecError, TokenSharing, parse_spec
+from egain_token_operator.egain.sharing import SharedTokens
+from egain_token_operator.egain.transport import (
+    ClientCredentials,
+    TokenRequest,
+    TokenResponse,
+    build_request,
+)
 from tests.unit.clock import Clock
 from tests.unit.samples import NOW, POLICY, token
 from tests.unit.test_controller import START, FakeEgain, FakeKube, b64, registry

@@ -2,8 +2,8 @@ from datetime import timedelta
 
 import pytest
 
-from egain_token_operator.hosts import HostAllowList
-from egain_token_operator.spec import (
+from egain_token_operator.decisions.hosts import HostAllowList
+from egain_token_operator.decisions.spec import (
     DEFAULT_ANONYMOUS_TOKEN_URL,
     Flow,
     InvalidSpecError,

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator import cli, ctl, views
-from egain_token_operator.kube import KubeError, _kubeconfig_source
-from egain_token_operator.renewal import token_digest
+from egain_token_operator import cli
+from egain_token_operator.ctl import main as ctl
+from egain_token_operator.ctl import views
+from egain_token_operator.ctl.renewal import token_digest
+from egain_token_operator.ctl.views import Finding, Outcome
+from egain_token_operator.decisions.spec import DEFAULT_ANONYMOUS_TOKEN_URL, DEFAULT_SCOPE_PREFIX
+from egain_token_operator.kube.adapter import KubeError, _kubeconfig_source
 from egain_token_operator.settings import parse_settings, retry_policy
-from egain_token_operator.spec import DEFAULT_ANONYMOUS_TOKEN_URL, DEFAULT_SCOPE_PREFIX
-from egain_token_operator.views import Finding, Outcome
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 TOKEN_VALUE = "eyJ-the-token-itself"

@@ -8,9 +8,9 @@ from typing import Any, cast
 
 import pytest
 
-from egain_token_operator.kube import Collection, GoneError, Kube
-from egain_token_operator.secretcache import MANAGED_SELECTOR, OTHERS_SELECTOR, SecretCache
-from egain_token_operator.watch import Watch, trimmed
+from egain_token_operator.kube.adapter import Collection, GoneError, Kube
+from egain_token_operator.kube.secretcache import MANAGED_SELECTOR, OTHERS_SELECTOR, SecretCache
+from egain_token_operator.kube.watch import Watch, trimmed
 
 
 def obj(name: str, version: str, **metadata: Any) -> dict[str, Any]:

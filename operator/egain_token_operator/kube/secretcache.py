@@ -19,9 +19,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from egain_token_operator.kube import Collection, Kube
-from egain_token_operator.render import MANAGED_BY, MANAGED_BY_LABEL
-from egain_token_operator.watch import ChangeCallback, Key, Watch, object_key, trimmed
+from egain_token_operator.decisions.render import MANAGED_BY, MANAGED_BY_LABEL
+from egain_token_operator.kube.adapter import Collection, Kube
+from egain_token_operator.kube.watch import ChangeCallback, Key, Watch, object_key, trimmed
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 OTHERS_SELECTOR = f"{MANAGED_BY_LABEL}!={MANAGED_BY}"

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from egain_token_operator.clientcache import ClientCache
-from egain_token_operator.credentials import read_credentials
-from egain_token_operator.kube import Kube, KubeError, NotFoundError
-from egain_token_operator.reasons import ClientReason, TokenError
-from egain_token_operator.reconcile import EventPoster, SecretSource
-from egain_token_operator.render import render_client_status, status_is_current
-from egain_token_operator.spec import ClientKey, InvalidSpecError, parse_client
+from egain_token_operator.controller.reconcile import EventPoster, SecretSource
+from egain_token_operator.decisions.reasons import ClientReason, TokenError
+from egain_token_operator.decisions.render import render_client_status, status_is_current
+from egain_token_operator.decisions.spec import ClientKey, InvalidSpecError, parse_client
+from egain_token_operator.egain.credentials import read_credentials
+from egain_token_operator.kube.adapter import Kube, KubeError, NotFoundError
+from egain_token_operator.kube.clientcache import ClientCache
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,11 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from egain_token_operator.labelselector import InvalidSelectorError, LabelSelector, parse_selector
+from egain_token_operator.decisions.labelselector import (
+    InvalidSelectorError,
+    LabelSelector,
+    parse_selector,
+)
 
 GROUP = "egain.cloud"
 VERSION = "v1alpha1"

@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from egain_token_operator import schedule
-from egain_token_operator.reasons import Reason, TokenError
-from egain_token_operator.render import Condition, ready_condition, rfc3339
-from egain_token_operator.schedule import Failure, RetryPolicy, StoredToken
-from egain_token_operator.spec import ClientRef, ClientSpec, TokenSpec
+from egain_token_operator.decisions import schedule
+from egain_token_operator.decisions.reasons import Reason, TokenError
+from egain_token_operator.decisions.render import Condition, ready_condition, rfc3339
+from egain_token_operator.decisions.schedule import Failure, RetryPolicy, StoredToken
+from egain_token_operator.decisions.spec import ClientRef, ClientSpec, TokenSpec
 
 # Failures found without asking eGain. A look costs nothing at eGain, so they
 # are re-checked at every look and hold no request back; they are still

@@ -21,10 +21,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from egain_token_operator import views
-from egain_token_operator.render import EXPIRES_AT_ANNOTATION, REFRESH_REQUESTED_AT_ANNOTATION
-from egain_token_operator.schedule import TRANSIENT_REASONS
-from egain_token_operator.watch import Key, object_key
+from egain_token_operator.ctl import views
+from egain_token_operator.decisions.render import (
+    EXPIRES_AT_ANNOTATION,
+    REFRESH_REQUESTED_AT_ANNOTATION,
+)
+from egain_token_operator.decisions.schedule import TRANSIENT_REASONS
+from egain_token_operator.kube.watch import Key, object_key
 
 
 class Ending(StrEnum):

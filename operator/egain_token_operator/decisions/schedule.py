@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from egain_token_operator.reasons import Reason
+from egain_token_operator.decisions.reasons import Reason
 
 # A refresh never comes sooner than this after the previous token was issued,
 # whatever the token's lifetime, so a nearly-expired token cannot cause a hot loop.

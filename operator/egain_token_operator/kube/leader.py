@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from egain_token_operator import metrics
-from egain_token_operator.kube import ConflictError, Kube, KubeError
+from egain_token_operator.kube.adapter import ConflictError, Kube, KubeError
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from egain_token_operator.clientref import recorded_client, requested_client, slashed
-from egain_token_operator.render import (
+from egain_token_operator.decisions.clientref import recorded_client, requested_client, slashed
+from egain_token_operator.decisions.render import (
     EXPIRES_AT_ANNOTATION,
     ISSUED_AT_ANNOTATION,
     MANAGED_BY_LABEL,
@@ -22,7 +22,7 @@ from egain_token_operator.render import (
     is_owned_by,
     parse_rfc3339,
 )
-from egain_token_operator.spec import (
+from egain_token_operator.decisions.spec import (
     DEFAULT_ANONYMOUS_TOKEN_URL,
     DEFAULT_SCOPE_PREFIX,
     ClientKey,

@@ -21,7 +21,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from kubernetes.aio import client, config
 
-from egain_token_operator.spec import GROUP, PLURAL, VERSION, ClientKey, ClientKind, WorkloadKind
+from egain_token_operator.decisions.spec import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    ClientKey,
+    ClientKind,
+    WorkloadKind,
+)
 
 MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "egain-token-operator"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from egain_token_operator.egain import ClientCredentials
-from egain_token_operator.reasons import Reason, TokenError
-from egain_token_operator.render import decode_data
-from egain_token_operator.spec import CredentialsRef
+from egain_token_operator.decisions.reasons import Reason, TokenError
+from egain_token_operator.decisions.render import decode_data
+from egain_token_operator.decisions.spec import CredentialsRef
+from egain_token_operator.egain.transport import ClientCredentials
 
 
 def read_credentials(secret: Mapping[str, Any] | None, ref: CredentialsRef) -> ClientCredentials:

@@ -20,11 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from egain_token_operator import metrics
-from egain_token_operator.clientcache import ClientCache
-from egain_token_operator.credentials import read_credentials
-from egain_token_operator.egain import EgainClient, TokenRequest, TokenResponse, build_request
-from egain_token_operator.kube import ConflictError, Kube, NotFoundError
-from egain_token_operator.policy import (
+from egain_token_operator.controller.restarts import RolloutRestarter
+from egain_token_operator.decisions.policy import (
     LOCAL_REASONS,
     Memory,
     Plan,
@@ -34,8 +31,12 @@ from egain_token_operator.policy import (
     in_flight,
     plan,
 )
-from egain_token_operator.reasons import LIFETIME_SHORTER_THAN_ALLOWANCE, Reason, TokenError
-from egain_token_operator.render import (
+from egain_token_operator.decisions.reasons import (
+    LIFETIME_SHORTER_THAN_ALLOWANCE,
+    Reason,
+    TokenError,
+)
+from egain_token_operator.decisions.render import (
     REFRESH_REQUESTED_AT_ANNOTATION,
     Owner,
     is_owned_by,
@@ -48,11 +49,8 @@ from egain_token_operator.render import (
     stored_token,
     whole_seconds,
 )
-from egain_token_operator.restarts import RolloutRestarter
-from egain_token_operator.schedule import RetryPolicy, StoredToken
-from egain_token_operator.secretcache import SecretCache
-from egain_token_operator.sharing import SharedTokens
-from egain_token_operator.spec import (
+from egain_token_operator.decisions.schedule import RetryPolicy, StoredToken
+from egain_token_operator.decisions.spec import (
     ClientKey,
     ClientRef,
     ClientSpec,
@@ -62,6 +60,17 @@ from egain_token_operator.spec import (
     parse_client_ref,
     parse_spec,
 )
+from egain_token_operator.egain.credentials import read_credentials
+from egain_token_operator.egain.sharing import SharedTokens
+from egain_token_operator.egain.transport import (
+    EgainClient,
+    TokenRequest,
+    TokenResponse,
+    build_request,
+)
+from egain_token_operator.kube.adapter import ConflictError, Kube, NotFoundError
+from egain_token_operator.kube.clientcache import ClientCache
+from egain_token_operator.kube.secretcache import SecretCache
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from egain_token_operator.reasons import ClientReason, Reason
-from egain_token_operator.schedule import Failure, PropagationShortfall, StoredToken
-from egain_token_operator.spec import GROUP, KIND, VERSION, ClientRef, CredentialsRef, TokenSpec
+from egain_token_operator.decisions.reasons import ClientReason, Reason
+from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
+from egain_token_operator.decisions.spec import (
+    GROUP,
+    KIND,
+    VERSION,
+    ClientRef,
+    CredentialsRef,
+    TokenSpec,
+)
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "egain-token-operator"

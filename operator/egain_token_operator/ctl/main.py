@@ -27,11 +27,22 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from egain_token_operator import views
-from egain_token_operator.clientcache import ReadClients
-from egain_token_operator.clientref import client_argument, requested_client, slashed, uses
-from egain_token_operator.egain import EgainClient, TokenRequest, flow_of
-from egain_token_operator.kube import (
+from egain_token_operator.controller.reconcile import Observation, TokenWorker, observe
+from egain_token_operator.ctl import views
+from egain_token_operator.ctl.renewal import Ending, Progress, Renewal
+from egain_token_operator.ctl.views import Finding, Outcome
+from egain_token_operator.decisions.clientref import (
+    client_argument,
+    requested_client,
+    slashed,
+    uses,
+)
+from egain_token_operator.decisions.policy import Memory, Snapshot, client_refusal, plan
+from egain_token_operator.decisions.reasons import TokenError
+from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION, rfc3339
+from egain_token_operator.decisions.spec import ClientKey, ClientRef, declared_secret_name
+from egain_token_operator.egain.transport import EgainClient, TokenRequest, flow_of
+from egain_token_operator.kube.adapter import (
     Collection,
     GoneError,
     Kube,
@@ -39,16 +50,10 @@ from egain_token_operator.kube import (
     NotFoundError,
     load_user_api_client,
 )
-from egain_token_operator.policy import Memory, Snapshot, client_refusal, plan
-from egain_token_operator.reasons import TokenError
-from egain_token_operator.reconcile import Observation, TokenWorker, observe
-from egain_token_operator.render import REFRESH_REQUESTED_AT_ANNOTATION, rfc3339
-from egain_token_operator.renewal import Ending, Progress, Renewal
-from egain_token_operator.secretcache import MANAGED_SELECTOR, ReadSecrets
+from egain_token_operator.kube.clientcache import ReadClients
+from egain_token_operator.kube.secretcache import MANAGED_SELECTOR, ReadSecrets
+from egain_token_operator.kube.watch import Key, object_key
 from egain_token_operator.settings import add_options, retry_policy
-from egain_token_operator.spec import ClientKey, ClientRef, declared_secret_name
-from egain_token_operator.views import Finding, Outcome
-from egain_token_operator.watch import Key, object_key
 
 EXIT_OK = 0
 EXIT_NOT_READY = 1

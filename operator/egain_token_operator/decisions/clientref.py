@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from egain_token_operator.spec import ClientKey, ClientKind, ClientRef
+from egain_token_operator.decisions.spec import ClientKey, ClientKind, ClientRef
 
 # The spellings kubectl accepts for each kind: kind, singular, plural, short name.
 CLIENT_KIND_NAMES = {

@@ -38,10 +38,8 @@ import httpcore
 import httpx
 
 from egain_token_operator import __version__
-from egain_token_operator.addresses import AddressGuard, GuardedNetworkBackend
-from egain_token_operator.hosts import HostAllowList
-from egain_token_operator.metrics import REQUEST_DURATION
-from egain_token_operator.reasons import (
+from egain_token_operator.decisions.hosts import HostAllowList
+from egain_token_operator.decisions.reasons import (
     InvalidCredentialsError,
     InvalidRequestError,
     InvalidScopeError,
@@ -52,7 +50,15 @@ from egain_token_operator.reasons import (
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
 )
-from egain_token_operator.spec import GRANT_TYPE, Flow, TokenSharing, TokenSpec, with_scope_prefix
+from egain_token_operator.decisions.spec import (
+    GRANT_TYPE,
+    Flow,
+    TokenSharing,
+    TokenSpec,
+    with_scope_prefix,
+)
+from egain_token_operator.egain.addresses import AddressGuard, GuardedNetworkBackend
+from egain_token_operator.metrics import REQUEST_DURATION
 
 # Sent with every token request, so eGain (or a proxy) can tell which operator asks.
 USER_AGENT = f"egain-token-operator/{__version__}"

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from egain_token_operator.kube import Collection, GoneError, Kube, KubeError
+from egain_token_operator.kube.adapter import Collection, GoneError, Kube, KubeError
 
 logger = logging.getLogger(__name__)
 

@@ -21,22 +21,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from egain_token_operator import metrics
-from egain_token_operator.kube import KubeError
-from egain_token_operator.reconcile import Key, Reconciler, TokenWorker
-from egain_token_operator.render import (
+from egain_token_operator.controller.reconcile import Key, Reconciler, TokenWorker
+from egain_token_operator.decisions.render import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     REFRESH_REQUESTED_AT_ANNOTATION,
     TOKEN_LABEL,
     secret_is_current,
 )
-from egain_token_operator.spec import (
+from egain_token_operator.decisions.spec import (
     ClientKey,
     referenced_client,
     referenced_credentials,
     referenced_secrets,
 )
-from egain_token_operator.watch import trimmed
+from egain_token_operator.kube.adapter import KubeError
+from egain_token_operator.kube.watch import trimmed
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import httpcore
 
-from egain_token_operator.hosts import HTTPS_PORT
-from egain_token_operator.reasons import TokenUrlNotAllowedError
+from egain_token_operator.decisions.hosts import HTTPS_PORT
+from egain_token_operator.decisions.reasons import TokenUrlNotAllowedError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> the addresses it resolves to; raises OSError when it does not.

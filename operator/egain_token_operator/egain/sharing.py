@@ -25,7 +25,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from egain_token_operator.schedule import StoredToken
+from egain_token_operator.decisions.schedule import StoredToken
 
 # An EgainToken: (namespace, name).
 Member = tuple[str, str]

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from egain_token_operator.kube import Collection, Kube
-from egain_token_operator.spec import ClientKey, ClientKind
-from egain_token_operator.watch import Watch, trimmed
+from egain_token_operator.decisions.spec import ClientKey, ClientKind
+from egain_token_operator.kube.adapter import Collection, Kube
+from egain_token_operator.kube.watch import Watch, trimmed
 
 # (the client, its body; None when it was deleted)
 ClientCallback = Callable[[ClientKey, Mapping[str, Any] | None], None]
