@@ -10,6 +10,10 @@ repo=$(cd "$here/../.." && pwd)
 cache=${EGAIN_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/egain-token-operator/tools}
 bin="$repo/.testground/bin"
 mkdir -p "$cache" "$bin"
+# One build at a time per cache: two checkouts building the same tool at once
+# would each remove the other's half-built directory.
+exec 9>"$cache/.lock"
+flock 9
 
 # [tags=TAGS] build MODULE_DIR MAIN_MODULE LDFLAGS PACKAGE...
 build() {
