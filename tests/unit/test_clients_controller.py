@@ -14,7 +14,8 @@ from egain_token_operator.controller.reconcile import TokenWorker
 from egain_token_operator.controller.workers import Index, WorkerRegistry
 from egain_token_operator.decisions.render import render_client_status
 from egain_token_operator.decisions.spec import ClientKey, ClientKind, CredentialsRef
-from egain_token_operator.egain.transport import TokenRequest, TokenResponse
+from egain_token_operator.egain.request import TokenRequest
+from egain_token_operator.egain.response import TokenResponse
 from egain_token_operator.kube.adapter import Kube
 from egain_token_operator.kube.clientcache import ClientCache
 from egain_token_operator.kube.secretcache import ReadSecrets

@@ -20,11 +20,9 @@ from egain_token_operator.decisions.reasons import (
 from egain_token_operator.decisions.render import merge_patched, rfc3339
 from egain_token_operator.decisions.schedule import RetryPolicy
 from egain_token_operator.decisions.spec import ClientKey, ClientKind
-from egain_token_operator.egain.transport import (
-    EgainClient,
-    TokenRequest,
-    TokenResponse,
-)
+from egain_token_operator.egain.request import TokenRequest
+from egain_token_operator.egain.response import TokenResponse
+from egain_token_operator.egain.transport import EgainClient
 from egain_token_operator.kube.adapter import Kube
 from egain_token_operator.kube.clientcache import ClientCache, ReadClients
 from egain_token_operator.kube.secretcache import ReadSecrets, SecretCache

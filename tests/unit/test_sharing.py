@@ -20,13 +20,9 @@ from egain_token_operator.decisions.reasons import TokenEndpointUnavailableError
 from egain_token_operator.decisions.render import rfc3339
 from egain_token_operator.decisions.schedule import StoredToken, refresh_at, stable_fraction
 from egain_token_operator.decisions.spec import InvalidSpecError, TokenSharing, parse_spec
+from egain_token_operator.egain.request import ClientCredentials, TokenRequest, build_request
+from egain_token_operator.egain.response import TokenResponse
 from egain_token_operator.egain.sharing import SharedTokens
-from egain_token_operator.egain.transport import (
-    ClientCredentials,
-    TokenRequest,
-    TokenResponse,
-    build_request,
-)
 from tests.unit.clock import Clock
 from tests.unit.samples import NOW, POLICY, token
 from tests.unit.test_controller import START, FakeEgain, FakeKube, b64, registry

@@ -61,13 +61,10 @@ from egain_token_operator.decisions.spec import (
     parse_spec,
 )
 from egain_token_operator.egain.credentials import read_credentials
+from egain_token_operator.egain.request import TokenRequest, build_request
+from egain_token_operator.egain.response import TokenResponse
 from egain_token_operator.egain.sharing import SharedTokens
-from egain_token_operator.egain.transport import (
-    EgainClient,
-    TokenRequest,
-    TokenResponse,
-    build_request,
-)
+from egain_token_operator.egain.transport import EgainClient
 from egain_token_operator.kube.adapter import ConflictError, Kube, NotFoundError
 from egain_token_operator.kube.clientcache import ClientCache
 from egain_token_operator.kube.secretcache import SecretCache

@@ -41,7 +41,8 @@ from egain_token_operator.decisions.policy import Memory, Snapshot, client_refus
 from egain_token_operator.decisions.reasons import TokenError
 from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION, rfc3339
 from egain_token_operator.decisions.spec import ClientKey, ClientRef, declared_secret_name
-from egain_token_operator.egain.transport import EgainClient, TokenRequest, flow_of
+from egain_token_operator.egain.request import TokenRequest, flow_of
+from egain_token_operator.egain.transport import EgainClient
 from egain_token_operator.kube.adapter import (
     Collection,
     GoneError,

@@ -12,7 +12,7 @@ from typing import Any
 from egain_token_operator.decisions.reasons import Reason, TokenError
 from egain_token_operator.decisions.render import decode_data
 from egain_token_operator.decisions.spec import CredentialsRef
-from egain_token_operator.egain.transport import ClientCredentials
+from egain_token_operator.egain.request import ClientCredentials
 
 
 def read_credentials(secret: Mapping[str, Any] | None, ref: CredentialsRef) -> ClientCredentials:

@@ -1,9 +1,9 @@
+"""Reading eGain's answer: error mapping, hostile tokens, plausible lifetimes, the capped body."""
+
 import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -18,43 +18,18 @@ from egain_token_operator.decisions.reasons import (
     Reason,
     TokenEndpointUnavailableError,
     TokenError,
-    TokenUrlNotAllowedError,
     UnauthorizedClientError,
 )
-from egain_token_operator.decisions.spec import parse_spec
 from egain_token_operator.egain.addresses import AddressGuard
-from egain_token_operator.egain.transport import (
+from egain_token_operator.egain.request import build_request
+from egain_token_operator.egain.response import (
     MAX_RESPONSE_BYTES,
-    ClientCredentials,
-    EgainClient,
     TokenResponse,
-    build_request,
     parse_token_response,
 )
-
-NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
-SECRET = "hh2Y0UE8FmaFBBawzMUua1OB8Ks4QWHNUyhDyZj1X7c"
-CREDS = ClientCredentials("b4b2c1d9-4c19-4e8a-8e7a-9a0b1c2d3e4f", SECRET)
-CLIENT_APP = parse_spec(
-    "t",
-    {
-        "tokenUrl": "https://ai.egain.cloud/system/auth/TMPRODB88619984-U/oauth2/token",
-        "scopes": ["knowledge.portalmgr.manage", "core.aiservices.read"],
-        "credentialsSecretRef": {"name": "egain-client"},
-    },
-)
-ANONYMOUS = parse_spec(
-    "t",
-    {
-        "flow": "AnonymousCustomer",
-        "tenantId": "TMPRODB88619984",
-        "scopes": [
-            "core.aiservices.read",
-            "https://api.ai.egain.cloud/auth/core.aiservices.manage",
-        ],
-        "credentialsSecretRef": {"name": "egain-client"},
-    },
-)
+from egain_token_operator.egain.transport import EgainClient
+from tests.unit.egain.samples import CLIENT_APP, CREDS, SECRET, TOKEN, client, resolves_publicly
+from tests.unit.samples import NOW
 
 
 def parse(
@@ -70,61 +45,6 @@ def parse(
     }
     args.update(kw)
     return parse_token_response(status, headers or {}, raw, **args)  # type: ignore[arg-type]
-
-
-class TestRequestBuilding:
-    def test_client_app_flow(self) -> None:
-        request = build_request(CLIENT_APP, CREDS)
-        assert request.url == "https://ai.egain.cloud/system/auth/TMPRODB88619984-U/oauth2/token"
-        assert dict(request.form) == {
-            "grant_type": "client_credentials",
-            "scope": "knowledge.portalmgr.manage core.aiservices.read",
-            "client_id": CREDS.client_id,
-            "client_secret": SECRET,
-        }
-
-    def test_anonymous_customer_flow(self) -> None:
-        request = build_request(ANONYMOUS, CREDS)
-        parts = urlsplit(request.url)
-        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == (
-            "https://api.ai.egain.cloud/core/authmgr/v3/oauth2/v2.0/anonymous/token"
-        )
-        assert parse_qs(parts.query) == {
-            "user_type": ["customer"],
-            "domain_hint": ["TMPRODB88619984"],
-        }
-        assert request.form["scope"] == (
-            "https://api.ai.egain.cloud/auth/core.aiservices.read "
-            "https://api.ai.egain.cloud/auth/core.aiservices.manage"
-        )
-        assert request.form["grant_type"] == "client_credentials"
-
-    def test_custom_scope_prefix(self) -> None:
-        spec = parse_spec(
-            "t",
-            {
-                "flow": "AnonymousCustomer",
-                "tenantId": "T1",
-                "scopePrefix": "https://api.aidev.egain.cloud/auth/",
-                "scopes": ["x.read"],
-                "credentialsSecretRef": {"name": "c"},
-            },
-        )
-        assert (
-            build_request(spec, CREDS).form["scope"] == "https://api.aidev.egain.cloud/auth/x.read"
-        )
-
-    def test_fingerprint_changes_with_every_input_and_hides_the_secret(self) -> None:
-        base = build_request(CLIENT_APP, CREDS).fingerprint
-        rotated = build_request(CLIENT_APP, ClientCredentials(CREDS.client_id, "other")).fingerprint
-        assert base != rotated
-        assert base != build_request(ANONYMOUS, CREDS).fingerprint
-        assert SECRET not in base
-        assert len(base) == 64
-
-    def test_secrets_stay_out_of_repr(self) -> None:
-        assert SECRET not in repr(CREDS)
-        assert SECRET not in repr(build_request(CLIENT_APP, CREDS))
 
 
 class TestResponseParsing:
@@ -225,10 +145,6 @@ class TestResponseParsing:
         )
 
 
-# A token as eGain would issue it, then hostile additions to it.
-TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-
-
 class TestHostileResponses:
     @pytest.mark.parametrize(
         "token",
@@ -320,123 +236,6 @@ class TestHostileResponses:
             parse(200, b"", unread="the body is larger than 64 KiB")
         with pytest.raises(InvalidCredentialsError):
             parse(401, b"", unread="the body is larger than 64 KiB")
-
-
-async def resolves_publicly(host: str, port: int) -> tuple[str, ...]:
-    """A resolver for the unit tests: every name at a public documentation address."""
-    return ("203.0.113.7",)
-
-
-def client(
-    handler: httpx.MockTransport, hosts: str = "*.egain.cloud", limit: int = 16
-) -> EgainClient:
-    return EgainClient(
-        allowed_hosts=HostAllowList.parse(hosts),
-        ca_bundle=None,
-        timeout=5.0,
-        max_concurrent_requests=limit,
-        default_lifetime=3600.0,
-        guard=AddressGuard(resolver=resolves_publicly),
-        transport=handler,
-        clock=lambda: NOW,
-    )
-
-
-class TestClient:
-    def test_posts_the_form_and_parses_the_token(self) -> None:
-        seen: list[httpx.Request] = []
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            seen.append(request)
-            return httpx.Response(200, json={"access_token": "T", "expires_in": 60})
-
-        async def go() -> None:
-            egain = client(httpx.MockTransport(handler))
-            token, at = await egain.fetch_token(build_request(CLIENT_APP, CREDS))
-            await egain.aclose()
-            assert token.access_token == "T"
-            assert at == NOW
-
-        asyncio.run(go())
-        (request,) = seen
-        assert request.method == "POST"
-        assert request.headers["content-type"] == "application/x-www-form-urlencoded"
-        assert parse_qs(request.content.decode())["client_secret"] == [SECRET]
-
-    def test_host_outside_the_allow_list_sends_nothing(self) -> None:
-        seen: list[httpx.Request] = []
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            seen.append(request)
-            return httpx.Response(200, json={"access_token": "T"})
-
-        async def go() -> None:
-            egain = client(httpx.MockTransport(handler), hosts="login.example.com")
-            with pytest.raises(TokenUrlNotAllowedError) as caught:
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
-            await egain.aclose()
-            assert caught.value.reason is Reason.TOKEN_URL_NOT_ALLOWED
-
-        asyncio.run(go())
-        assert seen == []
-
-    def test_redirects_are_not_followed(self) -> None:
-        seen: list[str] = []
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            seen.append(str(request.url))
-            return httpx.Response(307, headers={"location": "https://evil.egain.cloud/steal"})
-
-        async def go() -> None:
-            egain = client(httpx.MockTransport(handler))
-            with pytest.raises(InvalidTokenResponseError):
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
-            await egain.aclose()
-
-        asyncio.run(go())
-        assert len(seen) == 1
-
-    @pytest.mark.parametrize("exc", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")])
-    def test_transport_failures_are_unavailable(self, exc: Exception) -> None:
-        def handler(request: httpx.Request) -> httpx.Response:
-            raise exc
-
-        async def go() -> None:
-            egain = client(httpx.MockTransport(handler))
-            with pytest.raises(TokenEndpointUnavailableError) as caught:
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
-            await egain.aclose()
-            assert "ai.egain.cloud" in caught.value.message
-
-        asyncio.run(go())
-
-    def test_concurrent_requests_are_limited(self) -> None:
-        in_flight, peak = 0, 0
-
-        async def go() -> None:
-            gate = asyncio.Event()
-
-            async def handler(request: httpx.Request) -> httpx.Response:
-                nonlocal in_flight, peak
-                in_flight += 1
-                peak = max(peak, in_flight)
-                await gate.wait()
-                in_flight -= 1
-                return httpx.Response(200, json={"access_token": "T"})
-
-            egain = client(httpx.MockTransport(handler), limit=3)
-            tasks = [
-                asyncio.create_task(egain.fetch_token(build_request(CLIENT_APP, CREDS)))
-                for _ in range(10)
-            ]
-            for _ in range(20):
-                await asyncio.sleep(0)
-            gate.set()
-            await asyncio.gather(*tasks)
-            await egain.aclose()
-
-        asyncio.run(go())
-        assert peak == 3
 
 
 class TestResponseBody:

@@ -23,11 +23,11 @@ from egain_token_operator.egain.addresses import (
     refusal,
     resolve,
 )
-from egain_token_operator.egain.transport import ClientCredentials, EgainClient, build_request
+from egain_token_operator.egain.request import build_request
+from egain_token_operator.egain.transport import EgainClient
 from egain_token_operator.kube.adapter import Kube
+from tests.unit.egain.samples import CREDS, SECRET
 
-SECRET = "hh2Y0UE8FmaFBBawzMUua1OB8Ks4QWHNUyhDyZj1X7c"
-CREDS = ClientCredentials("b4b2c1d9-4c19-4e8a-8e7a-9a0b1c2d3e4f", SECRET)
 API_SERVER = ("10.96.0.1", 443)
 
 

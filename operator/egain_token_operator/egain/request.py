@@ -1,0 +1,165 @@
+"""What is sent to eGain: the two client-credentials flows and the token request.
+
+The flow objects build the URL (with `user_type` and `domain_hint` for
+anonymous customers), the scopes (with the prefix) and the form; `build_request`
+turns a spec and its credentials into the one `TokenRequest` the transport
+sends. Nothing here knows about Kubernetes or touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from egain_token_operator.decisions.spec import (
+    GRANT_TYPE,
+    Flow,
+    TokenSharing,
+    TokenSpec,
+    with_scope_prefix,
+)
+
+# The key of `TokenRequest.sharing_key`. Sharing keys live in this process's
+# memory only, so a key drawn at start-up serves, and makes them useless to
+# anyone who reads one: even a weak client secret cannot be guessed from it.
+_SHARING_KEY = secrets.token_bytes(32)
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """A client id and secret. The secret never shows in `repr`."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One token request, ready to send."""
+
+    url: str
+    flow: str
+    scopes: tuple[str, ...]
+    form: Mapping[str, str] = field(repr=False)
+    # Whether the token it gets may serve identical requests (`spec.tokenSharing`).
+    shared: bool = True
+
+    @property
+    def sharing_key(self) -> str | None:
+        """What identical requests have in common, so that they can share one token.
+
+        The URL (query included), the grant type, the client id and secret, and
+        the set of scopes as sent: their order does not change the token eGain
+        issues, so it does not count here (it does in `fingerprint`, which is
+        kept as it was so that tokens already stored stay valid). An HMAC under
+        a key drawn at start-up: equal within the process, never stored, and
+        the client secret cannot be read back from it. None when the request
+        must have a token of its own.
+        """
+        if not self.shared:
+            return None
+        canonical = json.dumps(
+            [
+                self.url,
+                self.form["grant_type"],
+                self.form["client_id"],
+                self.form["client_secret"],
+                sorted(set(self.scopes)),
+            ],
+            separators=(",", ":"),
+        )
+        return hmac.new(_SHARING_KEY, canonical.encode(), hashlib.sha256).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of everything that determines the token this request gets.
+
+        Stored beside the token, it tells after a restart whether the token
+        still answers the current spec and credentials. It is a SHA-256 over
+        the URL and the form, so the client secret cannot be read back from it.
+        """
+        canonical = json.dumps([self.url, sorted(self.form.items())], separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def host(self) -> str:
+        """The host the request goes to (safe to show)."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be echoed back in a message."""
+        return (self.form["client_secret"],)
+
+
+@dataclass(frozen=True)
+class ClientAppFlow:
+    """`POST tokenUrl` as written, the scopes as written."""
+
+    token_url: str
+    scopes: tuple[str, ...]
+
+    name = Flow.CLIENT_APP
+
+    def url(self) -> str:
+        """The URL the request is POSTed to."""
+        return self.token_url
+
+    def requested_scopes(self) -> tuple[str, ...]:
+        """The scopes as sent."""
+        return self.scopes
+
+
+@dataclass(frozen=True)
+class AnonymousCustomerFlow:
+    """`POST tokenUrl?user_type=customer&domain_hint=<tenant>`, prefixed scopes."""
+
+    token_url: str
+    tenant_id: str
+    scopes: tuple[str, ...]
+    scope_prefix: str
+
+    name = Flow.ANONYMOUS_CUSTOMER
+
+    def url(self) -> str:
+        """The token URL with the customer query appended to any it already has."""
+        parts = urlsplit(self.token_url)
+        query = urlencode({"user_type": "customer", "domain_hint": self.tenant_id})
+        joined = f"{parts.query}&{query}" if parts.query else query
+        return urlunsplit(parts._replace(query=joined))
+
+    def requested_scopes(self) -> tuple[str, ...]:
+        """Each scope prefixed with `scopePrefix`, unless already an absolute URL."""
+        return tuple(with_scope_prefix(self.scope_prefix, scope) for scope in self.scopes)
+
+
+def flow_of(spec: TokenSpec) -> ClientAppFlow | AnonymousCustomerFlow:
+    """The flow `spec` asks for."""
+    if spec.flow is Flow.CLIENT_APP:
+        return ClientAppFlow(spec.token_url, spec.scopes)
+    return AnonymousCustomerFlow(
+        spec.token_url, spec.tenant_id or "", spec.scopes, spec.scope_prefix
+    )
+
+
+def build_request(spec: TokenSpec, credentials: ClientCredentials) -> TokenRequest:
+    """The request for `spec`'s flow, exactly as eGain documents it."""
+    flow = flow_of(spec)
+    scopes = flow.requested_scopes()
+    return TokenRequest(
+        url=flow.url(),
+        flow=flow.name.value,
+        scopes=scopes,
+        form={
+            "grant_type": GRANT_TYPE,
+            "scope": " ".join(scopes),
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+        },
+        shared=spec.token_sharing is TokenSharing.SHARED,
+    )

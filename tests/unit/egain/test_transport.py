@@ -1,0 +1,114 @@
+"""Sending token requests: the form on the wire, the allow-list, redirects, failures, limits."""
+
+import asyncio
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from egain_token_operator.decisions.reasons import (
+    InvalidTokenResponseError,
+    Reason,
+    TokenEndpointUnavailableError,
+    TokenUrlNotAllowedError,
+)
+from egain_token_operator.egain.request import build_request
+from tests.unit.egain.samples import CLIENT_APP, CREDS, SECRET, client
+from tests.unit.samples import NOW
+
+
+class TestClient:
+    def test_posts_the_form_and_parses_the_token(self) -> None:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json={"access_token": "T", "expires_in": 60})
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler))
+            token, at = await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.aclose()
+            assert token.access_token == "T"
+            assert at == NOW
+
+        asyncio.run(go())
+        (request,) = seen
+        assert request.method == "POST"
+        assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+        assert parse_qs(request.content.decode())["client_secret"] == [SECRET]
+
+    def test_host_outside_the_allow_list_sends_nothing(self) -> None:
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(200, json={"access_token": "T"})
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler), hosts="login.example.com")
+            with pytest.raises(TokenUrlNotAllowedError) as caught:
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.aclose()
+            assert caught.value.reason is Reason.TOKEN_URL_NOT_ALLOWED
+
+        asyncio.run(go())
+        assert seen == []
+
+    def test_redirects_are_not_followed(self) -> None:
+        seen: list[str] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(str(request.url))
+            return httpx.Response(307, headers={"location": "https://evil.egain.cloud/steal"})
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler))
+            with pytest.raises(InvalidTokenResponseError):
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.aclose()
+
+        asyncio.run(go())
+        assert len(seen) == 1
+
+    @pytest.mark.parametrize("exc", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")])
+    def test_transport_failures_are_unavailable(self, exc: Exception) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            raise exc
+
+        async def go() -> None:
+            egain = client(httpx.MockTransport(handler))
+            with pytest.raises(TokenEndpointUnavailableError) as caught:
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.aclose()
+            assert "ai.egain.cloud" in caught.value.message
+
+        asyncio.run(go())
+
+    def test_concurrent_requests_are_limited(self) -> None:
+        in_flight, peak = 0, 0
+
+        async def go() -> None:
+            gate = asyncio.Event()
+
+            async def handler(request: httpx.Request) -> httpx.Response:
+                nonlocal in_flight, peak
+                in_flight += 1
+                peak = max(peak, in_flight)
+                await gate.wait()
+                in_flight -= 1
+                return httpx.Response(200, json={"access_token": "T"})
+
+            egain = client(httpx.MockTransport(handler), limit=3)
+            tasks = [
+                asyncio.create_task(egain.fetch_token(build_request(CLIENT_APP, CREDS)))
+                for _ in range(10)
+            ]
+            for _ in range(20):
+                await asyncio.sleep(0)
+            gate.set()
+            await asyncio.gather(*tasks)
+            await egain.aclose()
+
+        asyncio.run(go())
+        assert peak == 3
