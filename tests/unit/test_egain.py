@@ -21,7 +21,7 @@ from egain_token_operator.decisions.reasons import (
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
 )
-from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.addresses import AddressGuard
 from egain_token_operator.egain.transport import (
     MAX_RESPONSE_BYTES,

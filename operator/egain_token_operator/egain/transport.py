@@ -39,6 +39,7 @@ import httpx
 
 from egain_token_operator import __version__
 from egain_token_operator.decisions.hosts import HostAllowList
+from egain_token_operator.decisions.issuer import GRANT_TYPE, Flow, with_scope_prefix
 from egain_token_operator.decisions.reasons import (
     InvalidCredentialsError,
     InvalidRequestError,
@@ -50,13 +51,7 @@ from egain_token_operator.decisions.reasons import (
     TokenUrlNotAllowedError,
     UnauthorizedClientError,
 )
-from egain_token_operator.decisions.spec import (
-    GRANT_TYPE,
-    Flow,
-    TokenSharing,
-    TokenSpec,
-    with_scope_prefix,
-)
+from egain_token_operator.decisions.tokenspec import TokenSharing, TokenSpec
 from egain_token_operator.egain.addresses import AddressGuard, GuardedNetworkBackend
 from egain_token_operator.metrics import REQUEST_DURATION
 
