@@ -20,7 +20,7 @@ from egain_token_operator import metrics
 from egain_token_operator.controller.reconcile import Reconciler
 from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.decisions.render import MANAGED_BY, MANAGED_BY_LABEL, TOKEN_LABEL
-from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.sharing import SharedTokens
 
 NAMESPACE = "bench-events"

@@ -12,8 +12,9 @@ from typing import Any, cast
 from egain_token_operator.controller.clientstatus import ClientStatusController
 from egain_token_operator.controller.reconcile import TokenWorker
 from egain_token_operator.controller.workers import Index, WorkerRegistry
+from egain_token_operator.decisions.clients import ClientKey, ClientKind
+from egain_token_operator.decisions.issuer import CredentialsRef
 from egain_token_operator.decisions.render import render_client_status
-from egain_token_operator.decisions.spec import ClientKey, ClientKind, CredentialsRef
 from egain_token_operator.egain.request import TokenRequest
 from egain_token_operator.egain.response import TokenResponse
 from egain_token_operator.kube.adapter import Kube

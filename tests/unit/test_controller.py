@@ -12,14 +12,15 @@ from typing import Any, cast
 from egain_token_operator.controller.reconcile import EventPoster, Reconciler, TokenWorker
 from egain_token_operator.controller.restarts import RolloutRestarter
 from egain_token_operator.controller.workers import WorkerRegistry
+from egain_token_operator.decisions.clients import ClientKey, ClientKind
 from egain_token_operator.decisions.reasons import (
     InvalidCredentialsError,
     TokenEndpointUnavailableError,
     TokenError,
 )
-from egain_token_operator.decisions.render import merge_patched, rfc3339
+from egain_token_operator.decisions.render import merge_patched
 from egain_token_operator.decisions.schedule import RetryPolicy
-from egain_token_operator.decisions.spec import ClientKey, ClientKind
+from egain_token_operator.decisions.timestamps import rfc3339
 from egain_token_operator.egain.request import TokenRequest
 from egain_token_operator.egain.response import TokenResponse
 from egain_token_operator.egain.transport import EgainClient

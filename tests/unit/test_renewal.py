@@ -21,7 +21,7 @@ from egain_token_operator.decisions.clientref import (
     slashed,
     uses,
 )
-from egain_token_operator.decisions.spec import ClientKey, ClientKind, ClientRef
+from egain_token_operator.decisions.clients import ClientKey, ClientKind, ClientRef
 from egain_token_operator.kube.adapter import Collection, NotFoundError
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)

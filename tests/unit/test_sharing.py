@@ -15,11 +15,13 @@ from prometheus_client import REGISTRY
 
 from egain_token_operator.controller.reconcile import TokenWorker
 from egain_token_operator.controller.workers import WorkerRegistry
-from egain_token_operator.decisions.policy import Memory, Plan, Snapshot, plan
+from egain_token_operator.decisions.checks import Snapshot
+from egain_token_operator.decisions.policy import Memory, Plan, plan
 from egain_token_operator.decisions.reasons import TokenEndpointUnavailableError
-from egain_token_operator.decisions.render import rfc3339
 from egain_token_operator.decisions.schedule import StoredToken, refresh_at, stable_fraction
-from egain_token_operator.decisions.spec import InvalidSpecError, TokenSharing, parse_spec
+from egain_token_operator.decisions.schema import InvalidSpecError
+from egain_token_operator.decisions.timestamps import rfc3339
+from egain_token_operator.decisions.tokenspec import TokenSharing, parse_spec
 from egain_token_operator.egain.request import ClientCredentials, TokenRequest, build_request
 from egain_token_operator.egain.response import TokenResponse
 from egain_token_operator.egain.sharing import SharedTokens

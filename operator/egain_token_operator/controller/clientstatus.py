@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from egain_token_operator.controller.reconcile import EventPoster, SecretSource
+from egain_token_operator.decisions.clients import ClientKey, parse_client
+from egain_token_operator.decisions.readiness import ready_in
 from egain_token_operator.decisions.reasons import ClientReason, TokenError
 from egain_token_operator.decisions.render import render_client_status, status_is_current
-from egain_token_operator.decisions.spec import ClientKey, InvalidSpecError, parse_client
+from egain_token_operator.decisions.schema import InvalidSpecError
 from egain_token_operator.egain.credentials import read_credentials
 from egain_token_operator.kube.adapter import Kube, KubeError, NotFoundError
 from egain_token_operator.kube.clientcache import ClientCache
@@ -30,11 +32,6 @@ logger = logging.getLogger(__name__)
 
 # Backoff after a failed status patch (the API server down, RBAC missing).
 _RETRY_DELAY = 5.0
-
-
-def _ready(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    conditions = status.get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
 
 
 class ClientStatusController:
@@ -139,7 +136,7 @@ class ClientStatusController:
         except NotFoundError:
             return  # deleted meanwhile
         self._sent[key] = status
-        self._say(body, _ready(previous), _ready(status))
+        self._say(body, ready_in(previous), ready_in(status))
 
     def _say(
         self, body: Mapping[str, Any], before: Mapping[str, Any], after: Mapping[str, Any]

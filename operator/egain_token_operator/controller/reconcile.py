@@ -21,18 +21,19 @@ from typing import Any, Protocol
 
 from egain_token_operator import metrics
 from egain_token_operator.controller.restarts import RolloutRestarter
-from egain_token_operator.decisions.policy import (
-    LOCAL_REASONS,
-    Memory,
-    Plan,
-    Snapshot,
-    after_fetch,
-    client_refusal,
-    in_flight,
-    plan,
+from egain_token_operator.decisions.checks import Snapshot, client_refusal
+from egain_token_operator.decisions.clients import (
+    ClientKey,
+    ClientRef,
+    ClientSpec,
+    parse_client,
+    parse_client_ref,
 )
+from egain_token_operator.decisions.policy import Memory, Plan, after_fetch, in_flight, plan
+from egain_token_operator.decisions.readback import recorded_failure, stored_token
 from egain_token_operator.decisions.reasons import (
     LIFETIME_SHORTER_THAN_ALLOWANCE,
+    LOCAL_REASONS,
     Reason,
     TokenError,
 )
@@ -40,26 +41,15 @@ from egain_token_operator.decisions.render import (
     REFRESH_REQUESTED_AT_ANNOTATION,
     Owner,
     is_owned_by,
-    recorded_failure,
     render_secret,
     render_status,
-    rfc3339,
     secret_is_current,
     status_is_current,
-    stored_token,
-    whole_seconds,
 )
 from egain_token_operator.decisions.schedule import RetryPolicy, StoredToken
-from egain_token_operator.decisions.spec import (
-    ClientKey,
-    ClientRef,
-    ClientSpec,
-    InvalidSpecError,
-    TokenSpec,
-    parse_client,
-    parse_client_ref,
-    parse_spec,
-)
+from egain_token_operator.decisions.schema import InvalidSpecError
+from egain_token_operator.decisions.timestamps import rfc3339, whole_seconds
+from egain_token_operator.decisions.tokenspec import TokenSpec, parse_spec
 from egain_token_operator.egain.credentials import read_credentials
 from egain_token_operator.egain.request import TokenRequest, build_request
 from egain_token_operator.egain.response import TokenResponse

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from egain_token_operator.decisions.render import RESTARTED_AT_ANNOTATION, parse_rfc3339, rfc3339
-from egain_token_operator.decisions.spec import RolloutTarget
+from egain_token_operator.decisions.render import RESTARTED_AT_ANNOTATION
+from egain_token_operator.decisions.timestamps import parse_rfc3339, rfc3339
+from egain_token_operator.decisions.tokenspec import RolloutTarget
 from egain_token_operator.kube.adapter import Kube, KubeError
 
 logger = logging.getLogger(__name__)

@@ -22,6 +22,11 @@ from typing import Any, Generic, TypeVar
 
 from egain_token_operator import metrics
 from egain_token_operator.controller.reconcile import Key, Reconciler, TokenWorker
+from egain_token_operator.decisions.clients import (
+    ClientKey,
+    parse_client_ref,
+    referenced_credentials,
+)
 from egain_token_operator.decisions.render import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -29,12 +34,7 @@ from egain_token_operator.decisions.render import (
     TOKEN_LABEL,
     secret_is_current,
 )
-from egain_token_operator.decisions.spec import (
-    ClientKey,
-    referenced_client,
-    referenced_credentials,
-    referenced_secrets,
-)
+from egain_token_operator.decisions.tokenspec import referenced_secrets
 from egain_token_operator.kube.adapter import KubeError
 from egain_token_operator.kube.watch import trimmed
 
@@ -303,7 +303,7 @@ class WorkerRegistry:
         self._secret_users.set(
             worker.key, [(namespace, secret) for secret in referenced_secrets(name, spec)]
         )
-        ref = referenced_client(spec)
+        ref = parse_client_ref(spec, lenient=True)
         self._index_client(worker.key, [ref.key(namespace)] if ref else [])
         cluster_client = ref is not None and not ref.kind.namespaced
         self._namespace_users.set(worker.key, [namespace] if cluster_client else [])
@@ -376,7 +376,7 @@ class WorkerRegistry:
         await self.reconciler.secrets.synced()
         api_failures = 0
         while True:
-            ref = referenced_client(worker.body.get("spec") or {})
+            ref = parse_client_ref(worker.body.get("spec") or {}, lenient=True)
             if ref is not None:
                 # Nor clients, for a token that names one: waited for here, not
                 # while holding a look, so that clients never listed (their RBAC

@@ -31,16 +31,19 @@ from egain_token_operator.controller.reconcile import Observation, TokenWorker, 
 from egain_token_operator.ctl import views
 from egain_token_operator.ctl.renewal import Ending, Progress, Renewal
 from egain_token_operator.ctl.views import Finding, Outcome
+from egain_token_operator.decisions.checks import Snapshot, client_refusal
 from egain_token_operator.decisions.clientref import (
     client_argument,
     requested_client,
     slashed,
     uses,
 )
-from egain_token_operator.decisions.policy import Memory, Snapshot, client_refusal, plan
+from egain_token_operator.decisions.clients import ClientKey, ClientRef
+from egain_token_operator.decisions.policy import Memory, plan
 from egain_token_operator.decisions.reasons import TokenError
-from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION, rfc3339
-from egain_token_operator.decisions.spec import ClientKey, ClientRef, declared_secret_name
+from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION
+from egain_token_operator.decisions.timestamps import rfc3339
+from egain_token_operator.decisions.tokenspec import declared_secret_name
 from egain_token_operator.egain.request import TokenRequest, flow_of
 from egain_token_operator.egain.transport import EgainClient
 from egain_token_operator.kube.adapter import (

@@ -22,11 +22,11 @@ from enum import StrEnum
 from typing import Any
 
 from egain_token_operator.ctl import views
+from egain_token_operator.decisions.reasons import TRANSIENT_REASONS
 from egain_token_operator.decisions.render import (
     EXPIRES_AT_ANNOTATION,
     REFRESH_REQUESTED_AT_ANNOTATION,
 )
-from egain_token_operator.decisions.schedule import TRANSIENT_REASONS
 from egain_token_operator.kube.watch import Key, object_key
 
 

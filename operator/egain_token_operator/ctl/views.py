@@ -14,20 +14,17 @@ from enum import StrEnum
 from typing import Any
 
 from egain_token_operator.decisions.clientref import recorded_client, requested_client, slashed
+from egain_token_operator.decisions.clients import ClientKey, ClientKind
+from egain_token_operator.decisions.issuer import DEFAULT_ANONYMOUS_TOKEN_URL, DEFAULT_SCOPE_PREFIX
+from egain_token_operator.decisions.readiness import ready_in
 from egain_token_operator.decisions.render import (
     EXPIRES_AT_ANNOTATION,
     ISSUED_AT_ANNOTATION,
     MANAGED_BY_LABEL,
     Owner,
     is_owned_by,
-    parse_rfc3339,
 )
-from egain_token_operator.decisions.spec import (
-    DEFAULT_ANONYMOUS_TOKEN_URL,
-    DEFAULT_SCOPE_PREFIX,
-    ClientKey,
-    ClientKind,
-)
+from egain_token_operator.decisions.timestamps import parse_rfc3339
 
 NONE = "-"
 # Where the values of the detailed view start.
@@ -82,8 +79,7 @@ def time_ago(text: Any, now: datetime) -> str:
 def recorded_ready(body: Mapping[str, Any]) -> Mapping[str, Any]:
     """The Ready condition recorded in the status of an EgainToken (or a client);
     empty before there is one."""
-    conditions = (body.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
+    return ready_in(body.get("status") or {})
 
 
 def is_ready(body: Mapping[str, Any]) -> bool:

@@ -1,9 +1,10 @@
 """Which eGain client an EgainToken uses, as the command line reads and shows it.
 
-Pure: objects as the API sends them in, `spec.ClientKey`s out. The command
+Pure: objects as the API sends them in, `ClientKey`s out. The command
 line selects tokens by client (`renew --client`), lists a client's tokens
 (`status egc/NAME`) and names the client a token uses with these; the kinds
-and references themselves are `spec.py`'s, as the operator uses them.
+and references themselves are `clients.py`'s, read as the operator reads them
+(`parse_client_ref`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from egain_token_operator.decisions.spec import ClientKey, ClientKind, ClientRef
+from egain_token_operator.decisions.clients import (
+    ClientKey,
+    ClientKind,
+    ClientRef,
+    parse_client_ref,
+)
 
 # The spellings kubectl accepts for each kind: kind, singular, plural, short name.
 CLIENT_KIND_NAMES = {
@@ -46,25 +52,22 @@ def slashed(key: ClientKey) -> str:
     return f"{key.kind.value}/{key.name}"
 
 
-def _reference(token: Mapping[str, Any], ref: Any, default_kind: str | None) -> ClientKey | None:
-    if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
-        return None
-    kind = client_kind(str(ref.get("kind") or default_kind or ""))
-    if kind is None:
-        return None
-    return ClientRef(kind, ref["name"]).key(token["metadata"]["namespace"])
-
-
 def requested_client(token: Mapping[str, Any]) -> ClientKey | None:
-    """The client `spec.clientRef` names; None for an inline token."""
-    ref = (token.get("spec") or {}).get("clientRef")
-    return _reference(token, ref, ClientKind.EGAIN_CLIENT.value)
+    """The client `spec.clientRef` names; None for an inline token, or one whose
+    `clientRef` the operator cannot serve."""
+    return _key(token, parse_client_ref(token.get("spec") or {}, lenient=True))
 
 
 def recorded_client(token: Mapping[str, Any]) -> ClientKey | None:
     """The client the operator last used for the token (`status.client`); None when
     it recorded none (an inline token, or one not looked at yet)."""
-    return _reference(token, (token.get("status") or {}).get("client"), None)
+    # `status.client` is written as the `spec.clientRef` that was served (`render_status`).
+    served = {"clientRef": (token.get("status") or {}).get("client")}
+    return _key(token, parse_client_ref(served, lenient=True))
+
+
+def _key(token: Mapping[str, Any], ref: ClientRef | None) -> ClientKey | None:
+    return None if ref is None else ref.key(token["metadata"]["namespace"])
 
 
 def uses(token: Mapping[str, Any], client: ClientKey) -> bool:

@@ -3,9 +3,9 @@
 `plan` is the one place that answers "is a token requested now, and when does
 the operator look again?". It is pure: no I/O, no clock (`now` comes in), the
 jitter derived from the EgainToken's uid, so every rule is a table row in a
-unit test. The decision is an ordered chain of small named checks; the first
-that fires decides. `after_fetch` settles a plan with what the request gave;
-`in_flight` says what it reports while the request is under way.
+unit test. The decision is the chain of small named checks of `checks.py`;
+the first that fires decides. `after_fetch` settles a plan with what the
+request gave; `in_flight` says what it reports while the request is under way.
 
 EgainTokens whose requests are identical share one upstream token
 (`sharing.py`): a look sees the latest token obtained for any of them, and
@@ -14,68 +14,28 @@ EgainTokens whose requests are identical share one upstream token
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from egain_token_operator.decisions import schedule
-from egain_token_operator.decisions.reasons import Reason, TokenError
-from egain_token_operator.decisions.render import Condition, ready_condition, rfc3339
-from egain_token_operator.decisions.schedule import Failure, RetryPolicy, StoredToken
-from egain_token_operator.decisions.spec import ClientRef, ClientSpec, TokenSpec
-
-# Failures found without asking eGain. A look costs nothing at eGain, so they
-# are re-checked at every look and hold no request back; they are still
-# recorded, for the status and for a periodic re-check.
-LOCAL_REASONS = frozenset(
-    {
-        Reason.INVALID_SPEC,
-        Reason.CLIENT_NOT_FOUND,
-        Reason.CLIENT_NOT_ALLOWED,
-        Reason.SCOPE_NOT_ALLOWED,
-        Reason.CREDENTIALS_NOT_FOUND,
-        Reason.SECRET_CONFLICT,
-        Reason.TOKEN_URL_NOT_ALLOWED,
-    }
+from egain_token_operator.decisions.checks import (
+    LOCAL_CHECKS,
+    REQUEST_CHECKS,
+    Facts,
+    Snapshot,
+    Verdict,
+    adopting_shared_token,
+    is_ready,
 )
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What one look found, gathered before anything is decided."""
-
-    uid: str
-    generation: int | None
-    # `egain.cloud/refresh-requested-at` on the EgainToken.
-    refresh_request: str | None
-    spec: TokenSpec | None
-    spec_error: str | None = None
-    # The EgainToken's namespace.
-    namespace: str = ""
-    # The client the EgainToken names (None: inline), and that client as found
-    # (None: it does not exist).
-    client_ref: ClientRef | None = None
-    client: ClientSpec | None = None
-    # The client's kind is not served here (a ClusterEgainClient, by an
-    # operator limited to namespaces).
-    client_unserved: bool = False
-    # The labels of the EgainToken's namespace, when a client's selector needs them.
-    namespace_labels: Mapping[str, str] | None = None
-    # Of the request that would be sent now; None when none can be built.
-    fingerprint: str | None = None
-    credentials_error: str | None = None
-    # The resourceVersion of the credentials Secret, when it was read.
-    credentials_version: str | None = None
-    # Why the managed Secret is not this EgainToken's to write.
-    conflict: str | None = None
-    # What the managed Secret holds, when it is ours.
-    stored_token: StoredToken | None = None
-    # The failure recorded in the status, and the generation it was for.
-    recorded_failure: Failure | None = None
-    status_generation: int | None = None
-    # The latest token obtained for an identical request (`sharing.py`), as
-    # issued: with the fingerprint and refresh request of whoever requested it.
-    shared_token: StoredToken | None = None
+from egain_token_operator.decisions.readiness import Condition, ready_condition
+from egain_token_operator.decisions.reasons import (
+    CHECKED_REASONS,
+    LOCAL_REASONS,
+    Reason,
+    TokenError,
+)
+from egain_token_operator.decisions.schedule import Failure, RetryPolicy, StoredToken
+from egain_token_operator.decisions.timestamps import rfc3339
 
 
 @dataclass(frozen=True)
@@ -116,192 +76,6 @@ class Plan:
         return Memory(self.token, self.failure, looked=True)
 
 
-# --- the local checks: a failure found without asking eGain -----------------
-
-LocalCheck = Callable[[Snapshot], "tuple[Reason, str] | None"]
-
-
-def spec_invalid(snapshot: Snapshot) -> tuple[Reason, str] | None:
-    """The spec cannot be served."""
-    found = snapshot.spec_error
-    return None if found is None else (Reason.INVALID_SPEC, found)
-
-
-def client_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
-    """The client the EgainToken names does not exist."""
-    ref = snapshot.client_ref
-    if ref is None or snapshot.client is not None:
-        return None
-    if snapshot.client_unserved:
-        return Reason.CLIENT_NOT_FOUND, (
-            f"{ref.key(snapshot.namespace)} not served: this operator is limited to namespaces "
-            "(--namespace); ClusterEgainClients need a cluster-wide install"
-        )
-    return Reason.CLIENT_NOT_FOUND, f"{ref.key(snapshot.namespace)} not found"
-
-
-def client_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
-    """The EgainToken's namespace is outside the client's `allowedNamespaces`."""
-    client = snapshot.client
-    if client is None or client.allows_namespace(snapshot.namespace, snapshot.namespace_labels):
-        return None
-    return (
-        Reason.CLIENT_NOT_ALLOWED,
-        f"namespace {snapshot.namespace} is not allowed to use {client.key} (allowedNamespaces)",
-    )
-
-
-def scope_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
-    """A requested scope is outside the client's `allowedScopes`."""
-    client, spec = snapshot.client, snapshot.spec
-    if client is None or spec is None:
-        return None
-    outside = client.scopes_not_allowed(spec.scopes)
-    if not outside:
-        return None
-    said = f"scope {outside[0]} is" if len(outside) == 1 else f"scopes {' '.join(outside)} are"
-    return Reason.SCOPE_NOT_ALLOWED, f"{said} not allowed by {client.key} (allowedScopes)"
-
-
-def credentials_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
-    """The credentials Secret or one of its keys is missing."""
-    found = snapshot.credentials_error
-    return None if found is None else (Reason.CREDENTIALS_NOT_FOUND, found)
-
-
-def secret_taken(snapshot: Snapshot) -> tuple[Reason, str] | None:
-    """A Secret of the managed name belongs to somebody else."""
-    found = snapshot.conflict
-    return None if found is None else (Reason.SECRET_CONFLICT, found)
-
-
-# The client's policy, checked before its credentials are even read (`client_refusal`).
-CLIENT_CHECKS: tuple[LocalCheck, ...] = (client_missing, client_not_allowed, scope_not_allowed)
-LOCAL_CHECKS: tuple[LocalCheck, ...] = (
-    spec_invalid,
-    *CLIENT_CHECKS,
-    credentials_missing,
-    secret_taken,
-)
-
-
-def client_refusal(snapshot: Snapshot) -> tuple[Reason, str] | None:
-    """Why the client the EgainToken names refuses it, if it does: the first of
-    `CLIENT_CHECKS` that fires. `reconcile.observe` stops gathering there, so a
-    refused EgainToken has no request built, no credentials read, no Secret written."""
-    return next((found for check in CLIENT_CHECKS if (found := check(snapshot))), None)
-
-
-# --- the request checks: is a token requested now? --------------------------
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the request checks look at, once the local checks passed."""
-
-    now: datetime
-    fingerprint: str
-    refresh_request: str | None
-    token: StoredToken | None
-    refresh_time: datetime | None
-    # A failure that may hold the request back (local ones never do).
-    failure: Failure | None
-    # The latest token of an identical request, as this EgainToken would hold
-    # it (its own fingerprint and refresh request), and its refresh time here.
-    shared: StoredToken | None = None
-    shared_refresh_time: datetime | None = None
-
-    @property
-    def current(self) -> bool:
-        """A valid token for the request that would be sent now."""
-        return is_ready(self.token, self.fingerprint, self.now)
-
-    @property
-    def forced(self) -> bool:
-        """A refresh asked for with a value no token answered yet."""
-        return self.refresh_request is not None and (
-            self.token is None or self.token.refresh_request != self.refresh_request
-        )
-
-
-Verdict = tuple[bool, str]
-RequestCheck = Callable[[Facts], "Verdict | None"]
-
-
-def adopting_shared_token(facts: Facts) -> bool:
-    """A newer valid token obtained for an identical request serves this one too.
-
-    Taken without a request, so that N sharers cost one request per refresh:
-    the earliest due requests, the others adopt. Not when a refresh is forced
-    (that asks for a new token, which the others then adopt), unless the
-    token answered that same `refresh-requested-at` value on another sharer
-    (one value set on many, as a bulk renew does, is one request for all);
-    nor when this EgainToken would find the token already due (its `refreshBefore` longer
-    than the requester's): adopting it would only make it request at once, so
-    it requests now, once, and the others adopt that token in turn. Since a
-    token is only adopted when it is not due for the adopter, no two sharers
-    can make each other request: each request comes from a sharer that was due.
-    """
-    shared, own = facts.shared, facts.token
-    return (
-        shared is not None
-        and shared.is_valid(facts.now)
-        and (not facts.forced or shared.refresh_request == facts.refresh_request)
-        and (own is None or not facts.current or shared.issued_at > own.issued_at)
-        and facts.shared_refresh_time is not None
-        and facts.now < facts.shared_refresh_time
-    )
-
-
-def waiting_for_refresh_time(facts: Facts) -> Verdict | None:
-    """A current token waits for its refresh time, unless a refresh is forced."""
-    if (
-        facts.current
-        and not facts.forced
-        and facts.refresh_time is not None
-        and facts.now < facts.refresh_time
-    ):
-        return False, "token valid; waiting for its refresh time"
-    return None
-
-
-def backing_off(facts: Facts) -> Verdict | None:
-    """A failure for the same request holds the next one back until its retry time."""
-    failure = facts.failure
-    if (
-        failure is not None
-        and failure.applies_to(facts.fingerprint, facts.refresh_request)
-        and facts.now < failure.retry_at
-    ):
-        return False, f"backing off after {failure.reason}"
-    return None
-
-
-def no_current_token(facts: Facts) -> Verdict | None:
-    """No valid token for the current spec and credentials."""
-    current = facts.current
-    return None if current else (True, "no valid token for the current spec and credentials")
-
-
-def refresh_requested(facts: Facts) -> Verdict | None:
-    """A new `egain.cloud/refresh-requested-at` value."""
-    return (True, "refresh requested by annotation") if facts.forced else None
-
-
-def due(facts: Facts) -> Verdict | None:
-    """Nothing held it back: the token is due for refresh."""
-    return True, "token due for refresh"
-
-
-REQUEST_CHECKS: tuple[RequestCheck, ...] = (
-    waiting_for_refresh_time,
-    backing_off,
-    no_current_token,
-    refresh_requested,
-    due,
-)
-
-
 # --- the plan ---------------------------------------------------------------
 
 
@@ -318,7 +92,7 @@ def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy)
     if snapshot.fingerprint is None:
         raise ValueError("a snapshot that passes the local checks has a fingerprint")
     token = token or snapshot.stored_token
-    if failure is not None and failure.reason in LOCAL_REASONS - {Reason.TOKEN_URL_NOT_ALLOWED}:
+    if failure is not None and failure.reason in CHECKED_REASONS:
         failure = None  # every local check passed: its cause is gone
     shared = _as_held(snapshot, token)
     facts = Facts(
@@ -410,16 +184,6 @@ def record_failure(
         fingerprint=snapshot.fingerprint,
         refresh_request=snapshot.refresh_request,
         credentials_version=snapshot.credentials_version,
-    )
-
-
-def is_ready(token: StoredToken | None, fingerprint: str | None, now: datetime) -> bool:
-    """Ready: the Secret holds an unexpired token obtained for the current request."""
-    return (
-        token is not None
-        and fingerprint is not None
-        and token.fingerprint == fingerprint
-        and token.is_valid(now)
     )
 
 

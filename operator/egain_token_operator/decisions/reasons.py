@@ -1,5 +1,11 @@
 """The reasons of the Ready condition, and the one error family that carries
-a reason: local and eGain failures alike."""
+a reason: local and eGain failures alike.
+
+Which failures may clear by themselves (`TransientTokenError`) and which are
+found without asking eGain (`LocalTokenError`, and the policy's local checks)
+is said here, once; `TRANSIENT_REASONS` and `LOCAL_REASONS` classify a reason
+read back from a status, where only the reason remains.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +67,19 @@ class TokenError(Exception):
         self.retry_after = retry_after
 
 
+class TransientTokenError(TokenError):
+    """A failure that may clear by itself: retried with a short backoff.
+
+    Every other failure needs a person to change something (the spec, the
+    credentials, the operator's settings, a conflicting Secret) and is retried
+    rarely, and at once when the spec or the credentials change.
+    """
+
+
+class LocalTokenError(TokenError):
+    """A failure found without asking eGain, as a request was to be sent: nothing was sent."""
+
+
 class InvalidCredentialsError(TokenError):
     """HTTP 401 or `invalid_client`: the client id or secret is wrong."""
 
@@ -85,25 +104,46 @@ class InvalidRequestError(TokenError):
     reason = Reason.INVALID_REQUEST
 
 
-class TokenEndpointUnavailableError(TokenError):
+class TokenEndpointUnavailableError(TransientTokenError):
     """A connection error, a timeout, or a 5xx."""
 
     reason = Reason.TOKEN_ENDPOINT_UNAVAILABLE
 
 
-class RateLimitedError(TokenError):
+class RateLimitedError(TransientTokenError):
     """HTTP 429."""
 
     reason = Reason.RATE_LIMITED
 
 
-class InvalidTokenResponseError(TokenError):
+class InvalidTokenResponseError(TransientTokenError):
     """A 2xx (or a redirect) that is not a usable token response."""
 
     reason = Reason.INVALID_TOKEN_RESPONSE
 
 
-class TokenUrlNotAllowedError(TokenError):
+class TokenUrlNotAllowedError(LocalTokenError):
     """The token URL's host is outside the operator's allow-list; nothing was sent."""
 
     reason = Reason.TOKEN_URL_NOT_ALLOWED
+
+
+TRANSIENT_REASONS = frozenset(error.reason for error in TransientTokenError.__subclasses__())
+
+# Failures the policy's local checks find before a request is built
+# (`checks.LOCAL_CHECKS`): a reason and a message, no error raised.
+CHECKED_REASONS = frozenset(
+    {
+        Reason.INVALID_SPEC,
+        Reason.CLIENT_NOT_FOUND,
+        Reason.CLIENT_NOT_ALLOWED,
+        Reason.SCOPE_NOT_ALLOWED,
+        Reason.CREDENTIALS_NOT_FOUND,
+        Reason.SECRET_CONFLICT,
+    }
+)
+
+# Failures found without asking eGain. A look costs nothing at eGain, so they
+# are re-checked at every look and hold no request back; they are still
+# recorded, for the status and for a periodic re-check.
+LOCAL_REASONS = CHECKED_REASONS | {error.reason for error in LocalTokenError.__subclasses__()}

@@ -1,28 +1,26 @@
 """The written Secret and the EgainToken status, as plain dictionaries.
 
 Pure: given a token, a spec and the owner, the Secret is always rendered the
-same way; given the outcome of a look, so is the status. `kube.py` sends them.
+same way; given the outcome of a look, so is the status. The Kubernetes
+adapter sends them; `readback.py` reads them back.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from egain_token_operator.decisions.reasons import ClientReason, Reason
-from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
-from egain_token_operator.decisions.spec import (
-    GROUP,
-    KIND,
-    VERSION,
-    ClientRef,
-    CredentialsRef,
-    TokenSpec,
-)
+from egain_token_operator.decisions.clients import ClientRef
+from egain_token_operator.decisions.issuer import CredentialsRef
+from egain_token_operator.decisions.readiness import Condition, ready_in
+from egain_token_operator.decisions.reasons import ClientReason
+from egain_token_operator.decisions.schedule import Failure, StoredToken
+from egain_token_operator.decisions.schema import GROUP, KIND, VERSION
+from egain_token_operator.decisions.timestamps import rfc3339
+from egain_token_operator.decisions.tokenspec import TokenSpec
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "egain-token-operator"
@@ -43,47 +41,8 @@ class Owner:
     uid: str
 
 
-@dataclass(frozen=True)
-class Condition:
-    """The Ready condition, before its transition time is known."""
-
-    status: str
-    reason: Reason
-    message: str
-
-
-def rfc3339(instant: datetime) -> str:
-    """`2026-11-23T22:10:00Z`: UTC, whole seconds."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """Parse an RFC 3339 instant as written by Kubernetes or by `rfc3339()`."""
-    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
-
-
-def whole_seconds(instant: datetime) -> datetime:
-    """`instant` as written: whole seconds.
-
-    Keeping times so in memory makes a token read back from its Secret equal
-    to the one that was written.
-    """
-    return instant.replace(microsecond=0)
-
-
 def _b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
-
-
-def decode_data(value: Any) -> str | None:
-    """One value of a Secret's `data`, decoded; None when absent or not text."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
 
 
 def secret_data(token: StoredToken) -> dict[str, str]:
@@ -191,92 +150,6 @@ def secret_is_current(
     )
 
 
-def stored_token(secret: Mapping[str, Any]) -> StoredToken | None:
-    """The token a managed Secret holds, or None when it holds no usable one."""
-    data = secret.get("data") or {}
-    annotations = (secret.get("metadata") or {}).get("annotations") or {}
-    access_token = decode_data(data.get("access_token"))
-    token_type = decode_data(data.get("token_type"))
-    scope = decode_data(data.get("scope"))
-    try:
-        issued_at = parse_rfc3339(annotations[ISSUED_AT_ANNOTATION])
-        expires_at = parse_rfc3339(annotations[EXPIRES_AT_ANNOTATION])
-    except (KeyError, TypeError, ValueError):
-        return None
-    fingerprint = annotations.get(FINGERPRINT_ANNOTATION)
-    if not access_token or not token_type or scope is None or not fingerprint:
-        return None
-    return StoredToken(
-        access_token=access_token,
-        token_type=token_type,
-        scopes=tuple(scope.split()),
-        issued_at=issued_at,
-        expires_at=expires_at,
-        fingerprint=fingerprint,
-        refresh_request=annotations.get(REFRESH_REQUESTED_AT_ANNOTATION),
-    )
-
-
-def recorded_failure(status: Mapping[str, Any], refresh_request: str | None) -> Failure | None:
-    """The failure a status records (`lastFailure`, `consecutiveFailures`,
-    `nextRefreshAt`), as `render_status` wrote it; None when it records none.
-
-    What the attempt was for is not stored, so its fingerprint is unknown; the
-    credentials Secret's resourceVersion it was built from is.
-    """
-    last = status.get("lastFailure") or {}
-    try:
-        reason = Reason(str(last.get("reason")))
-        at = parse_rfc3339(last["time"])
-        retry_at = parse_rfc3339(status["nextRefreshAt"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return Failure(
-        count=int(status.get("consecutiveFailures") or 1),
-        reason=reason,
-        message=str(last.get("message", "")),
-        at=at,
-        retry_at=retry_at,
-        fingerprint=None,
-        refresh_request=refresh_request,
-        credentials_version=last.get("credentialsVersion"),
-    )
-
-
-def ready_condition(
-    *,
-    spec_error: str | None,
-    ready: bool,
-    token: StoredToken | None,
-    fingerprint: str | None,
-    failure: Failure | None,
-    now: datetime,
-    shortfall: PropagationShortfall | None = None,
-) -> Condition:
-    """The Ready condition for what was observed.
-
-    True exactly when the Secret holds an unexpired token for the current
-    request; a failure while such a token remains is reported in `lastFailure`
-    only. Otherwise the failure's reason, else `TokenExpired`, else `Pending`.
-    A token that falls short of the propagation allowance (`shortfall`) stays
-    `TokenIssued`, with a note in the message.
-    """
-    if spec_error is not None:
-        return Condition("False", Reason.INVALID_SPEC, spec_error)
-    if ready and token is not None:
-        message = f"token valid until {rfc3339(token.expires_at)}"
-        if shortfall is not None:
-            message += f"; warning: {shortfall.describe()}"
-        return Condition("True", Reason.TOKEN_ISSUED, message)
-    if failure is not None:
-        return Condition("False", failure.reason, failure.message)
-    if token is not None and token.fingerprint == fingerprint and not token.is_valid(now):
-        return Condition(
-            "False", Reason.TOKEN_EXPIRED, f"token expired at {rfc3339(token.expires_at)}"
-        )
-    return Condition("Unknown", Reason.PENDING, "requesting a token")
-
-
 def ready_condition_entry(
     status: str,
     reason: str,
@@ -287,11 +160,9 @@ def ready_condition_entry(
 ) -> dict[str, Any]:
     """The Ready condition as written in a status (an EgainToken's or a client's);
     `lastTransitionTime` is kept from `previous_conditions` while `status` does not change."""
-    previous = next((c for c in previous_conditions if c.get("type") == "Ready"), None)
+    previous = ready_in({"conditions": previous_conditions})
     transition = (
-        previous.get("lastTransitionTime")
-        if previous is not None and previous.get("status") == status
-        else None
+        previous.get("lastTransitionTime") if previous.get("status") == status else None
     ) or rfc3339(now)
     return {
         "type": "Ready",

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from egain_token_operator.decisions.reasons import Reason
+from egain_token_operator.decisions.reasons import TRANSIENT_REASONS, Reason
 
 # A refresh never comes sooner than this after the previous token was issued,
 # whatever the token's lifetime, so a nearly-expired token cannot cause a hot loop.
@@ -200,15 +200,6 @@ def propagation_warning_is_new(
     return shortfall is not None and shortfall != propagation_shortfall(
         previous, refresh_before, policy
     )
-
-
-# Failures that may clear by themselves, so they are retried with a short
-# backoff. Every other failure needs a person to change something (the spec,
-# the credentials, the operator's settings, a conflicting Secret) and is
-# retried rarely, and at once when the spec or the credentials change.
-TRANSIENT_REASONS = frozenset(
-    {Reason.TOKEN_ENDPOINT_UNAVAILABLE, Reason.RATE_LIMITED, Reason.INVALID_TOKEN_RESPONSE}
-)
 
 
 def retry_delay(

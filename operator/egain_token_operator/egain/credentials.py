@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from egain_token_operator.decisions.issuer import CredentialsRef
+from egain_token_operator.decisions.readback import decode_data
 from egain_token_operator.decisions.reasons import Reason, TokenError
-from egain_token_operator.decisions.render import decode_data
-from egain_token_operator.decisions.spec import CredentialsRef
 from egain_token_operator.egain.request import ClientCredentials
 
 

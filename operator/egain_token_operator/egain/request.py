@@ -16,13 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from egain_token_operator.decisions.spec import (
-    GRANT_TYPE,
-    Flow,
-    TokenSharing,
-    TokenSpec,
-    with_scope_prefix,
-)
+from egain_token_operator.decisions.issuer import GRANT_TYPE, Flow, with_scope_prefix
+from egain_token_operator.decisions.tokenspec import TokenSharing, TokenSpec
 
 # The key of `TokenRequest.sharing_key`. Sharing keys live in this process's
 # memory only, so a key drawn at start-up serves, and makes them useless to

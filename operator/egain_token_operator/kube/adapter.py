@@ -21,14 +21,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from kubernetes.aio import client, config
 
-from egain_token_operator.decisions.spec import (
-    GROUP,
-    PLURAL,
-    VERSION,
-    ClientKey,
-    ClientKind,
-    WorkloadKind,
-)
+from egain_token_operator.decisions.clients import ClientKey, ClientKind
+from egain_token_operator.decisions.schema import GROUP, PLURAL, VERSION
+from egain_token_operator.decisions.tokenspec import WorkloadKind
 
 MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "egain-token-operator"

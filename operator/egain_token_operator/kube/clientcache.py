@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from egain_token_operator.decisions.spec import ClientKey, ClientKind
+from egain_token_operator.decisions.clients import ClientKey, ClientKind
 from egain_token_operator.kube.adapter import Collection, Kube
 from egain_token_operator.kube.watch import Watch, trimmed
 

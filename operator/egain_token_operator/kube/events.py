@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from egain_token_operator.decisions.render import rfc3339
+from egain_token_operator.decisions.timestamps import rfc3339
 from egain_token_operator.kube.adapter import Kube, KubeError
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from egain_token_operator.decisions.policy import Memory, Snapshot, plan, record_failure
+from egain_token_operator.decisions.checks import Snapshot
+from egain_token_operator.decisions.policy import Memory, plan, record_failure
 from egain_token_operator.decisions.reasons import Reason
 from egain_token_operator.decisions.schedule import (
     Failure,
@@ -30,7 +31,7 @@ from egain_token_operator.decisions.schedule import (
     refresh_at,
     retry_delay,
 )
-from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.response import MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME
 
 PROPERTIES = settings(max_examples=150, deadline=None, derandomize=True, database=None)

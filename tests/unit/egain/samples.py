@@ -3,7 +3,7 @@
 import httpx
 
 from egain_token_operator.decisions.hosts import HostAllowList
-from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.addresses import AddressGuard
 from egain_token_operator.egain.request import ClientCredentials
 from egain_token_operator.egain.transport import EgainClient

@@ -16,7 +16,7 @@ from egain_token_operator.decisions.reasons import (
     TokenEndpointUnavailableError,
     TokenUrlNotAllowedError,
 )
-from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.addresses import (
     AddressGuard,
     GuardedNetworkBackend,

@@ -2,7 +2,7 @@
 
 from urllib.parse import parse_qs, urlsplit
 
-from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.request import ClientCredentials, build_request
 from tests.unit.egain.samples import ANONYMOUS, CLIENT_APP, CREDS, SECRET
 

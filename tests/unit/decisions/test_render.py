@@ -2,20 +2,20 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from egain_token_operator.decisions.readback import stored_token
+from egain_token_operator.decisions.readiness import ready_condition
 from egain_token_operator.decisions.reasons import Reason
 from egain_token_operator.decisions.render import (
     Owner,
     is_owned_by,
     merge_patched,
-    ready_condition,
     render_secret,
     render_status,
     secret_is_current,
     status_is_current,
-    stored_token,
 )
 from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
-from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.decisions.tokenspec import parse_spec
 
 NOW = datetime(2026, 11, 23, 21, 10, tzinfo=UTC)
 OWNER = Owner("support-apps", "knowledge-portal", "uid-1")

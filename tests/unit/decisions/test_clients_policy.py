@@ -6,24 +6,17 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator.decisions.policy import (
-    LOCAL_REASONS,
-    Memory,
+from egain_token_operator.decisions.checks import (
     Snapshot,
     client_missing,
     client_not_allowed,
     client_refusal,
-    plan,
     scope_not_allowed,
 )
-from egain_token_operator.decisions.reasons import Reason
-from egain_token_operator.decisions.spec import (
-    ClientKind,
-    ClientRef,
-    ClientSpec,
-    parse_client,
-    parse_spec,
-)
+from egain_token_operator.decisions.clients import ClientKind, ClientRef, ClientSpec, parse_client
+from egain_token_operator.decisions.policy import Memory, plan
+from egain_token_operator.decisions.reasons import LOCAL_REASONS, Reason
+from egain_token_operator.decisions.tokenspec import parse_spec
 from tests.unit.samples import NOW, POLICY, token
 
 ISSUER = {

@@ -3,13 +3,11 @@ from datetime import timedelta
 import pytest
 
 from egain_token_operator.decisions.hosts import HostAllowList
-from egain_token_operator.decisions.spec import (
-    DEFAULT_ANONYMOUS_TOKEN_URL,
-    Flow,
-    InvalidSpecError,
+from egain_token_operator.decisions.issuer import DEFAULT_ANONYMOUS_TOKEN_URL, Flow
+from egain_token_operator.decisions.schema import InvalidSpecError, parse_duration
+from egain_token_operator.decisions.tokenspec import (
     RolloutTarget,
     WorkloadKind,
-    parse_duration,
     parse_spec,
     referenced_secrets,
 )

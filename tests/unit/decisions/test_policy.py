@@ -5,23 +5,17 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from egain_token_operator.decisions.policy import (
-    Memory,
-    Snapshot,
-    after_fetch,
-    in_flight,
-    is_ready,
-    plan,
-)
+from egain_token_operator.decisions.checks import Snapshot, is_ready
+from egain_token_operator.decisions.policy import Memory, after_fetch, in_flight, plan
 from egain_token_operator.decisions.reasons import Reason, TokenError
-from egain_token_operator.decisions.render import rfc3339
 from egain_token_operator.decisions.schedule import (
     Failure,
     StoredToken,
     refresh_at,
     stable_fraction,
 )
-from egain_token_operator.decisions.spec import parse_spec
+from egain_token_operator.decisions.timestamps import rfc3339
+from egain_token_operator.decisions.tokenspec import parse_spec
 from tests.unit.samples import NOW, POLICY, failure, token
 
 UID = "uid-1"

@@ -1,0 +1,68 @@
+"""Is an EgainToken Ready? The condition a look decides, and the one that a
+status records.
+
+Pure: `ready_condition` decides the condition from what a look observed;
+`ready_in` finds the Ready condition an object's status records (an
+EgainToken's or a client's), for whoever reads it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from egain_token_operator.decisions.reasons import Reason
+from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
+from egain_token_operator.decisions.timestamps import rfc3339
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The Ready condition, before its transition time is known."""
+
+    status: str
+    reason: Reason
+    message: str
+
+
+def ready_condition(
+    *,
+    spec_error: str | None,
+    ready: bool,
+    token: StoredToken | None,
+    fingerprint: str | None,
+    failure: Failure | None,
+    now: datetime,
+    shortfall: PropagationShortfall | None = None,
+) -> Condition:
+    """The Ready condition for what was observed.
+
+    True exactly when the Secret holds an unexpired token for the current
+    request; a failure while such a token remains is reported in `lastFailure`
+    only. Otherwise the failure's reason, else `TokenExpired`, else `Pending`.
+    A token that falls short of the propagation allowance (`shortfall`) stays
+    `TokenIssued`, with a note in the message.
+    """
+    if spec_error is not None:
+        return Condition("False", Reason.INVALID_SPEC, spec_error)
+    if ready and token is not None:
+        message = f"token valid until {rfc3339(token.expires_at)}"
+        if shortfall is not None:
+            message += f"; warning: {shortfall.describe()}"
+        return Condition("True", Reason.TOKEN_ISSUED, message)
+    if failure is not None:
+        return Condition("False", failure.reason, failure.message)
+    if token is not None and token.fingerprint == fingerprint and not token.is_valid(now):
+        return Condition(
+            "False", Reason.TOKEN_EXPIRED, f"token expired at {rfc3339(token.expires_at)}"
+        )
+    return Condition("Unknown", Reason.PENDING, "requesting a token")
+
+
+def ready_in(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The Ready condition `status` records (an EgainToken's or a client's);
+    empty when it records none."""
+    conditions = status.get("conditions") or []
+    return next((c for c in conditions if c.get("type") == "Ready"), {})
