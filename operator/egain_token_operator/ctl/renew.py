@@ -263,8 +263,8 @@ class _Followed:
     - a failed list or watch ends the renewal (exit 3, as every API error of
       the command line) rather than being retried for as long as it runs: the
       failure is handed over and the watch waits there to be stopped;
-    - the end of each first list is handed over (`_Listed`), so the renewal
-      knows what was there before its request;
+    - the end of each first list (`Watch.synced`) is handed over as `_Listed`,
+      so the renewal knows what was there before its request;
     - no watch starts before `watch()`: none when no token was selected, and
       each from its list's version once the tokens are annotated.
     """
@@ -283,7 +283,12 @@ class _Followed:
 
         # A `Watch` calls `list_pages` and `watch_objects` only, which this object has.
         watch = Watch(cast(Kube, self), collection, changed)
-        self._runs.append(asyncio.create_task(watch.run()))
+        self._runs += [asyncio.create_task(watch.run()), asyncio.create_task(self._listed(watch))]
+
+    async def _listed(self, watch: Watch) -> None:
+        """Hand over `_Listed` once the first list was handed over, whole."""
+        await watch.synced.wait()
+        self._news.put_nowait(_Listed(watch.collection.resource))
 
     async def first_list(self, resource: str) -> list[Mapping[str, Any]]:
         """Every object the first list of `resource` handed over. Call it once per
@@ -303,8 +308,8 @@ class _Followed:
 
     async def next_change(self) -> _Change:
         """The next change to a followed collection; `KubeError` when one failed."""
-        while isinstance(news := await self._next(), _Listed):
-            pass  # listed again after a 410: what changed came one by one
+        news = await self._next()
+        assert isinstance(news, _Change)  # every first list was taken before `watch()`
         return news
 
     async def stop(self) -> None:
@@ -322,7 +327,7 @@ class _Followed:
     async def list_pages(
         self, collection: Collection
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
-        """`Kube.list_pages`, then `_Listed`; a failure other than 410 is handed over."""
+        """`Kube.list_pages`; a failure other than 410 is handed over."""
         try:
             async for page in self._kube.list_pages(collection):
                 yield page
@@ -330,7 +335,6 @@ class _Followed:
             raise  # the Watch lists again at once
         except KubeError as exc:
             await self._failed(exc)
-        self._news.put_nowait(_Listed(collection.resource))
 
     async def watch_objects(
         self, collection: Collection, resource_version: str

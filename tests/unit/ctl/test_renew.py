@@ -120,3 +120,27 @@ def test_nothing_is_left_running_after_a_renewal() -> None:
         return len(asyncio.all_tasks()) - 1  # this one
 
     assert asyncio.run(renew_then_count_tasks()) == 0
+
+
+def test_a_first_list_cut_short_by_a_410_lists_again_and_drops_what_went_away() -> None:
+    class CutShort(FailingKube):
+        async def list_pages(
+            self, collection: Collection
+        ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+            if collection.resource == "egaintokens" and len(self.lists) == 0:
+                self.lists.append(collection)
+                yield [versioned(token("a"), "1"), versioned(token("gone"), "1")], "1"
+                raise GoneError(410, "the list's snapshot is too old")
+            async for page in super().list_pages(collection):
+                yield page
+
+    kube = CutShort([versioned(token("a"), "1")], [])
+    kube.answer = lambda body, request: [
+        ("MODIFIED", managed_secret("a-token", request=request, value="t2"))
+    ]
+    code, out, error = run_many(kube, "--all")
+
+    assert (code, error) == (command.EXIT_OK, "")
+    assert kube.patched == [("apps", "a")]  # not the token deleted meanwhile
+    assert [c.resource for c in kube.lists] == ["egaintokens", "egaintokens", "secrets"]
+    assert out[-1] == "1 EgainToken(s): 1 renewed, 0 failed, 0 timed out"
