@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator.ctl import main as ctl
+from egain_token_operator.ctl import command, main, renew
 from egain_token_operator.ctl.renewal import Ending, Renewal
 from egain_token_operator.decisions.clientref import (
     client_argument,
@@ -116,7 +116,7 @@ def test_client_references_of_a_token() -> None:
 
 
 def renew_args(*argv: str) -> argparse.Namespace:
-    return ctl.build_parser("p", {}).parse_args(["renew", *argv])
+    return main.build_parser("p", {}).parse_args(["renew", *argv])
 
 
 @pytest.mark.parametrize(
@@ -132,16 +132,16 @@ def renew_args(*argv: str) -> argparse.Namespace:
     ],
 )
 def test_renew_takes_exactly_one_selection(argv: tuple[str, ...], message: str) -> None:
-    with pytest.raises(ctl.CommandError, match=message) as raised:
-        ctl._selection(renew_args(*argv))
-    assert raised.value.exit_code == ctl.EXIT_USAGE
+    with pytest.raises(command.CommandError, match=message) as raised:
+        renew._selection(renew_args(*argv))
+    assert raised.value.exit_code == command.EXIT_USAGE
 
 
 def test_renew_selections() -> None:
-    assert ctl._selection(renew_args("a")) == ctl.Selection(name="a")
-    assert ctl._selection(renew_args("--all", "-A")) == ctl.Selection(every_namespace=True)
-    assert ctl._selection(renew_args("-l", "team=a")) == ctl.Selection(label_selector="team=a")
-    assert ctl._selection(renew_args("--client", "cegc/c", "-A")) == ctl.Selection(
+    assert renew._selection(renew_args("a")) == renew.Selection(name="a")
+    assert renew._selection(renew_args("--all", "-A")) == renew.Selection(every_namespace=True)
+    assert renew._selection(renew_args("-l", "team=a")) == renew.Selection(label_selector="team=a")
+    assert renew._selection(renew_args("--client", "cegc/c", "-A")) == renew.Selection(
         every_namespace=True, client=ClientRef(ClientKind.CLUSTER_EGAIN_CLIENT, "c")
     )
 
@@ -222,10 +222,12 @@ class FakeKube:
     async def read_client(self, ref: ClientKey) -> dict[str, Any] | None:
         return self.clients.get(ref)
 
-    async def list_objects(self, collection: Collection) -> tuple[list[dict[str, Any]], str]:
+    async def list_pages(
+        self, collection: Collection
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
         self.lists.append(collection)
         items = self.tokens if collection.resource == "egaintokens" else self.secrets
-        return [i for i in items if collection.namespace in (None, i["metadata"]["namespace"])], "1"
+        yield [i for i in items if collection.namespace in (None, i["metadata"]["namespace"])], "1"
 
     async def watch_objects(
         self, collection: Collection, resource_version: str
@@ -251,13 +253,13 @@ class FakeKube:
 def run_many(kube: FakeKube, *argv: str, seconds: float = 5.0) -> tuple[int, list[str], str]:
     out: list[str] = []
     args = renew_args(*argv, "--timeout", str(seconds))
-    selection = ctl._selection(args)
+    selection = renew._selection(args)
     try:
         code = asyncio.run(
-            ctl._renew_many(kube, "apps", selection, seconds, out.append, lambda: NOW)  # type: ignore[arg-type]
+            renew._renew_many(kube, "apps", selection, seconds, out.append, lambda: NOW)  # type: ignore[arg-type]
         )
         error = ""
-    except ctl.CommandError as exc:
+    except command.CommandError as exc:
         code, error = exc.exit_code, str(exc)
     return code, out, error
 
@@ -274,7 +276,7 @@ def test_bulk_renew_lists_once_patches_each_and_watches_once() -> None:
 
     code, out, error = run_many(kube, "--all")
 
-    assert (code, error) == (ctl.EXIT_OK, "")
+    assert (code, error) == (command.EXIT_OK, "")
     assert [c.resource for c in kube.lists] == ["egaintokens", "secrets"]
     assert sorted(c.resource for c in kube.watches) == ["egaintokens", "secrets"]
     assert all(c.namespace == "apps" for c in kube.lists + kube.watches)
@@ -304,7 +306,7 @@ def test_bulk_renew_a_refusal_outweighs_a_timeout() -> None:
     kube.answer = answer
     code, out, error = run_many(kube, "-l", "team=a", seconds=0.5)
 
-    assert code == ctl.EXIT_NOT_READY and error == "2 EgainToken(s) could not be renewed"
+    assert code == command.EXIT_NOT_READY and error == "2 EgainToken(s) could not be renewed"
     assert "apps/unnamed: EgainToken unnamed: spec.secretName must be a string" in out
     assert ("apps", "unnamed") not in kube.patched
     assert kube.lists[0].label_selector == "team=a"
@@ -318,7 +320,7 @@ def test_bulk_renew_a_refusal_outweighs_a_timeout() -> None:
 
     kube = FakeKube([token("slow")], [])
     code, out, error = run_many(kube, "--all", "-A", seconds=0.2)
-    assert code == ctl.EXIT_TIMEOUT
+    assert code == command.EXIT_TIMEOUT
     assert error.startswith("timed out after 0.2s: 1 EgainToken(s) not renewed yet")
     assert "serving namespace(s) apps?" in error
     assert kube.lists[0].namespace is None  # -A: every namespace
@@ -336,16 +338,16 @@ def test_bulk_renew_by_client_renews_only_its_tokens() -> None:
     kube.answer = answered
 
     missing = run_many(kube, "--client", "cegc/portal")
-    assert missing[0] == ctl.EXIT_NOT_FOUND
+    assert missing[0] == command.EXIT_NOT_FOUND
     assert missing[2] == 'ClusterEgainClient "portal" not found'
 
     kube.clients[cluster] = {"kind": "ClusterEgainClient", "metadata": {"name": "portal"}}
     code, out, _ = run_many(kube, "--client", "cegc/portal")
-    assert code == ctl.EXIT_OK and kube.patched == [("apps", "mine")]
+    assert code == command.EXIT_OK and kube.patched == [("apps", "mine")]
     assert "on 1 EgainTokens using ClusterEgainClient/portal in namespace apps" in out[0]
 
     kube = FakeKube([token("inline")], [])
     kube.clients[cluster] = {}
     code, out, _ = run_many(kube, "--client", "cegc/portal")
-    assert code == ctl.EXIT_OK and kube.patched == [] and kube.watches == []
+    assert code == command.EXIT_OK and kube.patched == [] and kube.watches == []
     assert out == ["No EgainTokens using ClusterEgainClient/portal in namespace apps."]

@@ -1,7 +1,7 @@
 """What `renew` waits for: one refresh request on one or many EgainTokens, and how each ends.
 
 Pure: EgainTokens and Secrets go in as the API sends them (read one by one,
-listed or watched, `ctl.py` decides), `now` is passed in, and what each token
+listed or watched, `renew.py` decides), `now` is passed in, and what each token
 came to comes out as lines for the user. A token is renewed when its managed
 Secret carries the request's value in its own `egain.cloud/refresh-requested-at`
 annotation: the operator writes it there only beside a token obtained for
@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from egain_token_operator.ctl import views
+from egain_token_operator.ctl.readout import recorded_ready, time_until
 from egain_token_operator.decisions.reasons import TRANSIENT_REASONS
 from egain_token_operator.decisions.render import (
     EXPIRES_AT_ANNOTATION,
@@ -122,7 +122,7 @@ class Renewal:
             expires = annotations.get(EXPIRES_AT_ANNOTATION)
             text = (
                 f"{new} in Secret {name}, valid until {expires} "
-                f"({views.time_until(expires, now, 'expired')})"
+                f"({time_until(expires, now, 'expired')})"
             )
             found.append(self._end(key, text, Ending.RENEWED))
         return found
@@ -158,7 +158,7 @@ class Renewal:
     def unanswered(self, key: Key) -> str:
         """Why a token still waiting has not been renewed, for the timeout message."""
         waiting = self._waiting[key]
-        ready = views.recorded_ready(waiting.token)
+        ready = recorded_ready(waiting.token)
         return (
             f"Secret {waiting.secret_name} holds no token for this refresh request yet "
             f"(Ready={ready.get('status', 'Unknown')} {ready.get('reason', '')})"

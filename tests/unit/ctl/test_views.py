@@ -1,22 +1,17 @@
-"""The command line's views and parsing: pure, with a fixed `now`."""
+"""The command line's views: pure, with a fixed `now`."""
 
 from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from egain_token_operator import cli
-from egain_token_operator.ctl import main as ctl
-from egain_token_operator.ctl import views
+from egain_token_operator.ctl import clientviews, readout, reports, views
 from egain_token_operator.ctl.renewal import token_digest
-from egain_token_operator.ctl.views import Finding, Outcome
+from egain_token_operator.ctl.reports import Finding, Outcome
 from egain_token_operator.decisions.issuer import DEFAULT_ANONYMOUS_TOKEN_URL, DEFAULT_SCOPE_PREFIX
-from egain_token_operator.kube.adapter import KubeError, _kubeconfig_source
-from egain_token_operator.settings import parse_settings, retry_policy
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 TOKEN_VALUE = "eyJ-the-token-itself"
@@ -58,17 +53,17 @@ def ready(status: str = "True", reason: str = "TokenIssued", message: str = "ok"
     ],
 )
 def test_human_duration(seconds: int, shown: str) -> None:
-    assert views.human_duration(timedelta(seconds=seconds)) == shown
+    assert readout.human_duration(timedelta(seconds=seconds)) == shown
 
 
 def test_time_until_and_ago() -> None:
-    assert views.time_until(at(3600), NOW, "expired {} ago") == "60m"
-    assert views.time_until(at(-180), NOW, "expired {} ago") == "expired 3m ago"
-    assert views.time_until(at(-1), NOW, "due") == "due"
-    assert views.time_until(None, NOW, "due") == "-"
-    assert views.time_until("not a time", NOW, "due") == "-"
-    assert views.time_ago(at(-30), NOW) == "30s ago"
-    assert views.time_ago(None, NOW) == "-"
+    assert readout.time_until(at(3600), NOW, "expired {} ago") == "60m"
+    assert readout.time_until(at(-180), NOW, "expired {} ago") == "expired 3m ago"
+    assert readout.time_until(at(-1), NOW, "due") == "due"
+    assert readout.time_until(None, NOW, "due") == "-"
+    assert readout.time_until("not a time", NOW, "due") == "-"
+    assert readout.time_ago(at(-30), NOW) == "30s ago"
+    assert readout.time_ago(None, NOW) == "-"
 
 
 def test_status_table_one_row_per_token_sorted() -> None:
@@ -103,7 +98,11 @@ def test_status_table_one_row_per_token_sorted() -> None:
         "portal   True      TokenIssued          portal-token   60m          40m"
         "               0          -",
     ]
-    assert views.is_ready(healthy) and not views.is_ready(failing) and not views.is_ready(pending)
+    assert (
+        readout.is_ready(healthy)
+        and not readout.is_ready(failing)
+        and not readout.is_ready(pending)
+    )
 
 
 def test_status_table_across_namespaces() -> None:
@@ -182,13 +181,13 @@ def test_details_without_secret_status_or_events() -> None:
 
 
 def test_check_report_counts_failures() -> None:
-    passed = views.check_report("apps", "portal", [Finding(Outcome.OK, "spec valid")])
+    passed = reports.check_report("apps", "portal", [Finding(Outcome.OK, "spec valid")])
     assert passed.splitlines() == [
         "EgainToken apps/portal",
         "  ok    spec valid",
         "all checks passed",
     ]
-    failed = views.check_report(
+    failed = reports.check_report(
         "apps",
         "portal",
         [Finding(Outcome.FAIL, "credentials"), Finding(Outcome.INFO, "x")],
@@ -196,62 +195,11 @@ def test_check_report_counts_failures() -> None:
     assert failed.splitlines()[1:] == ["  FAIL  credentials", "  info  x", "1 check(s) failed"]
 
 
-def test_check_takes_the_operator_settings_with_their_environment_twins(tmp_path: Path) -> None:
-    parser = ctl.build_parser("egain-token-operator", {})
-    args = parser.parse_args(["check", "portal"])
-    assert str(args.allowed_token_hosts) == "*.egain.cloud"
-    assert args.ca_bundle is None
-    # The same schedule as the operator with the same settings.
-    assert retry_policy(args) == retry_policy(parse_settings(["run"], {}))
-
-    env = {"EGAIN_OPERATOR_ALLOWED_TOKEN_HOSTS": "login.example.com:8443"}
-    from_env = ctl.build_parser("p", env).parse_args(["check", "portal"])
-    assert from_env.allowed_token_hosts.allows("https://login.example.com:8443/token")
-    flag = ctl.build_parser("p", env).parse_args(
-        ["check", "portal", "--allowed-token-hosts", "*.b2clogin.com"]
-    )
-    assert flag.allowed_token_hosts.allows("https://tenant.b2clogin.com/token")
-    assert not flag.allowed_token_hosts.allows("https://login.example.com:8443/token")
-
-
-def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert ctl.main(["renew"]) == ctl.EXIT_USAGE
-    assert "renew takes exactly one of NAME, --all" in capsys.readouterr().err
-    assert ctl.main(["status", "secret/portal"]) == ctl.EXIT_USAGE
-    assert "'secret/portal' is not KIND/NAME" in capsys.readouterr().err
-    assert ctl.main(["status", "-A", "cegc/portal"]) == ctl.EXIT_USAGE
-    assert "NAME cannot be combined with --all-namespaces" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exited:
-        cli.main(["status", "--all-namespaces", "--bogus"])
-    assert exited.value.code == ctl.EXIT_USAGE
-    err = capsys.readouterr().err
-    assert "usage: egain-token-operator [-h] {status,renew,check}" in err  # routed to ctl
-    assert "unrecognized arguments: --bogus" in err
-
-
 def test_token_digest_tells_tokens_apart_without_holding_them() -> None:
     first = token_digest(secret("u", access_token=TOKEN_VALUE))
     assert first is not None and TOKEN_VALUE not in first
     assert first != token_digest(secret("u", access_token="another"))
     assert token_digest(None) is None
-
-
-def test_kubeconfig_as_kubectl_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    present = tmp_path / "config"
-    present.write_text("{}")
-    missing = tmp_path / "missing"
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", f"{missing}:{present}")
-    assert _kubeconfig_source(None) == f"{missing}:{present}"
-    assert _kubeconfig_source(str(present)) == str(present)
-    monkeypatch.delenv("KUBECONFIG")
-    with pytest.raises(KubeError, match="no kubeconfig found"):
-        _kubeconfig_source(None)
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-    assert _kubeconfig_source(None) is None  # in a Pod: its service account
-    with pytest.raises(KubeError, match="no kubeconfig found"):
-        _kubeconfig_source(str(missing))  # a file named explicitly must exist
 
 
 def test_details_name_the_client_a_token_uses() -> None:
@@ -283,8 +231,10 @@ def test_label_selectors_as_kubectl_takes_them() -> None:
             {"key": "legacy", "operator": "DoesNotExist"},
         ],
     }
-    assert views.label_selector(selector) == "a=1,b=2,tier in (x,y),env notin (dev),team,!legacy"
-    assert views.label_selector({}) == ""
+    assert (
+        clientviews.label_selector(selector) == "a=1,b=2,tier in (x,y),env notin (dev),team,!legacy"
+    )
+    assert clientviews.label_selector({}) == ""
 
 
 def cluster_client(**spec: Any) -> dict[str, Any]:
@@ -326,7 +276,7 @@ def test_a_cluster_client_its_policy_and_its_tokens() -> None:
         egain_token("a", "team-a", conditions=ready()),
     ]
 
-    lines = views.describe_client(client, tokens, None, NOW).splitlines()
+    lines = clientviews.describe_client(client, tokens, None, NOW).splitlines()
 
     assert lines[:9] == [
         "Name:            support-portal",
@@ -362,7 +312,7 @@ def test_a_namespaced_anonymous_client_with_defaults_and_no_tokens() -> None:
     client["spec"]["credentialsSecretRef"]["clientSecretKey"] = "secret"
     client.pop("status")
 
-    text = views.describe_client(client, [], "team-a", NOW)
+    text = clientviews.describe_client(client, [], "team-a", NOW)
     lines = text.splitlines()
 
     assert "Namespace:       team-a" in lines
@@ -383,5 +333,5 @@ def test_a_cluster_client_open_to_every_namespace() -> None:
     client = cluster_client(allowedNamespaces={"selector": {}})
     assert (
         "  Namespaces:    every namespace (selector {})"
-        in views.describe_client(client, [], "team-a", NOW).splitlines()
+        in clientviews.describe_client(client, [], "team-a", NOW).splitlines()
     )
