@@ -67,7 +67,7 @@ class Settings:
     # (namespace, name) of the Lease replicas elect their leader with; None: no election.
     leader_election_lease: tuple[str, str] | None
     # Where ClusterEgainClients' credentials Secrets are; None: the operator's own
-    # namespace (`kube.load_api_client` tells it).
+    # namespace (`kube.config.load_api_client` tells it).
     cluster_resource_namespace: str | None = None
 
     @property

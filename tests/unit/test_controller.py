@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from egain_token_operator.controller.reconcile import EventPoster, Reconciler, TokenWorker
+from egain_token_operator.controller.observe import TokenWorker
+from egain_token_operator.controller.reconcile import Reconciler
 from egain_token_operator.controller.restarts import RolloutRestarter
 from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.decisions.reasons import (
@@ -27,6 +28,7 @@ from egain_token_operator.egain.transport import (
 )
 from egain_token_operator.kube.adapter import Kube
 from egain_token_operator.kube.clientcache import ClientCache, ReadClients
+from egain_token_operator.kube.events import EventPoster
 from egain_token_operator.kube.secretcache import ReadSecrets, SecretCache
 from tests.unit.clock import Clock
 

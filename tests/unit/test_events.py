@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator.kube.adapter import KubeError
+from egain_token_operator.kube.api import KubeError
 from egain_token_operator.kube.events import EventRecorder, render_event
 
 NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)

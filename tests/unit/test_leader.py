@@ -10,7 +10,8 @@ from typing import Any, cast
 
 import pytest
 
-from egain_token_operator.kube.adapter import ConflictError, Kube, KubeError
+from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.api import ConflictError, UnreachableError
 from egain_token_operator.kube.leader import Attempt, LeaderElector, LeaseTiming
 from tests.unit.clock import Clock
 
@@ -31,7 +32,7 @@ class FakeLeases:
     def _check(self) -> None:
         self.requests += 1
         if self.down:
-            raise KubeError(0, "API server unreachable")
+            raise UnreachableError("API server unreachable")
 
     def _store(self, body: Mapping[str, Any]) -> dict[str, Any]:
         self.version += 1
@@ -215,7 +216,7 @@ def test_an_unreachable_api_server_never_makes_a_leader_and_is_said_once(
     assert a.calls == []
     assert leases.lease is None
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == ["Lease ops/egain-token-operator: HTTP 0: API server unreachable"]
+    assert warnings == ["Lease ops/egain-token-operator: API server unreachable"]
     leases.down = False
     a.step(TIMING.retry_period)
     leases.down = True

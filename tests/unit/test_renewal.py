@@ -22,7 +22,7 @@ from egain_token_operator.decisions.clientref import (
     uses,
 )
 from egain_token_operator.decisions.spec import ClientKey, ClientKind, ClientRef
-from egain_token_operator.kube.adapter import Collection, NotFoundError
+from egain_token_operator.kube.api import Collection, NotFoundError
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 REQUEST = "2026-11-23T21:00:00.000000Z"

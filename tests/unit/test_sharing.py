@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from egain_token_operator.controller.reconcile import TokenWorker
+from egain_token_operator.controller.observe import TokenWorker
 from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.decisions.policy import Memory, Plan, Snapshot, plan
 from egain_token_operator.decisions.reasons import TokenEndpointUnavailableError

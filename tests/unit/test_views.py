@@ -15,7 +15,8 @@ from egain_token_operator.ctl import views
 from egain_token_operator.ctl.renewal import token_digest
 from egain_token_operator.ctl.views import Finding, Outcome
 from egain_token_operator.decisions.spec import DEFAULT_ANONYMOUS_TOKEN_URL, DEFAULT_SCOPE_PREFIX
-from egain_token_operator.kube.adapter import KubeError, _kubeconfig_source
+from egain_token_operator.kube.api import KubeError
+from egain_token_operator.kube.config import _kubeconfig_source
 from egain_token_operator.settings import parse_settings, retry_policy
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)

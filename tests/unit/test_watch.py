@@ -8,7 +8,8 @@ from typing import Any, cast
 
 import pytest
 
-from egain_token_operator.kube.adapter import Collection, GoneError, Kube
+from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.api import Collection, GoneError
 from egain_token_operator.kube.secretcache import MANAGED_SELECTOR, OTHERS_SELECTOR, SecretCache
 from egain_token_operator.kube.watch import Watch, trimmed
 

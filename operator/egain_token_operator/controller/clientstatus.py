@@ -18,13 +18,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from egain_token_operator.controller.reconcile import EventPoster, SecretSource
 from egain_token_operator.decisions.reasons import ClientReason, TokenError
 from egain_token_operator.decisions.render import render_client_status, status_is_current
 from egain_token_operator.decisions.spec import ClientKey, InvalidSpecError, parse_client
 from egain_token_operator.egain.credentials import read_credentials
-from egain_token_operator.kube.adapter import Kube, KubeError, NotFoundError
+from egain_token_operator.kube.api import KubeApi, KubeError, NotFoundError
 from egain_token_operator.kube.clientcache import ClientCache
+from egain_token_operator.kube.events import EventPoster
+from egain_token_operator.kube.secretcache import SecretSource
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class ClientStatusController:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         clients: ClientCache,
         secrets: SecretSource,
         token_count: Callable[[ClientKey], int],

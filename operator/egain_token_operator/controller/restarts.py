@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from egain_token_operator.decisions.render import RESTARTED_AT_ANNOTATION, parse_rfc3339, rfc3339
 from egain_token_operator.decisions.spec import RolloutTarget
-from egain_token_operator.kube.adapter import Kube, KubeError
+from egain_token_operator.kube.api import KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class RolloutRestarter:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         min_interval: timedelta,
         *,
         enabled: bool = True,

@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from egain_token_operator import metrics
-from egain_token_operator.controller.reconcile import Key, Reconciler, TokenWorker
+from egain_token_operator.controller.observe import TokenWorker
+from egain_token_operator.controller.reconcile import Reconciler
 from egain_token_operator.decisions.render import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -35,8 +36,8 @@ from egain_token_operator.decisions.spec import (
     referenced_credentials,
     referenced_secrets,
 )
-from egain_token_operator.kube.adapter import KubeError
-from egain_token_operator.kube.watch import trimmed
+from egain_token_operator.kube.api import KubeError
+from egain_token_operator.kube.watch import Key, trimmed
 
 logger = logging.getLogger(__name__)
 

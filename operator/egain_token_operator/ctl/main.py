@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from egain_token_operator.controller.reconcile import Observation, TokenWorker, observe
+from egain_token_operator.controller.observe import Observation, TokenWorker, observe
 from egain_token_operator.ctl import views
 from egain_token_operator.ctl.renewal import Ending, Progress, Renewal
 from egain_token_operator.ctl.views import Finding, Outcome
@@ -42,15 +42,10 @@ from egain_token_operator.decisions.reasons import TokenError
 from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION, rfc3339
 from egain_token_operator.decisions.spec import ClientKey, ClientRef, declared_secret_name
 from egain_token_operator.egain.transport import EgainClient, TokenRequest, flow_of
-from egain_token_operator.kube.adapter import (
-    Collection,
-    GoneError,
-    Kube,
-    KubeError,
-    NotFoundError,
-    load_user_api_client,
-)
+from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.api import Collection, GoneError, KubeError, NotFoundError
 from egain_token_operator.kube.clientcache import ReadClients
+from egain_token_operator.kube.config import load_user_api_client
 from egain_token_operator.kube.secretcache import MANAGED_SELECTOR, ReadSecrets
 from egain_token_operator.kube.watch import Key, object_key
 from egain_token_operator.settings import add_options, retry_policy
