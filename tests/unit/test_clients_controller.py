@@ -10,8 +10,9 @@ from datetime import timedelta
 from typing import Any, cast
 
 from egain_token_operator.controller.clientstatus import ClientStatusController
+from egain_token_operator.controller.index import Index
 from egain_token_operator.controller.observe import TokenWorker
-from egain_token_operator.controller.workers import Index, WorkerRegistry
+from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.decisions.render import render_client_status
 from egain_token_operator.decisions.spec import ClientKey, ClientKind, CredentialsRef
 from egain_token_operator.egain.transport import TokenRequest, TokenResponse
