@@ -16,17 +16,16 @@ from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.decisions.render import render_client_status
 from egain_token_operator.decisions.spec import ClientKey, ClientKind, CredentialsRef
 from egain_token_operator.egain.transport import TokenRequest, TokenResponse
-from egain_token_operator.kube.adapter import Kube
 from egain_token_operator.kube.clientcache import ClientCache
 from egain_token_operator.kube.secretcache import ReadSecrets
 from tests.unit.clock import Clock
+from tests.unit.fakes import FakeKube
 from tests.unit.test_controller import (
     BODY,
     OPERATOR_NAMESPACE,
     START,
     FakeClients,
     FakeEgain,
-    FakeKube,
     b64,
     ready,
     recorder,
@@ -327,7 +326,7 @@ def test_the_client_cache_tells_of_spec_changes_and_label_changes_only() -> None
     told: list[tuple[ClientKey, bool]] = []
     relabelled: list[str] = []
     cache = ClientCache(
-        cast(Kube, FakeKube()),
+        FakeKube(),
         (),
         OPERATOR_NAMESPACE,
         lambda key, body: told.append((key, body is not None)),
@@ -368,9 +367,7 @@ def test_the_client_cache_tells_of_spec_changes_and_label_changes_only() -> None
 
 
 def test_limited_to_namespaces_the_cache_watches_no_cluster_client_nor_namespace() -> None:
-    cache = ClientCache(
-        cast(Kube, FakeKube()), ("team-a", "team-b"), OPERATOR_NAMESPACE, print, print
-    )
+    cache = ClientCache(FakeKube(), ("team-a", "team-b"), OPERATOR_NAMESPACE, print, print)
     assert not cache.serves_cluster_clients
     assert [(w.collection.resource, w.collection.namespace) for w in cache.watches] == [
         ("egainclients", "team-a"),
@@ -386,12 +383,12 @@ def test_limited_to_namespaces_the_cache_watches_no_cluster_client_nor_namespace
 def status_controller(
     kube: FakeKube, tokens: int = 0
 ) -> tuple[ClientStatusController, ClientCache, list[tuple[str, str, str]]]:
-    cache = ClientCache(cast(Kube, kube), (), OPERATOR_NAMESPACE, lambda *_: None, lambda _: None)
+    cache = ClientCache(kube, (), OPERATOR_NAMESPACE, lambda *_: None, lambda _: None)
     events: list[tuple[str, str, str]] = []
     controller = ClientStatusController(
-        cast(Kube, kube),
+        kube,
         cache,
-        ReadSecrets(cast(Kube, kube)),
+        ReadSecrets(kube),
         lambda key: tokens,
         recorder(events),
         listed=listed,
@@ -408,9 +405,10 @@ def test_client_status_says_ready_and_counts_tokens_and_patches_only_changes() -
     kube = FakeKube()
     kube.secrets[(OPERATOR_NAMESPACE, "portal-client")] = credentials("platform-id")
     controller, cache, events = status_controller(kube, tokens=3)
-    cache.watches[1]._apply(
-        "ADDED", client_body(CLUSTER_CLIENT, 4, allowedNamespaces={"selector": {}})
+    kube.clients[CLUSTER_CLIENT] = client_body(
+        CLUSTER_CLIENT, 4, allowedNamespaces={"selector": {}}
     )
+    cache.watches[1]._apply("ADDED", kube.clients[CLUSTER_CLIENT])
     asyncio.run(controller.update(CLUSTER_CLIENT))
     key, status = kube.client_statuses[-1]
     assert key == CLUSTER_CLIENT
@@ -440,7 +438,8 @@ def test_client_status_says_ready_and_counts_tokens_and_patches_only_changes() -
 def test_client_status_names_the_missing_secret_or_key_never_a_value() -> None:
     kube = FakeKube()
     controller, cache, events = status_controller(kube)
-    cache.watches[0]._apply("ADDED", client_body(EGAIN_CLIENT))
+    kube.clients[EGAIN_CLIENT] = client_body(EGAIN_CLIENT)
+    cache.watches[0]._apply("ADDED", kube.clients[EGAIN_CLIENT])
     asyncio.run(controller.update(EGAIN_CLIENT))
     condition = kube.client_statuses[-1][1]["conditions"][0]
     assert (condition["status"], condition["reason"]) == ("False", "CredentialsNotFound")
@@ -464,7 +463,8 @@ def test_only_the_leader_writes_client_status() -> None:
     kube = FakeKube()
     controller, cache, _ = status_controller(kube)
     controller.deactivate()
-    cache.watches[0]._apply("ADDED", client_body(EGAIN_CLIENT))
+    kube.clients[EGAIN_CLIENT] = client_body(EGAIN_CLIENT)
+    cache.watches[0]._apply("ADDED", kube.clients[EGAIN_CLIENT])
 
     async def scenario() -> None:
         task = asyncio.create_task(controller.run())
@@ -497,7 +497,7 @@ def test_tokens_wait_for_the_watches_of_the_kind_they_name_only() -> None:
                 await self.gate.wait()
 
     made = registry(kube, egain, clock, lambda *_: None)
-    clients = GatedClients(cast(Kube, kube), OPERATOR_NAMESPACE)
+    clients = GatedClients(kube, OPERATOR_NAMESPACE)
     made = WorkerRegistry(replace(made.reconciler, clients=cast(ClientCache, clients)), clock=clock)
 
     async def scenario() -> None:

@@ -18,79 +18,27 @@ from egain_token_operator.decisions.reasons import (
     TokenEndpointUnavailableError,
     TokenError,
 )
-from egain_token_operator.decisions.render import merge_patched, rfc3339
+from egain_token_operator.decisions.render import rfc3339
 from egain_token_operator.decisions.schedule import RetryPolicy
-from egain_token_operator.decisions.spec import ClientKey, ClientKind
+from egain_token_operator.decisions.spec import ClientKind
 from egain_token_operator.egain.transport import (
     EgainClient,
     TokenRequest,
     TokenResponse,
 )
-from egain_token_operator.kube.adapter import Kube
 from egain_token_operator.kube.clientcache import ClientCache, ReadClients
 from egain_token_operator.kube.events import EventPoster
 from egain_token_operator.kube.secretcache import ReadSecrets, SecretCache
 from tests.unit.clock import Clock
+from tests.unit.fakes import FakeKube
 
 START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 # The cluster resource namespace: where ClusterEgainClients' credentials are.
 OPERATOR_NAMESPACE = "egain-system"
 
 
-class FakeKube:
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
-        self.clients: dict[ClientKey, dict[str, Any]] = {}
-        self.namespaces: dict[str, dict[str, str]] = {}
-        # Every status patch sent, and each EgainToken's status as the API server holds it.
-        self.statuses: list[dict[str, Any]] = []
-        self.held: dict[tuple[str, str], dict[str, Any]] = {}
-        self.client_statuses: list[tuple[ClientKey, dict[str, Any]]] = []
-        self.version = 0
-
-    async def read_client(self, key: ClientKey) -> dict[str, Any] | None:
-        return self.clients.get(key)
-
-    async def read_namespace(self, name: str) -> dict[str, Any] | None:
-        labels = self.namespaces.get(name)
-        return None if labels is None else {"metadata": {"name": name, "labels": labels}}
-
-    async def patch_client_status(
-        self, key: ClientKey, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        self.client_statuses.append((key, dict(status)))
-        return {}
-
-    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.secrets.get((namespace, name))
-
-    async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._store(namespace, body)
-
-    async def replace_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._store(namespace, body)
-
-    def _store(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        stored = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
-        self.secrets[(namespace, body["metadata"]["name"])] = stored
-        return stored
-
-    async def patch_token_status(
-        self, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        self.statuses.append(dict(status))
-        held = merge_patched(self.held.get((namespace, name), {}), status)
-        self.held[(namespace, name)] = held
-        return {"metadata": {"namespace": namespace, "name": name}, "status": held}
-
-
 class FakeSecrets(ReadSecrets):
     """The Secret cache over FakeKube's Secrets, as if the watches were always up to date."""
-
-    def __init__(self, kube: FakeKube) -> None:
-        super().__init__(kube)  # type: ignore[arg-type]
-        self.kube = kube
 
     async def synced(self) -> None:
         return None
@@ -157,9 +105,9 @@ def registry(
 ) -> WorkerRegistry:
     """A registry over the fakes; its looks wait for the clock by yielding only."""
     reconciler = Reconciler(
-        kube=cast(Kube, kube),
+        kube=kube,
         secrets=cast(SecretCache, FakeSecrets(kube)),
-        clients=cast(ClientCache, FakeClients(cast(Kube, kube), OPERATOR_NAMESPACE)),
+        clients=cast(ClientCache, FakeClients(kube, OPERATOR_NAMESPACE)),
         egain=cast(EgainClient, egain),
         policy=policy or RetryPolicy(),
         restarter=cast(RolloutRestarter, None),
@@ -193,6 +141,7 @@ def setup() -> tuple[FakeKube, FakeEgain, Clock]:
     clock = Clock(START)
     kube = FakeKube()
     kube.secrets[("ns", "creds")] = {"data": {"client_id": b64("id"), "client_secret": b64("s")}}
+    kube.tokens[("ns", "portal")] = copy.deepcopy(BODY)
     return kube, FakeEgain(clock), clock
 
 

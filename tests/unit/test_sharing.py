@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import functools
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,8 +28,9 @@ from egain_token_operator.egain.transport import (
     build_request,
 )
 from tests.unit.clock import Clock
+from tests.unit.fakes import FakeKube
 from tests.unit.samples import NOW, POLICY, token
-from tests.unit.test_controller import START, FakeEgain, FakeKube, b64, registry
+from tests.unit.test_controller import START, FakeEgain, b64, registry
 
 URL = "https://ai.egain.cloud/system/auth/T-U/oauth2/token"
 CREDENTIALS = ClientCredentials("id", "s3cret")
@@ -331,20 +332,6 @@ class TestAdoption:
 # --- looks at several EgainTokens ---------------------------------------------
 
 
-class KubeOfMany(FakeKube):
-    """FakeKube that keeps each EgainToken's last status."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.status_of: dict[tuple[str, str], dict[str, Any]] = {}
-
-    async def patch_token_status(
-        self, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        self.status_of[(namespace, name)] = dict(status)
-        return await super().patch_token_status(namespace, name, status)
-
-
 class CountingEgain(FakeEgain):
     """FakeEgain that remembers the scopes of each request."""
 
@@ -379,7 +366,7 @@ class Cluster:
 
     def __init__(self, lifetime: float = 3600) -> None:
         self.clock = Clock(START)
-        self.kube = KubeOfMany()
+        self.kube = FakeKube()
         for namespace in NAMESPACES:
             self.kube.secrets[(namespace, "creds")] = {
                 "metadata": {"resourceVersion": "1"},
@@ -404,6 +391,7 @@ class Cluster:
 
     def add(self, namespace: str, name: str, **overrides: Any) -> TokenWorker:
         worker = TokenWorker((namespace, name), body(namespace, name, **overrides))
+        self.kube.tokens[worker.key] = copy.deepcopy(dict(worker.body))
         self.workers[worker.key] = worker
         return worker
 
@@ -436,7 +424,7 @@ class Cluster:
         return base64.b64decode(secret["data"]["access_token"]).decode()
 
     def ready(self, key: tuple[str, str]) -> str:
-        return str(self.kube.status_of[key]["conditions"][0]["status"])
+        return str(self.kube.held[key]["conditions"][0]["status"])
 
 
 def counted(sample: str, keys: list[tuple[str, str]], **labels: str) -> float:
@@ -597,7 +585,7 @@ def test_a_failed_shared_request_is_recorded_by_each_awaiting_sharer() -> None:
         await cluster.look(*sharers)
         assert cluster.egain.requests == 1
         for worker in sharers:
-            status = cluster.kube.status_of[worker.key]
+            status = cluster.kube.held[worker.key]
             assert status["consecutiveFailures"] == 1
             assert status["lastFailure"]["reason"] == "TokenEndpointUnavailable"
         cluster.egain.failure = None
