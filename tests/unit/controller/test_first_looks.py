@@ -12,7 +12,7 @@ import pytest
 
 from egain_token_operator.controller.workers import FIRST_LOOKS_DONE, FirstLooks, WorkerRegistry
 from tests.unit.clock import Clock
-from tests.unit.test_controller import BODY, controller, setup
+from tests.unit.controller.support import BODY, controller, setup
 
 START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 
