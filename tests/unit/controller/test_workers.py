@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from typing import Any
 
+import pytest
+
+from egain_token_operator.kube.api import UnreachableError
 from tests.unit.controller.support import (
     BODY,
     controller,
@@ -86,3 +90,45 @@ def test_a_worker_woken_as_its_replica_stands_by_still_ends() -> None:
             await made.deactivate()
 
     asyncio.run(scenario())
+
+
+def test_failed_looks_back_off_from_2s_doubling_to_20s_and_afresh_after_a_look_that_worked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kube, egain, clock = setup()
+    kube.failure = UnreachableError("API server unreachable")
+    made = registry(kube, egain, clock, lambda *_: None)
+    waits: list[float] = []
+
+    async def failed_look() -> None:
+        """Wait for the next failed look to be logged; keep the wait it announced."""
+        for _ in range(50):
+            await asyncio.sleep(0)
+            logged = [r for r in caplog.records if "retrying in" in r.getMessage()]
+            if len(logged) > len(waits):
+                (record,) = logged[len(waits) :]
+                assert isinstance(record.args, tuple) and isinstance(record.args[-1], float)
+                waits.append(record.args[-1])
+                return
+        raise AssertionError("no failed look was logged")
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        worker = made._workers[("ns", "portal")]
+        for _ in range(7):
+            await failed_look()
+            worker.wake.set()  # look again now, not at the end of the wait
+        assert waits == [2.0, 4.0, 8.0, 16.0, 20.0, 20.0, 20.0]
+        kube.failure = None  # the look woken last works
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert egain.requests == 1 and ready(kube) == ("True", "TokenIssued")
+        kube.failure = UnreachableError("API server unreachable")
+        worker.wake.set()
+        await failed_look()
+        assert waits[7:] == [2.0], "the backoff did not start afresh after a look that worked"
+        await made.stop()
+
+    with caplog.at_level(logging.WARNING, logger="egain_token_operator.controller.workers"):
+        asyncio.run(scenario())
+    assert all("Kubernetes API call failed" in r.getMessage() for r in caplog.records)
