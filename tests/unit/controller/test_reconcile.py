@@ -234,6 +234,24 @@ def test_rotated_credentials_get_a_new_token_at_once() -> None:
     assert egain.requests == 2
 
 
+def test_a_secret_written_by_someone_else_during_the_look_is_not_overwritten() -> None:
+    # Created while the token request was out: the look's create is refused
+    # (AlreadyExists), the Secret left as it is, and the worker woken to look again.
+    kube, egain, clock = setup()
+    made, _ = controller(kube, egain, clock)
+    theirs = {"metadata": {"name": "portal"}, "data": {"owner": b64("someone else")}}
+
+    async def meanwhile() -> None:
+        await kube.create_secret("ns", theirs)
+
+    egain.in_flight = meanwhile
+    worker = TokenWorker(("ns", "portal"), BODY)
+    look(made, worker)
+    assert egain.requests == 1
+    assert kube.secrets[("ns", "portal")]["data"] == theirs["data"]
+    assert worker.wake.is_set(), "the look was not taken again"
+
+
 def test_missing_credentials_and_foreign_secret_send_nothing() -> None:
     kube, egain, clock = setup()
     made, _ = controller(kube, egain, clock)
