@@ -30,8 +30,10 @@ from egain_token_operator.controller.restarts import RolloutRestarter
 from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.egain.addresses import AddressGuard
 from egain_token_operator.egain.transport import EgainClient
-from egain_token_operator.kube.adapter import Collection, Kube, load_api_client
+from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.api import Collection
 from egain_token_operator.kube.clientcache import ClientCache
+from egain_token_operator.kube.config import load_api_client
 from egain_token_operator.kube.events import EventRecorder
 from egain_token_operator.kube.leader import LeaderElector
 from egain_token_operator.kube.secretcache import SecretCache

@@ -1,43 +1,27 @@
 """Operator settings: command-line flags, each with an environment variable twin.
 
 A flag given on the command line wins over its environment variable, which
-wins over the default. Every value is validated here, once, so the rest of the
-operator works with one typed, trustworthy `Settings` object.
+wins over the default. Every value is validated here, once (each by its
+`flagtypes` parser), so the rest of the operator works with one typed,
+trustworthy `Settings` object.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from egain_token_operator import flagtypes
 from egain_token_operator.decisions.hosts import HostAllowList
 from egain_token_operator.decisions.schedule import RetryPolicy
+from egain_token_operator.flagtypes import Address
 
 ENV_PREFIX = "EGAIN_OPERATOR_"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class Address:
-    """A `HOST:PORT` listening address; an IPv6 host is held without its brackets."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        # Brackets keep an IPv6 host apart from the port, as URLs need them.
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-    def url(self, path: str) -> str:
-        """The `http://` URL of `path` served on this address."""
-        return f"http://{self}{path}"
 
 
 @dataclass(frozen=True)
@@ -67,7 +51,7 @@ class Settings:
     # (namespace, name) of the Lease replicas elect their leader with; None: no election.
     leader_election_lease: tuple[str, str] | None
     # Where ClusterEgainClients' credentials Secrets are; None: the operator's own
-    # namespace (`kube.load_api_client` tells it).
+    # namespace (`kube.config.load_api_client` tells it).
     cluster_resource_namespace: str | None = None
 
     @property
@@ -102,98 +86,6 @@ def retry_policy(settings: ScheduleSettings) -> RetryPolicy:
     )
 
 
-def _address(value: str) -> Address:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        # "::1:8080" could be the port 8080 of ::1 or the address ::1:8080 alone.
-        raise argparse.ArgumentTypeError(
-            f"an IPv6 address goes in brackets, as in [::1]:8080; got {value!r}"
-        )
-    if not host or "[" in host or "]" in host:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return Address(host, int(port))
-
-
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        try:
-            number = kind(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-        if number <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-        return number
-
-    return parse
-
-
-def _non_negative(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0.0 <= number < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {value!r}")
-    return number
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0.0 <= number < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {value!r}")
-    return number
-
-
-def _ca_bundle(value: str) -> Path | None:
-    if not value:
-        return None
-    path = Path(value)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"CA bundle {value!r} is not a readable file")
-    return path
-
-
-def _hosts(value: str) -> HostAllowList:
-    try:
-        return HostAllowList.parse(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _boolean(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-    return lowered == "true"
-
-
-def _lease(value: str) -> tuple[str, str] | None:
-    if not value:
-        return None
-    namespace, sep, name = value.partition("/")
-    if not sep or not namespace or not name or "/" in name:
-        raise argparse.ArgumentTypeError(f"expected NAMESPACE/NAME, got {value!r}")
-    return namespace, name
-
-
-def _namespace(value: str) -> str:
-    value = value.strip()
-    if value and not _DNS_LABEL.match(value):
-        raise argparse.ArgumentTypeError(f"expected a namespace name, got {value!r}")
-    return value
-
-
-def _comma_list(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
 # (flag, environment variable suffix, parser, default, help)
 _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
     (
@@ -208,40 +100,58 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
     (
         "--allowed-token-hosts",
         "ALLOWED_TOKEN_HOSTS",
-        _hosts,
+        flagtypes.hosts,
         "*.egain.cloud",
         "comma-separated hosts token URLs may point at ('*.' wildcards, optional ':port')",
     ),
     (
         "--ca-bundle",
         "CA_BUNDLE",
-        _ca_bundle,
+        flagtypes.ca_bundle,
         "",
         "PEM file of CAs trusted for token endpoints, on top of the system trust store",
     ),
     (
         "--default-token-lifetime",
         "DEFAULT_TOKEN_LIFETIME",
-        _positive(float),
+        flagtypes.positive(float),
         "3600",
         "seconds a token is taken to live when the response has no expires_in",
     ),
     (
         "--max-concurrent-requests",
         "MAX_CONCURRENT_REQUESTS",
-        _positive(int),
+        flagtypes.positive(int),
         "16",
         "token requests in flight at once, across all EgainTokens",
     ),
-    ("--metrics-address", "METRICS_ADDRESS", _address, "0.0.0.0:8080", "Prometheus /metrics"),
-    ("--health-address", "HEALTH_ADDRESS", _address, "0.0.0.0:8081", "liveness probe /healthz"),
+    (
+        "--metrics-address",
+        "METRICS_ADDRESS",
+        flagtypes.address,
+        "0.0.0.0:8080",
+        "Prometheus /metrics",
+    ),
+    (
+        "--health-address",
+        "HEALTH_ADDRESS",
+        flagtypes.address,
+        "0.0.0.0:8081",
+        "liveness probe /healthz",
+    ),
     ("--log-format", "LOG_FORMAT", str, "text", "text or json"),
     ("--log-level", "LOG_LEVEL", str, "info", "debug, info, warning or error"),
-    ("--http-timeout", "HTTP_TIMEOUT", _positive(float), "10", "seconds per token request"),
+    (
+        "--http-timeout",
+        "HTTP_TIMEOUT",
+        flagtypes.positive(float),
+        "10",
+        "seconds per token request",
+    ),
     (
         "--refresh-jitter",
         "REFRESH_JITTER",
-        _fraction,
+        flagtypes.fraction,
         "0.1",
         "up to this fraction of refreshBefore (or of the propagation allowance, when that "
         "wins) is taken off each refresh time at random",
@@ -249,7 +159,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
     (
         "--propagation-allowance",
         "PROPAGATION_ALLOWANCE",
-        _non_negative,
+        flagtypes.non_negative,
         "120",
         "seconds a token update may take to reach Pods that mount the Secret (the kubelet "
         "sync loop); each token is refreshed at least this long before it expires, unless "
@@ -258,21 +168,21 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
     (
         "--retry-initial-delay",
         "RETRY_INITIAL_DELAY",
-        _positive(float),
+        flagtypes.positive(float),
         "1",
         "seconds before the first retry of a transient failure",
     ),
     (
         "--retry-max-delay",
         "RETRY_MAX_DELAY",
-        _positive(float),
+        flagtypes.positive(float),
         "300",
         "cap, in seconds, of the exponential backoff of transient failures",
     ),
     (
         "--permanent-failure-retry-delay",
         "PERMANENT_FAILURE_RETRY_DELAY",
-        _positive(float),
+        flagtypes.positive(float),
         "600",
         "seconds between retries of permanent failures (a spec or credentials change retries "
         "at once)",
@@ -280,7 +190,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
     (
         "--rollout-restarts",
         "ROLLOUT_RESTARTS",
-        _boolean,
+        flagtypes.boolean,
         "true",
         "whether rolloutRestartTargets are restarted (false when the operator may not patch "
         "workloads)",
@@ -288,14 +198,14 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
     (
         "--rollout-restart-min-interval",
         "ROLLOUT_RESTART_MIN_INTERVAL",
-        _positive(float),
+        flagtypes.positive(float),
         "60",
         "a rollout-restart target is restarted at most once per this many seconds",
     ),
     (
         "--cluster-resource-namespace",
         "CLUSTER_RESOURCE_NAMESPACE",
-        _namespace,
+        flagtypes.namespace,
         "",
         "the namespace of ClusterEgainClients' credentials Secrets; a Secret anywhere else "
         "is never read for them (unset: the operator's own namespace: in a Pod its service "
@@ -304,7 +214,7 @@ _OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str, str], ...] = (
     (
         "--leader-election-lease",
         "LEADER_ELECTION_LEASE",
-        _lease,
+        flagtypes.lease,
         "",
         "NAMESPACE/NAME of a coordination.k8s.io Lease; when set, the replicas sharing it "
         "elect one that acts while the others stand by",
@@ -369,7 +279,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
     parser = _parser(env)
     args = parser.parse_args(list(argv))
     # argparse applies `type` to string defaults, so environment values are validated too.
-    namespaces = args.namespaces or _comma_list(env.get(ENV_PREFIX + "NAMESPACES", ""))
+    namespaces = args.namespaces or flagtypes.comma_list(env.get(ENV_PREFIX + "NAMESPACES", ""))
     log_format = str(args.log_format).lower()
     log_level = str(args.log_level).lower()
     if log_format not in _LOG_FORMATS:

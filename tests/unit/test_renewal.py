@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,10 +22,11 @@ from egain_token_operator.decisions.clientref import (
     uses,
 )
 from egain_token_operator.decisions.clients import ClientKey, ClientKind, ClientRef
-from egain_token_operator.kube.adapter import Collection, NotFoundError
+from tests.unit.fakes import FakeKube
 
 NOW = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 REQUEST = "2026-11-23T21:00:00.000000Z"
+
 ANNOTATION = "egain.cloud/refresh-requested-at"
 
 
@@ -199,55 +200,27 @@ def test_failures_permanent_end_it_transient_are_told_once() -> None:
 # --- the bulk form against a fake API server ---------------------------------
 
 
-class FakeKube:
-    """Lists, watches and patches, as `kube.Kube` does them; counts every call."""
+def fake(tokens: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> FakeKube:
+    """An API server holding `tokens` and `secrets`."""
+    kube = FakeKube()
+    for body in tokens:
+        kube.tokens[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
+    for body in secrets:
+        kube.secrets[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
+    return kube
 
-    def __init__(self, tokens: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> None:
-        self.tokens = tokens
-        self.secrets = secrets
-        self.lists: list[Collection] = []
-        self.watches: list[Collection] = []
-        self.patched: list[tuple[str, str]] = []
-        self.missing: set[str] = set()
-        self.clients: dict[ClientKey, dict[str, Any]] = {}
-        # What the operator does when a token is annotated: (change kind, object) to watch.
-        self.answer: Callable[[dict[str, Any], str], list[tuple[str, dict[str, Any]]]] = (
-            lambda body, request: []
-        )
-        self._events: dict[str, asyncio.Queue[tuple[str, dict[str, Any]]]] = {}
 
-    def _queue(self, resource: str) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
-        return self._events.setdefault(resource, asyncio.Queue())
+def reacting(
+    kube: FakeKube, answer: Callable[[dict[str, Any], str], list[tuple[str, dict[str, Any]]]]
+) -> None:
+    """Make `kube` send what the operator does when a token is annotated: the
+    changes `answer` gives, to the watches of their kind."""
 
-    async def read_client(self, ref: ClientKey) -> dict[str, Any] | None:
-        return self.clients.get(ref)
+    def react(body: dict[str, Any]) -> None:
+        for change, changed in answer(body, body["metadata"]["annotations"][ANNOTATION]):
+            kube.send("secrets" if "data" in changed else "egaintokens", change, changed)
 
-    async def list_pages(
-        self, collection: Collection
-    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
-        self.lists.append(collection)
-        items = self.tokens if collection.resource == "egaintokens" else self.secrets
-        yield [i for i in items if collection.namespace in (None, i["metadata"]["namespace"])], "1"
-
-    async def watch_objects(
-        self, collection: Collection, resource_version: str
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        self.watches.append(collection)
-        queue = self._queue(collection.resource)
-        while True:
-            yield await queue.get()
-
-    async def annotate_token(
-        self, namespace: str, name: str, annotations: dict[str, str]
-    ) -> dict[str, Any]:
-        if name in self.missing:
-            raise NotFoundError(404, "gone")
-        self.patched.append((namespace, name))
-        body = next(t for t in self.tokens if t["metadata"]["name"] == name)
-        for change in self.answer(body, annotations[ANNOTATION]):
-            resource = "secrets" if "data" in change[1] else "egaintokens"
-            self._queue(resource).put_nowait(change)
-        return body
+    kube.on_annotate = react
 
 
 def run_many(kube: FakeKube, *argv: str, seconds: float = 5.0) -> tuple[int, list[str], str]:
@@ -271,17 +244,17 @@ def answered(body: dict[str, Any], request: str) -> list[tuple[str, dict[str, An
 
 def test_bulk_renew_lists_once_patches_each_and_watches_once() -> None:
     tokens = [token(f"t{i}") for i in range(40)]
-    kube = FakeKube(tokens, [managed_secret(f"t{i}-token") for i in range(40)])
-    kube.answer = answered
+    kube = fake(tokens, [managed_secret(f"t{i}-token") for i in range(40)])
+    reacting(kube, answered)
 
     code, out, error = run_many(kube, "--all")
 
     assert (code, error) == (command.EXIT_OK, "")
-    assert [c.resource for c in kube.lists] == ["egaintokens", "secrets"]
-    assert sorted(c.resource for c in kube.watches) == ["egaintokens", "secrets"]
-    assert all(c.namespace == "apps" for c in kube.lists + kube.watches)
-    assert kube.lists[1].label_selector == "app.kubernetes.io/managed-by=egain-token-operator"
-    assert sorted(kube.patched) == sorted(("apps", f"t{i}") for i in range(40))
+    assert [c.resource for c in kube.listed] == ["egaintokens", "secrets"]
+    assert sorted(c.resource for c in kube.watched) == ["egaintokens", "secrets"]
+    assert all(c.namespace == "apps" for c in kube.listed + kube.watched)
+    assert kube.listed[1].label_selector == "app.kubernetes.io/managed-by=egain-token-operator"
+    assert sorted(kube.annotated) == sorted(("apps", f"t{i}") for i in range(40))
     assert out[0].startswith(f"refresh requested ({ANNOTATION}=")
     assert "on 40 EgainTokens in namespace apps" in out[0]
     assert sum(": new token in Secret" in line for line in out) == 40
@@ -292,8 +265,10 @@ def test_bulk_renew_a_refusal_outweighs_a_timeout() -> None:
     unnamed = token("unnamed")
     unnamed["spec"]["secretName"] = 5  # stored under a looser schema: no Secret to look at
     tokens = [token("good"), token("bad"), token("slow"), token("gone"), unnamed]
-    kube = FakeKube(tokens, [])
-    kube.missing = {"gone"}
+    kube = fake(tokens, [])
+    # Listed, then deleted before its refresh request is sent.
+    kube.lists["egaintokens"] = [list(kube.tokens.values())]
+    del kube.tokens[("apps", "gone")]
 
     def answer(body: dict[str, Any], request: str) -> list[tuple[str, dict[str, Any]]]:
         name = body["metadata"]["name"]
@@ -303,13 +278,13 @@ def test_bulk_renew_a_refusal_outweighs_a_timeout() -> None:
             return [("MODIFIED", token("bad", **failed("InvalidCredentials")))]
         return []
 
-    kube.answer = answer
+    reacting(kube, answer)
     code, out, error = run_many(kube, "-l", "team=a", seconds=0.5)
 
     assert code == command.EXIT_NOT_READY and error == "2 EgainToken(s) could not be renewed"
     assert "apps/unnamed: EgainToken unnamed: spec.secretName must be a string" in out
-    assert ("apps", "unnamed") not in kube.patched
-    assert kube.lists[0].label_selector == "team=a"
+    assert ("apps", "unnamed") not in kube.annotated
+    assert kube.listed[0].label_selector == "team=a"
     assert "apps/gone: deleted meanwhile; nothing to renew" in out
     assert "apps/bad: the operator could not renew the token: InvalidCredentials: HTTP 401" in out
     assert (
@@ -318,12 +293,12 @@ def test_bulk_renew_a_refusal_outweighs_a_timeout() -> None:
     )
     assert out[-1] == "5 EgainToken(s): 1 renewed, 2 failed, 1 timed out, 1 deleted meanwhile"
 
-    kube = FakeKube([token("slow")], [])
+    kube = fake([token("slow")], [])
     code, out, error = run_many(kube, "--all", "-A", seconds=0.2)
     assert code == command.EXIT_TIMEOUT
     assert error.startswith("timed out after 0.2s: 1 EgainToken(s) not renewed yet")
     assert "serving namespace(s) apps?" in error
-    assert kube.lists[0].namespace is None  # -A: every namespace
+    assert kube.listed[0].namespace is None  # -A: every namespace
 
 
 def test_bulk_renew_by_client_renews_only_its_tokens() -> None:
@@ -334,8 +309,8 @@ def test_bulk_renew_by_client_renews_only_its_tokens() -> None:
         token("local", client_ref={"name": "portal"}),  # an EgainClient of the same name
         token("inline"),
     ]
-    kube = FakeKube(tokens, [])
-    kube.answer = answered
+    kube = fake(tokens, [])
+    reacting(kube, answered)
 
     missing = run_many(kube, "--client", "cegc/portal")
     assert missing[0] == command.EXIT_NOT_FOUND
@@ -343,11 +318,11 @@ def test_bulk_renew_by_client_renews_only_its_tokens() -> None:
 
     kube.clients[cluster] = {"kind": "ClusterEgainClient", "metadata": {"name": "portal"}}
     code, out, _ = run_many(kube, "--client", "cegc/portal")
-    assert code == command.EXIT_OK and kube.patched == [("apps", "mine")]
+    assert code == command.EXIT_OK and kube.annotated == [("apps", "mine")]
     assert "on 1 EgainTokens using ClusterEgainClient/portal in namespace apps" in out[0]
 
-    kube = FakeKube([token("inline")], [])
+    kube = fake([token("inline")], [])
     kube.clients[cluster] = {}
     code, out, _ = run_many(kube, "--client", "cegc/portal")
-    assert code == command.EXIT_OK and kube.patched == [] and kube.watches == []
+    assert code == command.EXIT_OK and kube.annotated == [] and kube.watched == []
     assert out == ["No EgainTokens using ClusterEgainClient/portal in namespace apps."]

@@ -18,15 +18,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from egain_token_operator.controller.reconcile import EventPoster, SecretSource
 from egain_token_operator.decisions.clients import ClientKey, parse_client
 from egain_token_operator.decisions.readiness import ready_in
 from egain_token_operator.decisions.reasons import ClientReason, TokenError
 from egain_token_operator.decisions.render import render_client_status, status_is_current
 from egain_token_operator.decisions.schema import InvalidSpecError
 from egain_token_operator.egain.credentials import read_credentials
-from egain_token_operator.kube.adapter import Kube, KubeError, NotFoundError
+from egain_token_operator.kube.api import KubeApi, KubeError, NotFoundError
 from egain_token_operator.kube.clientcache import ClientCache
+from egain_token_operator.kube.events import EventPoster
+from egain_token_operator.kube.secretcache import SecretSource
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class ClientStatusController:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         clients: ClientCache,
         secrets: SecretSource,
         token_count: Callable[[ClientKey], int],

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from egain_token_operator.decisions.render import RESTARTED_AT_ANNOTATION
 from egain_token_operator.decisions.timestamps import parse_rfc3339, rfc3339
 from egain_token_operator.decisions.tokenspec import RolloutTarget
-from egain_token_operator.kube.adapter import Kube, KubeError
+from egain_token_operator.kube.api import KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +51,19 @@ class RolloutRestarter:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         min_interval: timedelta,
         *,
         enabled: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._kube = kube
         self._enabled = enabled
         self._min_interval = min_interval
         self._clock = clock
+        # How a restart waits for an instant of `clock` (tests move the clock instead).
+        self._sleep = sleep
         self._pending: dict[TargetKey, asyncio.Task[None]] = {}
 
     def request(self, namespace: str, targets: Iterable[RolloutTarget], now: datetime) -> None:
@@ -89,7 +92,7 @@ class RolloutRestarter:
                 )
                 return
             when = restart_time(requested_at, _last_restart(workload), self._min_interval)
-            await asyncio.sleep(max((when - self._clock()).total_seconds(), 0.0))
+            await self._sleep(max((when - self._clock()).total_seconds(), 0.0))
             # Leave the set before writing, so a token written from now on
             # schedules a restart of its own rather than being lost.
             self._pending.pop(key, None)

@@ -5,7 +5,7 @@ worker; the worker's task takes one look at a time (`Reconciler.reconcile`:
 observe, plan, act) and sleeps until the plan's wake-up time or the next
 relevant event, whichever comes first. Only the leader runs workers.
 
-Events find the workers they concern through indexes (`Index`), never by
+Events find the workers they concern through indexes (`index.Index`), never by
 going through every worker: a Secret → the EgainTokens that read or write it;
 a client → the EgainTokens that name it; a client → its credentials Secret; a
 namespace → the EgainTokens in it that name a ClusterEgainClient.
@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from egain_token_operator import metrics
-from egain_token_operator.controller.reconcile import Key, Reconciler, TokenWorker
+from egain_token_operator.controller.index import Index
+from egain_token_operator.controller.observe import TokenWorker
+from egain_token_operator.controller.reconcile import Reconciler
 from egain_token_operator.decisions.clients import (
     ClientKey,
     parse_client_ref,
@@ -35,8 +37,8 @@ from egain_token_operator.decisions.render import (
     secret_is_current,
 )
 from egain_token_operator.decisions.tokenspec import referenced_secrets
-from egain_token_operator.kube.adapter import KubeError
-from egain_token_operator.kube.watch import trimmed
+from egain_token_operator.kube.api import KubeError
+from egain_token_operator.kube.watch import Key, trimmed
 
 logger = logging.getLogger(__name__)
 
@@ -53,44 +55,6 @@ _CONCURRENT_LOOKS = 64
 # Backoff after a failed look (the API server down, RBAC missing, a bug).
 _API_RETRY_INITIAL = 2.0
 _API_RETRY_MAX = 20.0  # the cap of an expired token's retries (schedule.RetryPolicy)
-
-
-Target = TypeVar("Target", bound=Hashable)
-User = TypeVar("User", bound=Hashable)
-
-
-class Index(Generic[Target, User]):
-    """Which users depend on which targets, both ways, so that both an event
-    about a target and a change of a user cost only what they touch."""
-
-    def __init__(self) -> None:
-        self._users: dict[Target, set[User]] = {}
-        self._targets: dict[User, frozenset[Target]] = {}
-
-    def set(self, user: User, targets: Iterable[Target]) -> frozenset[Target]:
-        """Make `user` depend on `targets` only; return the targets gained or lost."""
-        new, old = frozenset(targets), self._targets.get(user, frozenset())
-        for target in old - new:
-            users = self._users[target]
-            users.discard(user)
-            if not users:
-                del self._users[target]
-        for target in new - old:
-            self._users.setdefault(target, set()).add(user)
-        if new:
-            self._targets[user] = new
-        else:
-            self._targets.pop(user, None)
-        return new ^ old
-
-    def users(self, target: Target) -> frozenset[User]:
-        """The users that depend on `target`."""
-        return frozenset(self._users.get(target, ()))
-
-    def clear(self) -> None:
-        """Forget everything."""
-        self._users.clear()
-        self._targets.clear()
 
 
 # The log line said once every EgainToken has had its first look (`FirstLooks`).

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from egain_token_operator.controller.reconcile import Observation, TokenWorker, observe
+from egain_token_operator.controller.observe import Observation, TokenWorker, observe
 from egain_token_operator.ctl.command import EXIT_NOT_READY, EXIT_OK, connect, read_token
 from egain_token_operator.ctl.reports import Finding, Outcome, check_report
 from egain_token_operator.decisions.checks import Snapshot, client_refusal

@@ -10,7 +10,9 @@ from typing import Any
 
 from egain_token_operator.decisions.clients import ClientKey
 from egain_token_operator.decisions.tokenspec import declared_secret_name
-from egain_token_operator.kube.adapter import Kube, KubeError, load_user_api_client
+from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.api import KubeError
+from egain_token_operator.kube.config import load_user_api_client
 
 EXIT_OK = 0
 EXIT_NOT_READY = 1

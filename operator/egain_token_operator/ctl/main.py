@@ -33,7 +33,7 @@ from egain_token_operator.ctl.command import EXIT_NOT_FOUND, CommandError
 from egain_token_operator.ctl.renew import renew
 from egain_token_operator.ctl.status import status
 from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION
-from egain_token_operator.kube.adapter import KubeError
+from egain_token_operator.kube.api import KubeError
 from egain_token_operator.settings import add_options
 
 COMMANDS = ("status", "renew", "check")

@@ -35,7 +35,8 @@ from egain_token_operator.ctl.reports import renewal_summary, selection_text
 from egain_token_operator.decisions.clientref import client_argument, uses
 from egain_token_operator.decisions.clients import ClientRef
 from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION
-from egain_token_operator.kube.adapter import Collection, GoneError, Kube, KubeError, NotFoundError
+from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.api import Collection, GoneError, KubeError, NotFoundError
 from egain_token_operator.kube.secretcache import MANAGED_SELECTOR
 from egain_token_operator.kube.watch import Key, Watch, object_key
 

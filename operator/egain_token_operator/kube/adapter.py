@@ -1,29 +1,33 @@
 """The only place that reads from and writes to the Kubernetes API directly.
 
-It lists and watches (for `watch.py`), and does the reads and writes the
-reconciler and the command line (`ctl.py`) need, through the official client's
-asyncio flavour (`kubernetes.aio`). Objects are plain dictionaries, as the API
-sends them. Errors carry the status code and the API server's message, which
-never includes a Secret's data.
+`Kube` makes the calls of `api.KubeApi`: it lists and watches (for
+`watch.py`), and does the reads and writes the controller and the command line
+need, through the official client's asyncio flavour (`kubernetes.aio`).
+Objects are plain dictionaries, as the API sends them; a failure is one of the
+errors of `api.py`. How the client reaches the API server is `config.py`'s.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from kubernetes.aio import client, config
+from kubernetes.aio import client
 
 from egain_token_operator.decisions.clients import ClientKey, ClientKind
 from egain_token_operator.decisions.schema import GROUP, PLURAL, VERSION
 from egain_token_operator.decisions.tokenspec import WorkloadKind
+from egain_token_operator.kube.api import (
+    Collection,
+    ConflictError,
+    GoneError,
+    KubeError,
+    NotFoundError,
+    UnreachableError,
+)
 
 MERGE_PATCH = "application/merge-patch+json"
 FIELD_MANAGER = "egain-token-operator"
@@ -37,139 +41,17 @@ WATCH_SECONDS = 300
 WATCH_CLIENT_TIMEOUT = 330.0
 
 
-class KubeError(Exception):
-    """An API request failed."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.message = message
-
-
-class NotFoundError(KubeError):
-    """HTTP 404."""
-
-
-class ConflictError(KubeError):
-    """HTTP 409: the object exists already, or changed since it was read."""
-
-
-class GoneError(KubeError):
-    """HTTP 410: a watch's resourceVersion is too old; list again."""
-
-
-Resource = Literal["egaintokens", "egainclients", "clusteregainclients", "secrets", "namespaces"]
 # The custom resources, by plural; the others are core/v1.
 _CUSTOM: frozenset[str] = frozenset({PLURAL, *(kind.plural for kind in ClientKind)})
 # Cluster-scoped resources: listed and watched across the cluster only.
 _CLUSTER_SCOPED: frozenset[str] = frozenset({ClientKind.CLUSTER_EGAIN_CLIENT.plural, "namespaces"})
 
 
-@dataclass(frozen=True)
-class Collection:
-    """What one list and watch covers: a kind, one namespace or all, a label selector."""
-
-    resource: Resource
-    # None: every namespace (always, for a cluster-scoped resource).
-    namespace: str | None = None
-    label_selector: str | None = None
-    # Only metadata (PartialObjectMetadata): for Secrets, whose data the
-    # operator must not hold, and namespaces, of which only labels matter.
-    metadata_only: bool = False
-
-
-async def load_api_client() -> tuple[client.ApiClient, str]:
-    """An API client configured the usual way, and the namespace the operator runs in.
-
-    In-cluster service account when running in a pod (and its namespace), else
-    `KUBECONFIG`, else `~/.kube/config` (and its current context's namespace,
-    else `default`, as kubectl takes it).
-    """
-    configuration = client.Configuration()
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        # Configured before the client is made: it builds its TLS context from it.
-        namespace = _load_incluster(configuration)
-        return _api_client(configuration), namespace
-    loader = await config.load_kube_config(client_configuration=configuration)
-    namespace = (loader.current_context.get("context") or {}).get("namespace") or "default"
-    return _api_client(configuration), str(namespace)
-
-
-def _api_client(configuration: client.Configuration) -> client.ApiClient:
-    """A client of `configuration` whose connections read the environment once, here.
-
-    The official client's session trusts the environment, so aiohttp would
-    look up the proxy variables and `~/.netrc` in a thread at every request:
-    a tenth of the operator's CPU in a burst of new tokens. The proxy for the
-    API server is the same at every request (a kubeconfig's `proxy-url` wins),
-    and `.netrc` is not how the API server authenticates anyone.
-    """
-    configuration.client_session_kwargs = {"trust_env": False}
-    if not configuration.proxy:
-        configuration.proxy = environment_proxy(configuration.host)
-    return client.ApiClient(configuration)
-
-
-def environment_proxy(url: str) -> str | None:
-    """The proxy the environment names for `url` (`HTTPS_PROXY`, `NO_PROXY`...), if any."""
-    parts = urlsplit(url)
-    proxy = urllib.request.getproxies_environment().get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass(parts.netloc):
-        return None
-    return proxy
-
-
-_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def _kubeconfig_source(kubeconfig: str | None) -> str | None:
-    """The kubeconfig file list to load, or None for the in-cluster service account."""
-    path = kubeconfig or os.environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
-    found = any(Path(p).expanduser().exists() for p in path.split(os.pathsep) if p)
-    if found:
-        return path
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return None
-    raise KubeError(0, f"no kubeconfig found at {path}, and not running in a cluster")
-
-
-def _load_incluster(configuration: client.Configuration) -> str:
-    """Configure the Pod's service account; return its namespace."""
-    config.load_incluster_config(client_configuration=configuration)
-    return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-
-
-async def load_user_api_client(
-    kubeconfig: str | None = None, context: str | None = None
-) -> tuple[client.ApiClient, str]:
-    """An API client for a person at a terminal, and the namespace to default to.
-
-    As kubectl does: `kubeconfig` if given, else `KUBECONFIG` (a list of files
-    is merged), else `~/.kube/config`, with `context` or the current one and
-    its namespace (else `default`); with none of those files, in a Pod, the
-    service account and its namespace.
-    """
-    configuration = client.Configuration()
-    source = _kubeconfig_source(kubeconfig)
-    if source is None:
-        # Configured before the client is made: it builds its TLS context from it.
-        namespace = _load_incluster(configuration)
-        return _api_client(configuration), namespace
-    loader = await config.load_kube_config(
-        config_file=source,
-        context=context,
-        client_configuration=configuration,
-        persist_config=False,
-    )
-    namespace = (loader.current_context.get("context") or {}).get("namespace") or "default"
-    return _api_client(configuration), str(namespace)
-
-
 async def _json(call: Awaitable[Any]) -> dict[str, Any]:
     try:
         response = await call
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise KubeError(0, f"API server unreachable ({type(exc).__name__})") from exc
+        raise UnreachableError(f"API server unreachable ({type(exc).__name__})") from exc
     return await _payload(response)
 
 
@@ -178,7 +60,7 @@ async def _payload(response: Any) -> dict[str, Any]:
     try:
         payload = await response.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise KubeError(0, f"API server unreachable ({type(exc).__name__})") from exc
+        raise UnreachableError(f"API server unreachable ({type(exc).__name__})") from exc
     finally:
         response.release()
     if response.status < 400:
@@ -224,7 +106,7 @@ async def _json_or_none(call: Awaitable[Any]) -> dict[str, Any] | None:
 
 
 class Kube:
-    """Typed access to the few API calls the operator makes."""
+    """The few API calls the operator makes (`api.KubeApi`), over HTTP."""
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api_client = api_client
@@ -306,7 +188,7 @@ class Kube:
                 _headers=headers,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise KubeError(0, f"API server unreachable ({type(exc).__name__})") from exc
+            raise UnreachableError(f"API server unreachable ({type(exc).__name__})") from exc
         try:
             if response.status >= 400:
                 await _payload(response)
@@ -319,7 +201,7 @@ class Kube:
                     raise _error(int(body.get("code") or 0), str(body.get("message")))
                 yield change, body
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise KubeError(0, f"watch broken ({type(exc).__name__})") from exc
+            raise UnreachableError(f"watch broken ({type(exc).__name__})") from exc
         finally:
             response.release()
 

@@ -17,10 +17,10 @@ questions with a read per call, for the command line's `check`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from egain_token_operator.decisions.clients import ClientKey, ClientKind
-from egain_token_operator.kube.adapter import Collection, Kube
+from egain_token_operator.kube.api import Collection, KubeApi
 from egain_token_operator.kube.watch import Watch, trimmed
 
 # (the client, its body; None when it was deleted)
@@ -47,13 +47,33 @@ def _identity(body: Mapping[str, Any] | None) -> tuple[Any, Any] | None:
     return metadata.get("uid"), metadata.get("generation")
 
 
+class ClientSource(Protocol):
+    """Where a look finds the client an EgainToken names and its namespace's
+    labels: the operator's `clientcache.ClientCache`, or the command line's
+    reads (`clientcache.ReadClients`)."""
+
+    @property
+    def cluster_namespace(self) -> str:
+        """The cluster resource namespace: where ClusterEgainClients' credentials are."""
+
+    @property
+    def serves_cluster_clients(self) -> bool:
+        """False when ClusterEgainClients are not served (an operator limited to namespaces)."""
+
+    async def client(self, key: ClientKey) -> Mapping[str, Any] | None:
+        """The EgainClient or ClusterEgainClient as the API sends it; None when there is none."""
+
+    async def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        """The labels of `namespace`; None when it does not exist."""
+
+
 class ClientCache:
     """EgainClients, ClusterEgainClients and served namespaces' labels, as last seen
-    (a `reconcile.ClientSource`)."""
+    (a `ClientSource`)."""
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         namespaces: tuple[str, ...],
         cluster_namespace: str,
         on_client: ClientCallback,
@@ -144,12 +164,12 @@ class ClientCache:
 
 class ReadClients:
     """Clients and namespaces read from the API at each call, for a one-off look
-    (the command line's `check`): a `reconcile.ClientSource` without watches."""
+    (the command line's `check`): a `ClientSource` without watches."""
 
     # The command line reads ClusterEgainClients directly, whatever the operator serves.
     serves_cluster_clients = True
 
-    def __init__(self, kube: Kube, cluster_namespace: str) -> None:
+    def __init__(self, kube: KubeApi, cluster_namespace: str) -> None:
         self._kube = kube
         self._cluster_namespace = cluster_namespace
 

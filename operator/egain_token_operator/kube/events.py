@@ -15,11 +15,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from egain_token_operator.decisions.timestamps import rfc3339
-from egain_token_operator.kube.adapter import Kube, KubeError
+from egain_token_operator.kube.api import KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "egain-token-operator"
+
+# Posts an Event about an object: (the object, Normal or Warning, reason, message).
+# An `EventRecorder`; a look and the client status say what they have to through it.
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
 
 def render_event(
@@ -67,7 +71,7 @@ class EventRecorder:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cluster_namespace: str = "default",
     ) -> None:

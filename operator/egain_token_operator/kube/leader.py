@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from egain_token_operator import metrics
-from egain_token_operator.kube.adapter import ConflictError, Kube, KubeError
+from egain_token_operator.kube.api import ConflictError, KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class LeaderElector:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         lease: tuple[str, str],
         identity: str,
         *,

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from egain_token_operator.decisions.render import MANAGED_BY, MANAGED_BY_LABEL
-from egain_token_operator.kube.adapter import Collection, Kube
+from egain_token_operator.kube.api import Collection, KubeApi
 from egain_token_operator.kube.watch import ChangeCallback, Key, Watch, object_key, trimmed
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
@@ -48,12 +48,24 @@ def _kept(secret: Mapping[str, Any]) -> dict[str, Any]:
     return trimmed(secret, _MANAGED_METADATA)
 
 
+class SecretSource(Protocol):
+    """Where a look finds Secrets: the operator's `secretcache.SecretCache`, or
+    the command line's reads (`ReadSecrets`)."""
+
+    async def credentials(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The credentials Secret in full; None when there is none."""
+
+    async def target(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, bool]:
+        """The Secret an EgainToken writes, when it carries the operator's label,
+        and whether one of that name exists without the label."""
+
+
 class SecretCache:
     """Managed Secrets in full, every other Secret's resourceVersion, credentials on demand."""
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         namespaces: tuple[str, ...],
         on_change: ChangeCallback,
     ) -> None:
@@ -92,7 +104,7 @@ class SecretCache:
 
     async def target(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, bool]:
         """The managed Secret `name`, and whether an unmanaged one has that name
-        (`reconcile.SecretSource`)."""
+        (`SecretSource`)."""
         return self.managed(namespace, name), self.exists_unmanaged(namespace, name)
 
     async def credentials(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -159,9 +171,9 @@ class SecretCache:
 
 class ReadSecrets:
     """Secrets read from the API at each call, for a one-off look (the command
-    line's `check`): a `reconcile.SecretSource` without watches."""
+    line's `check`): a `SecretSource` without watches."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: KubeApi) -> None:
         self._kube = kube
 
     async def credentials(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -1,13 +1,13 @@
 """List, then watch: one collection kept in view for as long as the operator runs.
 
-A `Watch` lists its collection (`kube.Collection`: a kind, a namespace or all,
+A `Watch` lists its collection (`api.Collection`: a kind, a namespace or all,
 a label selector, full objects or metadata only), hands every object to its
 callback, then watches from the list's resourceVersion, handing over each
 change. When the watch ends it goes on from the last version seen (bookmarks
 included); when that version is too old (410) it lists again and hands over
 only what changed meanwhile, deletions included. Lists come in pages
-(`kube.LIST_PAGE_SIZE`), each handed over before the next is asked for. It keeps each object's
-resourceVersion, nothing more.
+(`adapter.LIST_PAGE_SIZE`), each handed over before the next is asked for. It
+keeps each object's resourceVersion, nothing more.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from egain_token_operator.kube.adapter import Collection, GoneError, Kube, KubeError
+from egain_token_operator.kube.api import Collection, GoneError, KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _version(body: Mapping[str, Any]) -> str:
 class Watch:
     """Keeps one collection in view; `synced` is set once its first list was handed over."""
 
-    def __init__(self, kube: Kube, collection: Collection, on_change: ChangeCallback) -> None:
+    def __init__(self, kube: KubeApi, collection: Collection, on_change: ChangeCallback) -> None:
         self.collection = collection
         self.synced = asyncio.Event()
         self._kube = kube

@@ -10,7 +10,8 @@ import pytest
 from egain_token_operator import cli
 from egain_token_operator.ctl import command
 from egain_token_operator.ctl import main as ctl
-from egain_token_operator.kube.adapter import KubeError, _kubeconfig_source
+from egain_token_operator.kube.api import KubeError
+from egain_token_operator.kube.config import _kubeconfig_source
 from egain_token_operator.settings import parse_settings, retry_policy
 
 

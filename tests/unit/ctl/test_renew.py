@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from egain_token_operator.ctl import command, renew
-from egain_token_operator.kube.adapter import Collection, GoneError, KubeError
+from egain_token_operator.kube.api import Collection, GoneError, KubeError
 from tests.unit.test_renewal import (
     NOW,
     REQUEST,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from kubernetes.aio import client
 
-from egain_token_operator.kube import adapter as kube
+from egain_token_operator.kube import config as kube_config
 
 SERVER = "https://api.cluster.example:6443"
 
@@ -19,14 +19,14 @@ def _clear(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_proxy_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     _clear(monkeypatch)
-    assert kube.environment_proxy(SERVER) is None
+    assert kube_config.environment_proxy(SERVER) is None
 
 
 def test_the_proxy_for_the_scheme(monkeypatch: pytest.MonkeyPatch) -> None:
     _clear(monkeypatch)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("HTTP_PROXY", "http://other.example:3128")
-    assert kube.environment_proxy(SERVER) == "http://proxy.example:3128"
+    assert kube_config.environment_proxy(SERVER) == "http://proxy.example:3128"
 
 
 @pytest.mark.parametrize("no_proxy", [".example", "api.cluster.example", "*"])
@@ -34,14 +34,14 @@ def test_no_proxy_bypasses_it(monkeypatch: pytest.MonkeyPatch, no_proxy: str) ->
     _clear(monkeypatch)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", no_proxy)
-    assert kube.environment_proxy(SERVER) is None
+    assert kube_config.environment_proxy(SERVER) is None
 
 
 def _client_of(configuration: client.Configuration) -> tuple[bool, str | None]:
-    """Whether the session `kube._api_client` makes trusts the environment, and its proxy."""
+    """Whether the session `kube_config._api_client` makes trusts the environment, and its proxy."""
 
     async def inspect() -> tuple[bool, str | None]:
-        api_client = kube._api_client(configuration)
+        api_client = kube_config._api_client(configuration)
         try:
             session = api_client.rest_client._create_pool_manager()
             trusted = bool(session.trust_env)

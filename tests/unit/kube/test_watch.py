@@ -3,52 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from egain_token_operator.kube.adapter import Collection, GoneError, Kube
+from egain_token_operator.kube.api import Collection, GoneError
 from egain_token_operator.kube.secretcache import MANAGED_SELECTOR, OTHERS_SELECTOR, SecretCache
 from egain_token_operator.kube.watch import Watch, trimmed
+from tests.unit.fakes import FakeKube
 
 
 def obj(name: str, version: str, **metadata: Any) -> dict[str, Any]:
     return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": version, **metadata}}
-
-
-class FakeKube:
-    """Lists and watch streams served from scripted answers."""
-
-    def __init__(self) -> None:
-        self.lists: list[list[dict[str, Any]]] = []
-        self.streams: list[list[tuple[str, dict[str, Any]] | Exception]] = []
-        self.reads: list[tuple[str, str]] = []
-        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
-        self.read_gate = asyncio.Event()
-        self.read_gate.set()
-
-    async def list_pages(
-        self, collection: Collection
-    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
-        items = self.lists.pop(0)
-        for start in range(0, max(len(items), 1), 2):  # pages of two
-            yield items[start : start + 2], "10"
-
-    async def watch_objects(
-        self, collection: Collection, resource_version: str
-    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        if not self.streams:
-            await asyncio.Event().wait()  # a watch that stays open
-        for item in self.streams.pop(0):
-            if isinstance(item, Exception):
-                raise item
-            yield item
-
-    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        self.reads.append((namespace, name))
-        await self.read_gate.wait()
-        return self.secrets.get((namespace, name))
 
 
 async def settle() -> None:
@@ -58,17 +24,17 @@ async def settle() -> None:
 
 def test_a_relist_hands_over_only_what_changed_and_what_went_away() -> None:
     kube = FakeKube()
-    kube.lists = [
+    kube.lists["secrets"] = [
         [obj("a", "1"), obj("b", "1"), obj("d", "1")],
         # after 410: b deleted, c added meanwhile; in two pages
         [obj("a", "1"), obj("c", "3"), obj("d", "1")],
     ]
-    kube.streams = [[("MODIFIED", obj("a", "1")), GoneError(410, "too old")]]
+    kube.streams["secrets"] = [[("MODIFIED", obj("a", "1")), GoneError(410, "too old")]]
     seen: list[tuple[str, str]] = []
 
     async def run() -> None:
         watch = Watch(
-            cast(Kube, kube),
+            kube,
             Collection("secrets", "ns"),
             lambda change, body: seen.append((change, body["metadata"]["name"])),
         )
@@ -107,12 +73,12 @@ def test_trimmed_keeps_only_the_named_metadata_and_annotations() -> None:
 def test_credentials_are_read_once_for_all_waiting_and_again_only_when_changed() -> None:
     kube = FakeKube()
     kube.secrets[("ns", "creds")] = {**obj("creds", "5"), "data": {"client_id": "aWQ="}}
-    kube.lists = [[], [obj("creds", "5"), obj("helm-release", "2")]]
+    kube.lists["secrets"] = [[], [obj("creds", "5"), obj("helm-release", "2")]]
     changes: list[tuple[str, str]] = []
 
     async def run() -> None:
         cache = SecretCache(
-            cast(Kube, kube),
+            kube,
             ("ns",),
             lambda change, body: changes.append((change, body["metadata"]["name"])),
         )
@@ -151,10 +117,10 @@ def test_a_write_conflict_reads_the_secret_again(labelled: bool) -> None:
     kube = FakeKube()
     labels = {"app.kubernetes.io/managed-by": "egain-token-operator"} if labelled else {}
     kube.secrets[("ns", "token")] = obj("token", "9", labels=labels, managedFields=[{}])
-    kube.lists = [[obj("token", "8", labels=labels)], []]
+    kube.lists["secrets"] = [[obj("token", "8", labels=labels)], []]
 
     async def run() -> None:
-        cache = SecretCache(cast(Kube, kube), ("ns",), lambda change, body: None)
+        cache = SecretCache(kube, ("ns",), lambda change, body: None)
         tasks = [asyncio.create_task(w.run()) for w in cache.watches]
         await cache.synced()
         await cache.read_again("ns", "token")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from egain_token_operator.controller.workers import FIRST_LOOKS_DONE, FirstLooks, WorkerRegistry
 from tests.unit.clock import Clock
-from tests.unit.test_controller import BODY, controller, setup
+from tests.unit.controller.support import BODY, controller, setup
 
 START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
 
@@ -79,6 +80,7 @@ def test_the_registry_says_it_once_after_a_restart_that_writes_nothing(
         await registry.stop()
 
     bodies = [token(name) for name in ("portal", "docs")]
+    kube.tokens = {("ns", b["metadata"]["name"]): copy.deepcopy(b) for b in bodies}
     asyncio.run(run(first, bodies))
     assert len(kube.held) == 2
     issued, written = egain.requests, len(kube.statuses)

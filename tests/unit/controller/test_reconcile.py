@@ -4,202 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
 
-from egain_token_operator.controller.reconcile import EventPoster, Reconciler, TokenWorker
-from egain_token_operator.controller.restarts import RolloutRestarter
+from egain_token_operator.controller.observe import TokenWorker
 from egain_token_operator.controller.workers import WorkerRegistry
-from egain_token_operator.decisions.clients import ClientKey, ClientKind
 from egain_token_operator.decisions.reasons import (
     InvalidCredentialsError,
     TokenEndpointUnavailableError,
-    TokenError,
 )
-from egain_token_operator.decisions.render import merge_patched
 from egain_token_operator.decisions.schedule import RetryPolicy
 from egain_token_operator.decisions.timestamps import rfc3339
-from egain_token_operator.egain.request import TokenRequest
-from egain_token_operator.egain.response import TokenResponse
-from egain_token_operator.egain.transport import EgainClient
-from egain_token_operator.kube.adapter import Kube
-from egain_token_operator.kube.clientcache import ClientCache, ReadClients
-from egain_token_operator.kube.secretcache import ReadSecrets, SecretCache
 from tests.unit.clock import Clock
-
-START = datetime(2026, 11, 23, 21, 0, tzinfo=UTC)
-# The cluster resource namespace: where ClusterEgainClients' credentials are.
-OPERATOR_NAMESPACE = "egain-system"
-
-
-class FakeKube:
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
-        self.clients: dict[ClientKey, dict[str, Any]] = {}
-        self.namespaces: dict[str, dict[str, str]] = {}
-        # Every status patch sent, and each EgainToken's status as the API server holds it.
-        self.statuses: list[dict[str, Any]] = []
-        self.held: dict[tuple[str, str], dict[str, Any]] = {}
-        self.client_statuses: list[tuple[ClientKey, dict[str, Any]]] = []
-        self.version = 0
-
-    async def read_client(self, key: ClientKey) -> dict[str, Any] | None:
-        return self.clients.get(key)
-
-    async def read_namespace(self, name: str) -> dict[str, Any] | None:
-        labels = self.namespaces.get(name)
-        return None if labels is None else {"metadata": {"name": name, "labels": labels}}
-
-    async def patch_client_status(
-        self, key: ClientKey, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        self.client_statuses.append((key, dict(status)))
-        return {}
-
-    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.secrets.get((namespace, name))
-
-    async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._store(namespace, body)
-
-    async def replace_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._store(namespace, body)
-
-    def _store(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        stored = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.version)}}
-        self.secrets[(namespace, body["metadata"]["name"])] = stored
-        return stored
-
-    async def patch_token_status(
-        self, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        self.statuses.append(dict(status))
-        held = merge_patched(self.held.get((namespace, name), {}), status)
-        self.held[(namespace, name)] = held
-        return {"metadata": {"namespace": namespace, "name": name}, "status": held}
-
-
-class FakeSecrets(ReadSecrets):
-    """The Secret cache over FakeKube's Secrets, as if the watches were always up to date."""
-
-    def __init__(self, kube: FakeKube) -> None:
-        super().__init__(kube)  # type: ignore[arg-type]
-        self.kube = kube
-
-    async def synced(self) -> None:
-        return None
-
-    def written(self, secret: Mapping[str, Any]) -> None:
-        return None
-
-    async def read_again(self, namespace: str, name: str) -> None:
-        return None
-
-
-class FakeClients(ReadClients):
-    """The client cache over FakeKube's clients, as if the watches were always up to date."""
-
-    async def synced(self, kind: ClientKind) -> None:
-        return None
-
-
-class FakeEgain:
-    def __init__(self, clock: Clock, lifetime: float = 3600) -> None:
-        self.clock, self.lifetime = clock, lifetime
-        self.requests = 0
-        self.failure: TokenError | None = None
-        # Awaited by each request before it answers: a request in flight.
-        self.in_flight: Callable[[], Awaitable[None]] | None = None
-
-    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
-        self.requests += 1
-        if self.in_flight is not None:
-            await self.in_flight()
-        if self.failure is not None:
-            raise self.failure
-        token = TokenResponse(
-            f"token-{self.requests}", "Bearer", self.lifetime, request.scopes, False
-        )
-        return token, self.clock()
-
-
-BODY = {
-    "apiVersion": "egain.cloud/v1alpha1",
-    "kind": "EgainToken",
-    "metadata": {"namespace": "ns", "name": "portal", "uid": "uid-1", "generation": 1},
-    "spec": {
-        "tokenUrl": "https://ai.egain.cloud/system/auth/T-U/oauth2/token",
-        "scopes": ["knowledge.portalmgr.manage"],
-        "credentialsSecretRef": {"name": "creds"},
-    },
-}
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def registry(
-    kube: FakeKube,
-    egain: FakeEgain,
-    clock: Clock,
-    post_event: EventPoster,
-    policy: RetryPolicy | None = None,
-    *,
-    active: bool = True,
-    acting: Callable[[], Awaitable[None]] | None = None,
-) -> WorkerRegistry:
-    """A registry over the fakes; its looks wait for the clock by yielding only."""
-    reconciler = Reconciler(
-        kube=cast(Kube, kube),
-        secrets=cast(SecretCache, FakeSecrets(kube)),
-        clients=cast(ClientCache, FakeClients(cast(Kube, kube), OPERATOR_NAMESPACE)),
-        egain=cast(EgainClient, egain),
-        policy=policy or RetryPolicy(),
-        restarter=cast(RolloutRestarter, None),
-        post_event=post_event,
-        clock=clock,
-        sleep=lambda seconds: asyncio.sleep(0),
-    )
-    return WorkerRegistry(reconciler, clock=clock, active=active, acting=acting)
-
-
-def recorder(events: list[tuple[str, str, str]]) -> EventPoster:
-    """Events with their messages."""
-    return lambda body, kind, reason, message: events.append((kind, reason, message))
-
-
-def controller(
-    kube: FakeKube, egain: FakeEgain, clock: Clock, *, active: bool = True
-) -> tuple[WorkerRegistry, list[str]]:
-    events: list[str] = []
-    made = registry(
-        kube,
-        egain,
-        clock,
-        lambda body, kind, reason, message: events.append(f"{kind} {reason}"),
-        active=active,
-    )
-    return made, events
-
-
-def setup() -> tuple[FakeKube, FakeEgain, Clock]:
-    clock = Clock(START)
-    kube = FakeKube()
-    kube.secrets[("ns", "creds")] = {"data": {"client_id": b64("id"), "client_secret": b64("s")}}
-    return kube, FakeEgain(clock), clock
-
-
-def look(made: WorkerRegistry, worker: TokenWorker) -> datetime | None:
-    return asyncio.run(made.reconciler.reconcile(worker))
-
-
-def ready(kube: FakeKube) -> tuple[str, str]:
-    condition = kube.statuses[-1]["conditions"][0]
-    return condition["status"], condition["reason"]
+from tests.unit.controller.support import (
+    BODY,
+    START,
+    FakeEgain,
+    b64,
+    controller,
+    look,
+    ready,
+    recorder,
+    registry,
+    setup,
+)
+from tests.unit.fakes import FakeKube
 
 
 def test_issues_writes_and_sleeps_until_the_refresh_time() -> None:
@@ -406,6 +234,24 @@ def test_rotated_credentials_get_a_new_token_at_once() -> None:
     assert egain.requests == 2
 
 
+def test_a_secret_written_by_someone_else_during_the_look_is_not_overwritten() -> None:
+    # Created while the token request was out: the look's create is refused
+    # (AlreadyExists), the Secret left as it is, and the worker woken to look again.
+    kube, egain, clock = setup()
+    made, _ = controller(kube, egain, clock)
+    theirs = {"metadata": {"name": "portal"}, "data": {"owner": b64("someone else")}}
+
+    async def meanwhile() -> None:
+        await kube.create_secret("ns", theirs)
+
+    egain.in_flight = meanwhile
+    worker = TokenWorker(("ns", "portal"), BODY)
+    look(made, worker)
+    assert egain.requests == 1
+    assert kube.secrets[("ns", "portal")]["data"] == theirs["data"]
+    assert worker.wake.is_set(), "the look was not taken again"
+
+
 def test_missing_credentials_and_foreign_secret_send_nothing() -> None:
     kube, egain, clock = setup()
     made, _ = controller(kube, egain, clock)
@@ -421,78 +267,6 @@ def test_missing_credentials_and_foreign_secret_send_nothing() -> None:
     del kube.secrets[("ns", "portal")]
     look(made, worker)
     assert ready(kube) == ("True", "TokenIssued")
-
-
-def test_a_standby_controller_acts_only_while_active() -> None:
-    kube, egain, clock = setup()
-    standby, _ = controller(kube, egain, clock, active=False)
-
-    async def scenario() -> None:
-        standby.observe_token("ADDED", BODY)
-        await asyncio.sleep(0)
-        assert egain.requests == 0, "a standby replica requested a token"
-        await standby.activate()
-        for _ in range(20):  # let the new worker take its first look
-            await asyncio.sleep(0)
-        assert egain.requests == 1
-        assert ready(kube) == ("True", "TokenIssued")
-        await standby.deactivate()
-        await standby.activate()  # leads again: starts afresh from the Secret
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert egain.requests == 1, "a new leader requested a token the Secret holds"
-        await standby.stop()
-
-    asyncio.run(scenario())
-
-
-def test_a_worker_looks_only_once_the_replica_may_act() -> None:
-    # As after a freeze past the Lease's renew deadline: the elector has not
-    # yet renewed the Lease (or stood by), so the worker must wait.
-    kube, egain, clock = setup()
-    may_act = asyncio.Event()
-
-    async def acting() -> None:
-        await may_act.wait()
-
-    made = registry(kube, egain, clock, lambda *_: None, acting=acting)
-
-    async def scenario() -> None:
-        made.observe_token("ADDED", BODY)
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert egain.requests == 0, "a worker acted while its replica's hold was not current"
-        assert kube.statuses == []
-        may_act.set()
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert egain.requests == 1
-        assert ready(kube) == ("True", "TokenIssued")
-        await made.stop()
-
-    asyncio.run(scenario())
-
-
-def test_a_worker_woken_as_its_replica_stands_by_still_ends() -> None:
-    # A watch event wakes a worker in the same loop iteration as the elector
-    # cancels it (standing by): the worker must end, or standing by never
-    # finishes and the replica never competes for the Lease again. (Python
-    # 3.11's asyncio.wait_for swallows such a cancellation.)
-    kube, egain, clock = setup()
-    made = registry(kube, egain, clock, lambda *_: None)
-
-    async def scenario() -> None:
-        made.observe_token("ADDED", BODY)
-        for _ in range(20):  # its first look; then it waits for its refresh time
-            await asyncio.sleep(0)
-        assert egain.requests == 1
-        changed: dict[str, Any] = copy.deepcopy(BODY)
-        changed["metadata"]["generation"] = 2
-        made.observe_token("MODIFIED", changed)  # wakes the worker
-        async with asyncio.timeout(5):
-            await made.deactivate()
-
-    asyncio.run(scenario())
 
 
 def short_lived(

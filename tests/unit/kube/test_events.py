@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
-from egain_token_operator.kube.adapter import KubeError
+from egain_token_operator.kube.api import KubeError
 from egain_token_operator.kube.events import EventRecorder, render_event
+from tests.unit.fakes import FakeKube
 
 NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
 TOKEN = {
@@ -40,20 +39,8 @@ def test_render_event_names_the_egaintoken() -> None:
     assert event["source"] == {"component": "egain-token-operator"}
 
 
-class FakeKube:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.posted: list[tuple[str, Mapping[str, Any]]] = []
-
-    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        if self.fail:
-            raise KubeError(403, "events is forbidden")
-        self.posted.append((namespace, body))
-        return dict(body)
-
-
 def recorder(kube: FakeKube) -> EventRecorder:
-    return EventRecorder(kube, clock=lambda: NOW)  # type: ignore[arg-type]
+    return EventRecorder(kube, clock=lambda: NOW)
 
 
 def test_events_are_posted_outside_any_kopf_handler() -> None:
@@ -66,11 +53,12 @@ def test_events_are_posted_outside_any_kopf_handler() -> None:
         await record.stop()
 
     asyncio.run(run())
-    assert [(ns, body["reason"]) for ns, body in kube.posted] == [("team-a", "TokenIssued")]
+    assert [(ns, body["reason"]) for ns, body in kube.events] == [("team-a", "TokenIssued")]
 
 
 def test_an_event_that_cannot_be_posted_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    kube = FakeKube(fail=True)
+    kube = FakeKube()
+    kube.failure = KubeError(403, "events is forbidden")
 
     async def run() -> None:
         record = recorder(kube)

@@ -3,74 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from egain_token_operator.kube.adapter import ConflictError, Kube, KubeError
+from egain_token_operator.kube.api import UnreachableError
 from egain_token_operator.kube.leader import Attempt, LeaderElector, LeaseTiming
 from tests.unit.clock import Clock
+from tests.unit.fakes import FakeKube
 
 START = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 LEASE = ("ops", "egain-token-operator")
 TIMING = LeaseTiming()
 
 
-class FakeLeases:
-    """One Lease with optimistic concurrency, and a switch to make the API fail."""
+DOWN = UnreachableError("API server unreachable")
 
-    def __init__(self) -> None:
-        self.lease: dict[str, Any] | None = None
-        self.version = 0
-        self.down = False
-        self.requests = 0
 
-    def _check(self) -> None:
-        self.requests += 1
-        if self.down:
-            raise KubeError(0, "API server unreachable")
+def lease(kube: FakeKube) -> dict[str, Any] | None:
+    """The Lease as the API server holds it."""
+    return kube.leases.get(LEASE)
 
-    def _store(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.version += 1
-        self.lease = copy.deepcopy(dict(body))
-        self.lease["metadata"] = {**body["metadata"], "resourceVersion": str(self.version)}
-        return copy.deepcopy(self.lease)
 
-    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        self._check()
-        return copy.deepcopy(self.lease)
-
-    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self._check()
-        if self.lease is not None:
-            raise ConflictError(409, "exists")
-        return self._store(body)
-
-    async def replace_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        self._check()
-        assert self.lease is not None
-        if body["metadata"]["resourceVersion"] != self.lease["metadata"]["resourceVersion"]:
-            raise ConflictError(409, "changed")
-        return self._store(body)
-
-    @property
-    def holder(self) -> str | None:
-        assert self.lease is not None
-        holder = self.lease["spec"]["holderIdentity"]
-        return str(holder) if holder else None
+def holder(kube: FakeKube) -> str | None:
+    """Who holds the Lease."""
+    held = lease(kube)
+    assert held is not None
+    name = held["spec"]["holderIdentity"]
+    return str(name) if name else None
 
 
 class Replica:
     """An elector with its own clock, recording when it starts and stops leading."""
 
-    def __init__(self, leases: FakeLeases, identity: str) -> None:
+    def __init__(self, leases: FakeKube, identity: str) -> None:
         self.clock = Clock(START)
         self.calls: list[str] = []
         self.elector = LeaderElector(
-            cast(Kube, leases),
+            leases,
             LEASE,
             identity,
             on_started=self._started,
@@ -90,14 +61,14 @@ class Replica:
 
 
 def test_the_first_replica_creates_and_holds_the_lease() -> None:
-    leases = FakeLeases()
+    leases = FakeKube()
     a = Replica(leases, "a")
     a.step()
     assert a.elector.leading
     assert a.calls == ["started"]
-    assert leases.holder == "a"
-    assert leases.lease is not None
-    spec = leases.lease["spec"]
+    assert holder(leases) == "a"
+    assert lease(leases) is not None
+    spec = leases.leases[LEASE]["spec"]
     assert spec["leaseDurationSeconds"] == 15
     assert spec["leaseTransitions"] == 0
     assert spec["acquireTime"] == spec["renewTime"] == "2026-11-24T02:00:00.000000Z"
@@ -105,12 +76,12 @@ def test_the_first_replica_creates_and_holds_the_lease() -> None:
     a.step(TIMING.retry_period)
     assert leases.requests == requests + 1, "a renewal took more than one request"
     assert a.calls == ["started"], "a renewal started leading again"
-    assert leases.lease["spec"]["renewTime"] == "2026-11-24T02:00:02.000000Z"
-    assert leases.lease["spec"]["acquireTime"] == "2026-11-24T02:00:00.000000Z"
+    assert leases.leases[LEASE]["spec"]["renewTime"] == "2026-11-24T02:00:02.000000Z"
+    assert leases.leases[LEASE]["spec"]["acquireTime"] == "2026-11-24T02:00:00.000000Z"
 
 
 def test_a_standby_waits_while_the_leader_renews() -> None:
-    leases = FakeLeases()
+    leases = FakeKube()
     a, b = Replica(leases, "a"), Replica(leases, "b")
     a.step()
     for _ in range(20):
@@ -118,11 +89,11 @@ def test_a_standby_waits_while_the_leader_renews() -> None:
         a.step(TIMING.retry_period)
     assert not b.elector.leading
     assert b.calls == []
-    assert leases.holder == "a"
+    assert holder(leases) == "a"
 
 
 def test_a_standby_takes_over_a_lease_nobody_renewed_for_its_duration() -> None:
-    leases = FakeLeases()
+    leases = FakeKube()
     a, b = Replica(leases, "a"), Replica(leases, "b")
     a.step()
     b.step()  # b sees the Lease change now, on its own clock
@@ -131,16 +102,16 @@ def test_a_standby_takes_over_a_lease_nobody_renewed_for_its_duration() -> None:
     assert asyncio.run(b.elector.attempt()) is Attempt.TAKEN
     b.step(timedelta(seconds=1))
     assert b.elector.leading
-    assert leases.holder == "b"
-    assert leases.lease is not None
-    assert leases.lease["spec"]["leaseTransitions"] == 1
+    assert holder(leases) == "b"
+    assert lease(leases) is not None
+    assert leases.leases[LEASE]["spec"]["leaseTransitions"] == 1
 
 
 def test_a_leader_cut_off_steps_down_before_anyone_may_take_over() -> None:
-    leases = FakeLeases()
+    leases = FakeKube()
     a = Replica(leases, "a")
     a.step()
-    leases.down = True
+    leases.failure = DOWN
     a.step(TIMING.renew_deadline - timedelta(seconds=1))
     assert a.elector.leading, "stepped down before the renew deadline"
     a.step(timedelta(seconds=1))
@@ -152,7 +123,7 @@ def test_a_leader_cut_off_steps_down_before_anyone_may_take_over() -> None:
 def test_a_leader_frozen_past_the_renew_deadline_may_not_act_until_it_holds_the_lease_again() -> (
     None
 ):
-    leases = FakeLeases()
+    leases = FakeKube()
     a = Replica(leases, "a")
     assert not a.elector.holds()
     a.step()
@@ -180,7 +151,7 @@ def test_a_leader_frozen_past_the_renew_deadline_may_not_act_until_it_holds_the_
 
 
 def test_a_leader_that_finds_another_holder_steps_down_at_once() -> None:
-    leases = FakeLeases()
+    leases = FakeKube()
     a, b = Replica(leases, "a"), Replica(leases, "b")
     a.step()
     b.step()
@@ -192,33 +163,33 @@ def test_a_leader_that_finds_another_holder_steps_down_at_once() -> None:
 
 
 def test_a_released_lease_is_taken_at_the_next_try() -> None:
-    leases = FakeLeases()
+    leases = FakeKube()
     a, b = Replica(leases, "a"), Replica(leases, "b")
     a.step()
     b.step()
     asyncio.run(a.elector.release())
     assert a.calls == ["started", "stopped"]
-    assert leases.holder is None
+    assert holder(leases) is None
     b.step(TIMING.retry_period)
     assert b.elector.leading
-    assert leases.holder == "b"
+    assert holder(leases) == "b"
 
 
 def test_an_unreachable_api_server_never_makes_a_leader_and_is_said_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    leases = FakeLeases()
-    leases.down = True
+    leases = FakeKube()
+    leases.failure = DOWN
     a = Replica(leases, "a")
     for _ in range(10):
         a.step(TIMING.retry_period)
     assert a.calls == []
-    assert leases.lease is None
+    assert lease(leases) is None
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert warnings == ["Lease ops/egain-token-operator: HTTP 0: API server unreachable"]
-    leases.down = False
+    assert warnings == ["Lease ops/egain-token-operator: API server unreachable"]
+    leases.failure = None
     a.step(TIMING.retry_period)
-    leases.down = True
+    leases.failure = DOWN
     for _ in range(6):
         a.step(TIMING.retry_period)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from egain_token_operator.kube.adapter import LIST_PAGE_SIZE, Collection, GoneError, Kube, _paged
+from egain_token_operator.kube.adapter import LIST_PAGE_SIZE, Kube, _paged
+from egain_token_operator.kube.api import Collection, GoneError
 
 
 class Response:

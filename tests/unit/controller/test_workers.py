@@ -1,0 +1,134 @@
+"""The worker registry: workers that act only while the replica may, and back off
+after a failed look; over in-memory Kubernetes and eGain and an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import pytest
+
+from egain_token_operator.kube.api import UnreachableError
+from tests.unit.controller.support import (
+    BODY,
+    controller,
+    ready,
+    registry,
+    setup,
+)
+
+
+def test_a_standby_controller_acts_only_while_active() -> None:
+    kube, egain, clock = setup()
+    standby, _ = controller(kube, egain, clock, active=False)
+
+    async def scenario() -> None:
+        standby.observe_token("ADDED", BODY)
+        await asyncio.sleep(0)
+        assert egain.requests == 0, "a standby replica requested a token"
+        await standby.activate()
+        for _ in range(20):  # let the new worker take its first look
+            await asyncio.sleep(0)
+        assert egain.requests == 1
+        assert ready(kube) == ("True", "TokenIssued")
+        await standby.deactivate()
+        await standby.activate()  # leads again: starts afresh from the Secret
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 1, "a new leader requested a token the Secret holds"
+        await standby.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_looks_only_once_the_replica_may_act() -> None:
+    # As after a freeze past the Lease's renew deadline: the elector has not
+    # yet renewed the Lease (or stood by), so the worker must wait.
+    kube, egain, clock = setup()
+    may_act = asyncio.Event()
+
+    async def acting() -> None:
+        await may_act.wait()
+
+    made = registry(kube, egain, clock, lambda *_: None, acting=acting)
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 0, "a worker acted while its replica's hold was not current"
+        assert kube.statuses == []
+        may_act.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 1
+        assert ready(kube) == ("True", "TokenIssued")
+        await made.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_worker_woken_as_its_replica_stands_by_still_ends() -> None:
+    # A watch event wakes a worker in the same loop iteration as the elector
+    # cancels it (standing by): the worker must end, or standing by never
+    # finishes and the replica never competes for the Lease again. (Python
+    # 3.11's asyncio.wait_for swallows such a cancellation.)
+    kube, egain, clock = setup()
+    made = registry(kube, egain, clock, lambda *_: None)
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        for _ in range(20):  # its first look; then it waits for its refresh time
+            await asyncio.sleep(0)
+        assert egain.requests == 1
+        changed: dict[str, Any] = copy.deepcopy(BODY)
+        changed["metadata"]["generation"] = 2
+        made.observe_token("MODIFIED", changed)  # wakes the worker
+        async with asyncio.timeout(5):
+            await made.deactivate()
+
+    asyncio.run(scenario())
+
+
+def test_failed_looks_back_off_from_2s_doubling_to_20s_and_afresh_after_a_look_that_worked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kube, egain, clock = setup()
+    kube.failure = UnreachableError("API server unreachable")
+    made = registry(kube, egain, clock, lambda *_: None)
+    waits: list[float] = []
+
+    async def failed_look() -> None:
+        """Wait for the next failed look to be logged; keep the wait it announced."""
+        for _ in range(50):
+            await asyncio.sleep(0)
+            logged = [r for r in caplog.records if "retrying in" in r.getMessage()]
+            if len(logged) > len(waits):
+                (record,) = logged[len(waits) :]
+                assert isinstance(record.args, tuple) and isinstance(record.args[-1], float)
+                waits.append(record.args[-1])
+                return
+        raise AssertionError("no failed look was logged")
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        worker = made._workers[("ns", "portal")]
+        for _ in range(7):
+            await failed_look()
+            worker.wake.set()  # look again now, not at the end of the wait
+        assert waits == [2.0, 4.0, 8.0, 16.0, 20.0, 20.0, 20.0]
+        kube.failure = None  # the look woken last works
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert egain.requests == 1 and ready(kube) == ("True", "TokenIssued")
+        kube.failure = UnreachableError("API server unreachable")
+        worker.wake.set()
+        await failed_look()
+        assert waits[7:] == [2.0], "the backoff did not start afresh after a look that worked"
+        await made.stop()
+
+    with caplog.at_level(logging.WARNING, logger="egain_token_operator.controller.workers"):
+        asyncio.run(scenario())
+    assert all("Kubernetes API call failed" in r.getMessage() for r in caplog.records)
