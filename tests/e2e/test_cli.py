@@ -269,7 +269,10 @@ def test_check_without_and_with_a_request(
     refused = ctl("check", "checked", "-n", namespace, "--ca-bundle", str(emulator.ca_file))
     assert refused.returncode == 1
     assert "FAIL  token host localhost" in refused.stdout
-    assert "not in the allowed token hosts (*.egain.cloud)" in refused.stdout
+    assert (
+        "not in the operator's allowed token hosts (*.egain.cloud); no request was sent "
+        "(TokenUrlNotAllowed)"
+    ) in refused.stdout
 
     requested = ctl("check", "checked", "-n", namespace, "--request", *settings)
     assert requested.returncode == 0, requested.stdout + requested.stderr

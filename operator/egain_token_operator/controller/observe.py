@@ -21,6 +21,7 @@ from egain_token_operator.decisions.clients import (
     parse_client,
     parse_client_ref,
 )
+from egain_token_operator.decisions.hosts import HostAllowList
 from egain_token_operator.decisions.policy import Memory, Plan
 from egain_token_operator.decisions.readback import recorded_failure, stored_token
 from egain_token_operator.decisions.reasons import TokenError
@@ -87,7 +88,12 @@ class Observation:
     secret: Mapping[str, Any] | None = None
 
 
-async def observe(secrets: SecretSource, clients: ClientSource, worker: TokenWorker) -> Observation:
+async def observe(
+    secrets: SecretSource,
+    clients: ClientSource,
+    worker: TokenWorker,
+    allowed_hosts: HostAllowList,
+) -> Observation:
     """Gather what one look needs: the spec, its client, the credentials, the managed Secret.
 
     Reads only: the command line's `check` takes the same look. A client that
@@ -104,6 +110,7 @@ async def observe(secrets: SecretSource, clients: ClientSource, worker: TokenWor
         recorded_failure=recorded_failure(status, worker.refresh_request),
         status_generation=status.get("observedGeneration"),
         namespace=namespace,
+        allowed_hosts=allowed_hosts,
     )
     raw = worker.body.get("spec") or {}
     try:

@@ -73,7 +73,9 @@ class Reconciler:
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
         """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
         now, (namespace, name) = self.clock(), worker.key
-        seen = self._with_shared_token(worker, await observe(self.secrets, self.clients, worker))
+        seen = self._with_shared_token(
+            worker, await observe(self.secrets, self.clients, worker, self.egain.allowed_hosts)
+        )
         decided = plan(seen.snapshot, worker.memory, now, self.policy)
         logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
         if decided.request_token and seen.request is not None:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from egain_token_operator.controller.observe import Observation, TokenWorker, observe
 from egain_token_operator.ctl.command import EXIT_NOT_READY, EXIT_OK, connect, read_token
 from egain_token_operator.ctl.reports import Finding, Outcome, check_report
-from egain_token_operator.decisions.checks import Snapshot, client_refusal
+from egain_token_operator.decisions.checks import Snapshot, client_refusal, token_host_not_allowed
 from egain_token_operator.decisions.clientref import requested_client, slashed
 from egain_token_operator.decisions.policy import Memory, plan
 from egain_token_operator.decisions.reasons import TokenError
@@ -75,18 +75,15 @@ async def check(
     spec = snapshot.spec
     url = flow_of(spec).url()
     findings.append(Finding(Outcome.OK, f"spec valid: {spec.flow.value}, POST {url}"))
-    allowed = args.allowed_token_hosts
-    host, host_allowed = urlsplit(url).netloc, allowed.allows(url)
-    if host_allowed:
-        findings.append(Finding(Outcome.OK, f"token host {host} allowed by {allowed}"))
-    else:
+    # The operator's own verdict, as its policy reaches it at every look.
+    host_refused = token_host_not_allowed(snapshot)
+    if host_refused is None:
+        host = urlsplit(url).netloc
         findings.append(
-            Finding(
-                Outcome.FAIL,
-                f"token host {host} is not in the allowed token hosts ({allowed}): "
-                "the operator sends nothing (TokenUrlNotAllowed)",
-            )
+            Finding(Outcome.OK, f"token host {host} allowed by {snapshot.allowed_hosts}")
         )
+    else:
+        findings.append(Finding(Outcome.FAIL, f"token {host_refused[1]} ({host_refused[0].value})"))
     if refused is not None:
         findings.append(Finding(Outcome.FAIL, f"client: {refused[1]} ({refused[0].value})"))
     elif snapshot.credentials_error is not None:
@@ -102,10 +99,7 @@ async def check(
         )
     findings += _secret_findings(seen.secret, snapshot, spec.secret_name, now())
     decided = plan(snapshot, Memory(), now(), retry_policy(args))
-    if decided.request_token and not host_allowed:
-        # The allow-list is checked when the request is about to be sent.
-        doing = "refuse to send the token request it is due to send (TokenUrlNotAllowed)"
-    elif decided.request_token:
+    if decided.request_token:
         doing = f"request a token now: {decided.why}"
     else:
         doing = f"not request a token now: {decided.why}"
@@ -113,7 +107,7 @@ async def check(
             doing += f"; next request at {rfc3339(decided.next_refresh_at)}"
     findings.append(Finding(Outcome.INFO, f"the operator would {doing}"))
     if args.request:
-        findings.append(await _request(args, seen.request, host_allowed))
+        findings.append(await _request(args, seen.request, host_refused is None))
     out(check_report(namespace, args.name, findings))
     failed = any(finding.outcome is Outcome.FAIL for finding in findings)
     return EXIT_NOT_READY if failed else EXIT_OK
@@ -123,7 +117,7 @@ async def _look(kube: Kube, args: argparse.Namespace, worker: TokenWorker) -> Ob
     """The operator's own look at the token (`reconcile.observe`), every source read
     from the API now rather than from the operator's caches."""
     clients = ReadClients(kube, args.cluster_resource_namespace or DEFAULT_RELEASE_NAMESPACE)
-    return await observe(ReadSecrets(kube), clients, worker)
+    return await observe(ReadSecrets(kube), clients, worker, args.allowed_token_hosts)
 
 
 def _client_finding(token: Mapping[str, Any]) -> Finding:

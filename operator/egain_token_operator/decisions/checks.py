@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from egain_token_operator.decisions.clients import ClientRef, ClientSpec
+from egain_token_operator.decisions.hosts import HostAllowList
 from egain_token_operator.decisions.reasons import Reason
 from egain_token_operator.decisions.schedule import Failure, StoredToken
 from egain_token_operator.decisions.tokenspec import TokenSpec
@@ -42,6 +43,8 @@ class Snapshot:
     client_unserved: bool = False
     # The labels of the EgainToken's namespace, when a client's selector needs them.
     namespace_labels: Mapping[str, str] | None = None
+    # The operator's token-host allow-list (`--allowed-token-hosts`).
+    allowed_hosts: HostAllowList | None = None
     # Of the request that would be sent now; None when none can be built.
     fingerprint: str | None = None
     credentials_error: str | None = None
@@ -106,6 +109,21 @@ def scope_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
     return Reason.SCOPE_NOT_ALLOWED, f"{said} not allowed by {client.key} (allowedScopes)"
 
 
+def token_host_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """The token URL's host is outside the operator's allow-list: nothing is sent there.
+
+    Only the scheme, user info, host and port decide, and a flow's URL keeps the
+    spec's (the anonymous flow only adds a query), so `tokenUrl` is judged. The
+    transport asks the same list again before it connects, and the address guard
+    checks the resolved addresses then.
+    """
+    spec, allowed = snapshot.spec, snapshot.allowed_hosts
+    if spec is None or allowed is None:
+        return None
+    refused = allowed.refusal(spec.token_url)
+    return None if refused is None else (Reason.TOKEN_URL_NOT_ALLOWED, refused)
+
+
 def credentials_missing(snapshot: Snapshot) -> tuple[Reason, str] | None:
     """The credentials Secret or one of its keys is missing."""
     found = snapshot.credentials_error
@@ -123,6 +141,7 @@ CLIENT_CHECKS: tuple[LocalCheck, ...] = (client_missing, client_not_allowed, sco
 LOCAL_CHECKS: tuple[LocalCheck, ...] = (
     spec_invalid,
     *CLIENT_CHECKS,
+    token_host_not_allowed,
     credentials_missing,
     secret_taken,
 )

@@ -77,6 +77,21 @@ class HostAllowList:
             return False
         return any(pattern.matches(host, port) for pattern in self.patterns)
 
+    def refusal(self, url: str) -> str | None:
+        """Why no token request may be sent to `url`; None when it may.
+
+        The one verdict: the policy's local check (`checks.token_host_not_allowed`),
+        `check` on the command line and the transport's last look before sending
+        all ask here.
+        """
+        if self.allows(url):
+            return None
+        host = urlsplit(url).hostname or ""
+        return (
+            f"host {host} is not in the operator's allowed token hosts ({self}); "
+            "no request was sent"
+        )
+
     def __str__(self) -> str:
         return ",".join(str(pattern) for pattern in self.patterns)
 

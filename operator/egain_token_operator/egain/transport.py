@@ -99,6 +99,11 @@ class EgainClient:
         if transport is None:
             _guard_direct_connections(self._http, self._guard)
 
+    @property
+    def allowed_hosts(self) -> HostAllowList:
+        """The hosts token requests may be sent to."""
+        return self._allowed_hosts
+
     async def aclose(self) -> None:
         """Close pooled connections."""
         await self._http.aclose()
@@ -106,18 +111,17 @@ class EgainClient:
     async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
         """Send `request`; return the token with the instant it was requested.
 
-        The allow-list and the address guard are checked here, the one place,
-        before anything is sent. `timeout` bounds the whole exchange (name
+        The allow-list (already a local check of the policy's, asked again here
+        as the last line) and the address guard are checked before anything is
+        sent. `timeout` bounds the whole exchange (name
         resolution, connection, request and reading the answer), so a server
         that trickles its answer cannot hold a request slot for longer.
         Expiry is counted from the moment the request was sent, not received,
         so a slow response can only make the recorded expiry early, never late.
         """
-        if not self._allowed_hosts.allows(request.url):
-            raise TokenUrlNotAllowedError(
-                f"host {request.host} is not in the operator's allowed token hosts "
-                f"({self._allowed_hosts}); no request was sent"
-            )
+        refused = self._allowed_hosts.refusal(request.url)
+        if refused is not None:
+            raise TokenUrlNotAllowedError(refused)
         try:
             async with asyncio.timeout(self._timeout):
                 await self._guard.check(request.url)

@@ -16,6 +16,7 @@ from egain_token_operator.controller.reconcile import Reconciler
 from egain_token_operator.controller.restarts import RolloutRestarter
 from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.decisions.clients import ClientKind
+from egain_token_operator.decisions.hosts import HostAllowList
 from egain_token_operator.decisions.reasons import TokenError
 from egain_token_operator.decisions.schedule import RetryPolicy
 from egain_token_operator.egain.request import TokenRequest
@@ -55,6 +56,8 @@ class FakeClients(ReadClients):
 class FakeEgain:
     def __init__(self, clock: Clock, lifetime: float = 3600) -> None:
         self.clock, self.lifetime = clock, lifetime
+        # The chart's default allow-list.
+        self.allowed_hosts = HostAllowList.parse("*.egain.cloud")
         self.requests = 0
         self.failure: TokenError | None = None
         # Awaited by each request before it answers: a request in flight.

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from egain_token_operator.controller.observe import TokenWorker
 from egain_token_operator.controller.workers import WorkerRegistry
+from egain_token_operator.decisions.hosts import HostAllowList
 from egain_token_operator.decisions.reasons import (
     InvalidCredentialsError,
     TokenEndpointUnavailableError,
@@ -266,6 +267,26 @@ def test_missing_credentials_and_foreign_secret_send_nothing() -> None:
     assert egain.requests == 0
     del kube.secrets[("ns", "portal")]
     look(made, worker)
+    assert ready(kube) == ("True", "TokenIssued")
+
+
+def test_a_token_host_outside_the_allow_list_is_refused_by_the_policy_before_any_request() -> None:
+    kube, egain, clock = setup()
+    made, _ = controller(kube, egain, clock)
+    # The fake transport sends whatever it is given: only the policy's own check can refuse.
+    egain.allowed_hosts = HostAllowList.parse("login.example.com")
+    worker = TokenWorker(("ns", "portal"), BODY)
+    look(made, worker)
+    assert egain.requests == 0
+    assert ready(kube) == ("False", "TokenUrlNotAllowed")
+    assert kube.statuses[-1]["conditions"][0]["message"] == (
+        "host ai.egain.cloud is not in the operator's allowed token hosts "
+        "(login.example.com); no request was sent"
+    )
+    assert ("ns", "portal") not in kube.secrets
+    egain.allowed_hosts = HostAllowList.parse("*.egain.cloud")
+    look(made, worker)
+    assert egain.requests == 1
     assert ready(kube) == ("True", "TokenIssued")
 
 
