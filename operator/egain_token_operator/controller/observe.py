@@ -1,6 +1,6 @@
 """What one look at one EgainToken sees, read only: `observe`.
 
-`observe` gathers an immutable `policy.Snapshot` of an EgainToken (its
+`observe` gathers an immutable `checks.Snapshot` of an EgainToken (its
 `TokenWorker`): the client it names and its namespace's labels (a
 `clientcache.ClientSource`), the credentials and the managed Secret (a
 `secretcache.SecretSource`). The operator's `reconcile.Reconciler` plans and

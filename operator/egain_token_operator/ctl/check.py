@@ -1,7 +1,7 @@
 """`check NAME [--request] [operator settings]`: what the operator would do with one
 EgainToken, without writing anything.
 
-It takes the operator's own look (`reconcile.observe`, every source read from
+It takes the operator's own look (`controller/observe.observe`, every source read from
 the API now) and its own decision (`policy.plan`), and reports one finding a
 line; with `--request` it also sends one real token request, whose token is
 discarded, never shown or written. Exit 0 when every check passes, 1 otherwise.
@@ -114,7 +114,7 @@ async def check(
 
 
 async def _look(kube: Kube, args: argparse.Namespace, worker: TokenWorker) -> Observation:
-    """The operator's own look at the token (`reconcile.observe`), every source read
+    """The operator's own look at the token (`controller/observe.observe`), every source read
     from the API now rather than from the operator's caches."""
     clients = ReadClients(kube, args.cluster_resource_namespace or DEFAULT_RELEASE_NAMESPACE)
     return await observe(ReadSecrets(kube), clients, worker, args.allowed_token_hosts)

@@ -1,9 +1,9 @@
 """`egain-token-operator status | renew | check`, also the kubectl plugin `kubectl egaintoken`.
 
 For a person, or a script, at a terminal: the cluster is reached through the
-kubeconfig as kubectl reaches it (`kube.load_user_api_client`), and every
-decision is the operator's own code (`spec`, `credentials`, `hosts`,
-`egain`, `policy`, through `reconcile.observe`). Nothing printed ever holds a
+kubeconfig as kubectl reaches it (`kube/config.load_user_api_client`), and every
+decision is the operator's own code (`decisions/`, `egain/`, through
+`controller/observe.observe`). Nothing printed ever holds a
 token or a client secret: Secrets are shown by their keys, a new token is
 recognised by a digest of it, and messages are the operator's own, which are
 built never to hold them.

@@ -149,7 +149,7 @@ LOCAL_CHECKS: tuple[LocalCheck, ...] = (
 
 def client_refusal(snapshot: Snapshot) -> tuple[Reason, str] | None:
     """Why the client the EgainToken names refuses it, if it does: the first of
-    `CLIENT_CHECKS` that fires. `reconcile.observe` stops gathering there, so a
+    `CLIENT_CHECKS` that fires. `observe` stops gathering there, so a
     refused EgainToken has no request built, no credentials read, no Secret written."""
     return next((found for check in CLIENT_CHECKS if (found := check(snapshot))), None)
 
