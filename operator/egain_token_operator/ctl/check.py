@@ -25,7 +25,7 @@ from egain_token_operator.decisions.reasons import TokenError
 from egain_token_operator.decisions.timestamps import rfc3339
 from egain_token_operator.egain.request import TokenRequest, flow_of
 from egain_token_operator.egain.transport import EgainClient
-from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.api import KubeApi
 from egain_token_operator.kube.clientcache import ReadClients
 from egain_token_operator.kube.secretcache import ReadSecrets
 from egain_token_operator.settings import retry_policy
@@ -113,7 +113,7 @@ async def check(
     return EXIT_NOT_READY if failed else EXIT_OK
 
 
-async def _look(kube: Kube, args: argparse.Namespace, worker: TokenWorker) -> Observation:
+async def _look(kube: KubeApi, args: argparse.Namespace, worker: TokenWorker) -> Observation:
     """The operator's own look at the token (`controller/observe.observe`), every source read
     from the API now rather than from the operator's caches."""
     clients = ReadClients(kube, args.cluster_resource_namespace or DEFAULT_RELEASE_NAMESPACE)

@@ -11,7 +11,7 @@ from typing import Any
 from egain_token_operator.decisions.clients import ClientKey
 from egain_token_operator.decisions.tokenspec import declared_secret_name
 from egain_token_operator.kube.adapter import Kube
-from egain_token_operator.kube.api import KubeError
+from egain_token_operator.kube.api import KubeApi, KubeError
 from egain_token_operator.kube.config import load_user_api_client
 
 EXIT_OK = 0
@@ -41,7 +41,7 @@ async def connect(args: argparse.Namespace) -> tuple[Kube, str]:
     return Kube(api_client), args.namespace or default_namespace
 
 
-async def read_token(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+async def read_token(kube: KubeApi, namespace: str, name: str) -> dict[str, Any]:
     """The EgainToken `namespace/name`; `CommandError` (not found) when there is none."""
     token = await kube.read_token(namespace, name)
     if token is None:
@@ -51,7 +51,7 @@ async def read_token(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
     return token
 
 
-async def read_client(kube: Kube, ref: ClientKey) -> dict[str, Any]:
+async def read_client(kube: KubeApi, ref: ClientKey) -> dict[str, Any]:
     """The EgainClient or ClusterEgainClient `ref`; `CommandError` (not found) when
     there is none."""
     client = await kube.read_client(ref)

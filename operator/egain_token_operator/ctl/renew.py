@@ -35,8 +35,13 @@ from egain_token_operator.ctl.reports import renewal_summary, selection_text
 from egain_token_operator.decisions.clientref import client_argument, uses
 from egain_token_operator.decisions.clients import ClientRef
 from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION
-from egain_token_operator.kube.adapter import Kube
-from egain_token_operator.kube.api import Collection, GoneError, KubeError, NotFoundError
+from egain_token_operator.kube.api import (
+    Collection,
+    GoneError,
+    KubeApi,
+    KubeError,
+    NotFoundError,
+)
 from egain_token_operator.kube.secretcache import MANAGED_SELECTOR
 from egain_token_operator.kube.watch import Key, Watch, object_key
 
@@ -102,7 +107,7 @@ async def renew(
 
 
 async def _renew_one(
-    kube: Kube,
+    kube: KubeApi,
     namespace: str,
     name: str,
     wait_seconds: float,
@@ -143,7 +148,7 @@ async def _renew_one(
 
 
 async def _renew_many(
-    kube: Kube,
+    kube: KubeApi,
     namespace: str,
     selection: Selection,
     wait_seconds: float,
@@ -223,7 +228,7 @@ async def _renew_many(
     return EXIT_OK
 
 
-async def _annotate_all(kube: Kube, renewal: Renewal) -> list[Progress]:
+async def _annotate_all(kube: KubeApi, renewal: Renewal) -> list[Progress]:
     """Set the request's annotation on every waiting token, a few at a time."""
     slots = asyncio.Semaphore(RENEW_CONCURRENT_PATCHES)
 
@@ -270,7 +275,7 @@ class _Followed:
       each from its list's version once the tokens are annotated.
     """
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: KubeApi) -> None:
         self._kube = kube
         self._news: asyncio.Queue[_Change | _Listed | KubeError] = asyncio.Queue()
         self._watching = asyncio.Event()
@@ -283,7 +288,7 @@ class _Followed:
             self._news.put_nowait(_Change(collection.resource, kind, body))
 
         # A `Watch` calls `list_pages` and `watch_objects` only, which this object has.
-        watch = Watch(cast(Kube, self), collection, changed)
+        watch = Watch(cast(KubeApi, self), collection, changed)
         self._runs += [asyncio.create_task(watch.run()), asyncio.create_task(self._listed(watch))]
 
     async def _listed(self, watch: Watch) -> None:
@@ -328,7 +333,7 @@ class _Followed:
     async def list_pages(
         self, collection: Collection
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
-        """`Kube.list_pages`; a failure other than 410 is handed over."""
+        """`KubeApi.list_pages`; a failure other than 410 is handed over."""
         try:
             async for page in self._kube.list_pages(collection):
                 yield page
@@ -340,7 +345,7 @@ class _Followed:
     async def watch_objects(
         self, collection: Collection, resource_version: str
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """`Kube.watch_objects` once `watch()` was called; a failure other than 410
+        """`KubeApi.watch_objects` once `watch()` was called; a failure other than 410
         is handed over."""
         await self._watching.wait()
         try:

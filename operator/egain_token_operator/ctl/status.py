@@ -22,7 +22,7 @@ from egain_token_operator.ctl.command import (
 from egain_token_operator.ctl.readout import is_ready
 from egain_token_operator.decisions.clientref import client_argument, uses
 from egain_token_operator.decisions.clients import ClientKey, ClientRef
-from egain_token_operator.kube.adapter import Kube
+from egain_token_operator.kube.api import KubeApi
 
 # The other spellings of `status egaintoken/NAME`.
 TOKEN_KIND_NAMES = ("egaintoken", "egaintokens", "egt")
@@ -68,7 +68,7 @@ async def status(
 
 
 async def _client_status(
-    kube: Kube,
+    kube: KubeApi,
     ref: ClientKey,
     namespace_given: str | None,
     out: Callable[[str], None],

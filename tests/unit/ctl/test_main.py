@@ -1,5 +1,5 @@
 """The command line's parser and entry points: the operator settings `check` takes,
-usage errors, and where the kubeconfig is found."""
+and usage errors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 from egain_token_operator import cli
 from egain_token_operator.ctl import command
 from egain_token_operator.ctl import main as ctl
-from egain_token_operator.kube.api import KubeError
-from egain_token_operator.kube.config import _kubeconfig_source
 from egain_token_operator.settings import parse_settings, retry_policy
 
 
@@ -46,21 +44,3 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "usage: egain-token-operator [-h] {status,renew,check}" in err  # routed to ctl
     assert "unrecognized arguments: --bogus" in err
-
-
-def test_kubeconfig_as_kubectl_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    present = tmp_path / "config"
-    present.write_text("{}")
-    missing = tmp_path / "missing"
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", f"{missing}:{present}")
-    assert _kubeconfig_source(None) == f"{missing}:{present}"
-    assert _kubeconfig_source(str(present)) == str(present)
-    monkeypatch.delenv("KUBECONFIG")
-    with pytest.raises(KubeError, match="no kubeconfig found"):
-        _kubeconfig_source(None)
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-    assert _kubeconfig_source(None) is None  # in a Pod: its service account
-    with pytest.raises(KubeError, match="no kubeconfig found"):
-        _kubeconfig_source(str(missing))  # a file named explicitly must exist

@@ -13,25 +13,27 @@ import pytest
 
 from egain_token_operator.ctl import command, renew
 from egain_token_operator.kube.api import Collection, GoneError, KubeError
-from tests.unit.test_renewal import (
+from tests.unit.ctl.test_renewal import (
     NOW,
     REQUEST,
-    FakeKube,
+    holding,
     managed_secret,
+    reacting,
     renew_args,
     run_many,
     token,
 )
+from tests.unit.fakes import FakeKube
 
 
 class FailingKube(FakeKube):
-    """`FakeKube` whose lists and watches of a resource first raise scripted errors."""
+    """`FakeKube` whose lists of a resource first raise scripted errors, and which
+    changes what it holds as a scripted watch (`streams`) starts."""
 
-    def __init__(self, tokens: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> None:
-        super().__init__(tokens, secrets)
+    def __init__(self) -> None:
+        super().__init__()
         self.list_errors: dict[str, list[KubeError]] = {}
-        self.watch_errors: dict[str, list[KubeError]] = {}
-        # Called as a watch raises its error: what changes on the API server meanwhile.
+        # Called as a scripted watch starts: what changes on the API server meanwhile.
         self.meanwhile: Callable[[], None] = lambda: None
 
     async def list_pages(
@@ -39,7 +41,7 @@ class FailingKube(FakeKube):
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
         errors = self.list_errors.get(collection.resource)
         if errors:
-            self.lists.append(collection)
+            self.listed.append(collection)
             raise errors.pop(0)
         async for page in super().list_pages(collection):
             yield page
@@ -47,34 +49,31 @@ class FailingKube(FakeKube):
     async def watch_objects(
         self, collection: Collection, resource_version: str
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        errors = self.watch_errors.get(collection.resource)
-        if errors:
-            self.watches.append(collection)
+        if self.streams.get(collection.resource):
             self.meanwhile()
-            raise errors.pop(0)
         async for change in super().watch_objects(collection, resource_version):
             yield change
 
 
-def versioned(secret: dict[str, Any], version: str) -> dict[str, Any]:
-    secret["metadata"]["resourceVersion"] = version
-    return secret
+def versioned(body: dict[str, Any], version: str) -> dict[str, Any]:
+    body["metadata"]["resourceVersion"] = version
+    return body
 
 
 def test_a_watch_too_old_lists_again_and_finds_the_new_tokens() -> None:
-    kube = FailingKube(
+    kube = holding(
+        FailingKube(),
         [token("a"), token("b")],
         [versioned(managed_secret("a-token"), "1"), versioned(managed_secret("b-token"), "1")],
     )
-    kube.watch_errors["secrets"] = [GoneError(410, "too old")]
+    kube.streams["secrets"] = [[GoneError(410, "too old")]]
 
     def answered_while_gone() -> None:
         # The operator answers while nobody watches: only the list again sees it.
-        assert kube.patched  # the tokens were annotated before any watch started
-        kube.secrets = [
-            versioned(managed_secret(f"{name}-token", request=REQUEST, value="t2"), "2")
-            for name in ("a", "b")
-        ]
+        assert kube.annotated  # the tokens were annotated before any watch started
+        for name in ("a", "b"):
+            answer = managed_secret(f"{name}-token", request=REQUEST, value="t2")
+            kube.secrets[("apps", f"{name}-token")] = versioned(answer, "2")
 
     kube.meanwhile = answered_while_gone
     code, out, error = run_many(kube, "--all")
@@ -82,13 +81,14 @@ def test_a_watch_too_old_lists_again_and_finds_the_new_tokens() -> None:
     assert (code, error) == (command.EXIT_OK, "")
     assert out[-1] == "2 EgainToken(s): 2 renewed, 0 failed, 0 timed out"
     # One list of each, one list again of the Secrets; never a read per token.
-    assert [c.resource for c in kube.lists] == ["egaintokens", "secrets", "secrets"]
-    assert sorted(c.resource for c in kube.watches) == ["egaintokens", "secrets", "secrets"]
+    assert [c.resource for c in kube.listed] == ["egaintokens", "secrets", "secrets"]
+    assert sorted(c.resource for c in kube.watched) == ["egaintokens", "secrets", "secrets"]
+    assert kube.reads == []
 
 
 def test_a_failed_watch_ends_the_renewal_at_once() -> None:
-    kube = FailingKube([token("a")], [])
-    kube.watch_errors["egaintokens"] = [KubeError(403, "forbidden: watch egaintokens")]
+    kube = holding(FailingKube(), [token("a")], [])
+    kube.streams["egaintokens"] = [[KubeError(403, "forbidden: watch egaintokens")]]
 
     started = time.monotonic()
     with pytest.raises(KubeError, match="forbidden: watch egaintokens"):
@@ -96,51 +96,55 @@ def test_a_failed_watch_ends_the_renewal_at_once() -> None:
 
     assert time.monotonic() - started < 5  # not waited out, not retried with backoff
     # Each watched once: the failed one was not tried again.
-    assert sorted(c.resource for c in kube.watches) == ["egaintokens", "secrets"]
-    assert kube.patched == [("apps", "a")]
+    assert sorted(c.resource for c in kube.watched) == ["egaintokens", "secrets"]
+    assert kube.annotated == [("apps", "a")]
 
 
 def test_a_failed_list_ends_the_renewal_before_any_request() -> None:
-    kube = FailingKube([token("a")], [])
+    kube = holding(FailingKube(), [token("a")], [])
     kube.list_errors["secrets"] = [KubeError(403, "forbidden: list secrets")]
 
     with pytest.raises(KubeError, match="forbidden: list secrets"):
         run_many(kube, "--all", seconds=30)
 
-    assert [c.resource for c in kube.lists] == ["egaintokens", "secrets"]
-    assert kube.patched == [] and kube.watches == []
+    assert [c.resource for c in kube.listed] == ["egaintokens", "secrets"]
+    assert kube.annotated == [] and kube.watched == []
 
 
 def test_nothing_is_left_running_after_a_renewal() -> None:
     async def renew_then_count_tasks() -> int:
-        kube = FailingKube([token("a")], [])
+        kube = holding(FakeKube(), [token("a")], [])
         selection = renew._selection(renew_args("--all"))
+        out: list[str] = []
         with pytest.raises(command.CommandError, match="timed out"):
-            await renew._renew_many(kube, "apps", selection, 0.1, [].append, lambda: NOW)  # type: ignore[arg-type]
+            await renew._renew_many(kube, "apps", selection, 0.1, out.append, lambda: NOW)
         return len(asyncio.all_tasks()) - 1  # this one
 
     assert asyncio.run(renew_then_count_tasks()) == 0
 
 
 def test_a_first_list_cut_short_by_a_410_lists_again_and_drops_what_went_away() -> None:
-    class CutShort(FailingKube):
+    class CutShort(FakeKube):
         async def list_pages(
             self, collection: Collection
         ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
-            if collection.resource == "egaintokens" and len(self.lists) == 0:
-                self.lists.append(collection)
+            if collection.resource == "egaintokens" and not self.listed:
+                self.listed.append(collection)
                 yield [versioned(token("a"), "1"), versioned(token("gone"), "1")], "1"
                 raise GoneError(410, "the list's snapshot is too old")
             async for page in super().list_pages(collection):
                 yield page
 
-    kube = CutShort([versioned(token("a"), "1")], [])
-    kube.answer = lambda body, request: [
-        ("MODIFIED", managed_secret("a-token", request=request, value="t2"))
-    ]
+    kube = holding(CutShort(), [versioned(token("a"), "1")], [])
+    reacting(
+        kube,
+        lambda body, request: [
+            ("MODIFIED", managed_secret("a-token", request=request, value="t2"))
+        ],
+    )
     code, out, error = run_many(kube, "--all")
 
     assert (code, error) == (command.EXIT_OK, "")
-    assert kube.patched == [("apps", "a")]  # not the token deleted meanwhile
-    assert [c.resource for c in kube.lists] == ["egaintokens", "egaintokens", "secrets"]
+    assert kube.annotated == [("apps", "a")]  # not the token deleted meanwhile
+    assert [c.resource for c in kube.listed] == ["egaintokens", "egaintokens", "secrets"]
     assert out[-1] == "1 EgainToken(s): 1 renewed, 0 failed, 0 timed out"

@@ -16,6 +16,7 @@ from egain_token_operator.decisions.render import (
 )
 from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.decisions.tokenspec import parse_spec
+from tests.unit.fakes import merge_patch
 
 NOW = datetime(2026, 11, 23, 21, 10, tzinfo=UTC)
 OWNER = Owner("support-apps", "knowledge-portal", "uid-1")
@@ -277,7 +278,7 @@ def test_a_merge_patch_merges_objects_removes_nulls_and_replaces_the_rest() -> N
 
 
 def test_a_status_the_api_server_holds_is_current_for_the_same_render() -> None:
-    held = merge_patched({}, ready_status(NOW))  # what the API server keeps: no nulls
+    held = merge_patch({}, ready_status(NOW))  # what the API server keeps: no nulls
     assert "lastFailure" not in held
     # Rendered again later, over no previous condition (its transition time
     # would be new): only that time differs, and it does not count.
@@ -289,7 +290,7 @@ def test_a_status_the_api_server_holds_is_current_for_the_same_render() -> None:
 
 
 def test_a_status_with_anything_else_changed_is_not_current() -> None:
-    held = merge_patched({}, ready_status(NOW))
+    held = merge_patch({}, ready_status(NOW))
     assert not status_is_current({}, ready_status(NOW))
     assert not status_is_current({**held, "secretName": "other"}, ready_status(NOW))
     assert not status_is_current({**held, "lastFailure": {"reason": "x"}}, ready_status(NOW))
@@ -304,7 +305,7 @@ def test_a_status_with_anything_else_changed_is_not_current() -> None:
     )
     failed = ready_status(NOW, failure)
     assert not status_is_current(held, failed)
-    assert status_is_current(merge_patched(held, failed), failed)
+    assert status_is_current(merge_patch(held, failed), failed)
     # Another condition status is a transition: counted, with its new time.
     pending = {**ready_status(NOW), "conditions": [
         {**held["conditions"][0], "status": "Unknown", "lastTransitionTime": "later"}

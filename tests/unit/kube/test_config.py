@@ -1,13 +1,16 @@
-"""The API client reads the proxy from the environment once, not at every request."""
+"""Where the kubeconfig is found, as kubectl finds it; and the API client reads the
+proxy from the environment once, not at every request."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from kubernetes.aio import client
 
 from egain_token_operator.kube import config as kube_config
+from egain_token_operator.kube.api import KubeError
 
 SERVER = "https://api.cluster.example:6443"
 
@@ -65,3 +68,21 @@ def test_a_kubeconfig_proxy_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     configuration = client.Configuration(host=SERVER)
     configuration.proxy = "http://kubeconfig.example:8080"
     assert _client_of(configuration) == (False, "http://kubeconfig.example:8080")
+
+
+def test_kubeconfig_as_kubectl_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    present = tmp_path / "config"
+    present.write_text("{}")
+    missing = tmp_path / "missing"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", f"{missing}:{present}")
+    assert kube_config._kubeconfig_source(None) == f"{missing}:{present}"
+    assert kube_config._kubeconfig_source(str(present)) == str(present)
+    monkeypatch.delenv("KUBECONFIG")
+    with pytest.raises(KubeError, match="no kubeconfig found"):
+        kube_config._kubeconfig_source(None)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert kube_config._kubeconfig_source(None) is None  # in a Pod: its service account
+    with pytest.raises(KubeError, match="no kubeconfig found"):
+        kube_config._kubeconfig_source(str(missing))  # a file named explicitly must exist

@@ -8,7 +8,7 @@ import asyncio
 import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -200,9 +200,11 @@ def test_failures_permanent_end_it_transient_are_told_once() -> None:
 # --- the bulk form against a fake API server ---------------------------------
 
 
-def fake(tokens: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> FakeKube:
-    """An API server holding `tokens` and `secrets`."""
-    kube = FakeKube()
+Server = TypeVar("Server", bound=FakeKube)
+
+
+def holding(kube: Server, tokens: list[dict[str, Any]], secrets: list[dict[str, Any]]) -> Server:
+    """`kube`, an API server, now holding `tokens` and `secrets`."""
     for body in tokens:
         kube.tokens[(body["metadata"]["namespace"], body["metadata"]["name"])] = body
     for body in secrets:
@@ -229,7 +231,7 @@ def run_many(kube: FakeKube, *argv: str, seconds: float = 5.0) -> tuple[int, lis
     selection = renew._selection(args)
     try:
         code = asyncio.run(
-            renew._renew_many(kube, "apps", selection, seconds, out.append, lambda: NOW)  # type: ignore[arg-type]
+            renew._renew_many(kube, "apps", selection, seconds, out.append, lambda: NOW)
         )
         error = ""
     except command.CommandError as exc:
@@ -244,7 +246,7 @@ def answered(body: dict[str, Any], request: str) -> list[tuple[str, dict[str, An
 
 def test_bulk_renew_lists_once_patches_each_and_watches_once() -> None:
     tokens = [token(f"t{i}") for i in range(40)]
-    kube = fake(tokens, [managed_secret(f"t{i}-token") for i in range(40)])
+    kube = holding(FakeKube(), tokens, [managed_secret(f"t{i}-token") for i in range(40)])
     reacting(kube, answered)
 
     code, out, error = run_many(kube, "--all")
@@ -265,7 +267,7 @@ def test_bulk_renew_a_refusal_outweighs_a_timeout() -> None:
     unnamed = token("unnamed")
     unnamed["spec"]["secretName"] = 5  # stored under a looser schema: no Secret to look at
     tokens = [token("good"), token("bad"), token("slow"), token("gone"), unnamed]
-    kube = fake(tokens, [])
+    kube = holding(FakeKube(), tokens, [])
     # Listed, then deleted before its refresh request is sent.
     kube.lists["egaintokens"] = [list(kube.tokens.values())]
     del kube.tokens[("apps", "gone")]
@@ -293,7 +295,7 @@ def test_bulk_renew_a_refusal_outweighs_a_timeout() -> None:
     )
     assert out[-1] == "5 EgainToken(s): 1 renewed, 2 failed, 1 timed out, 1 deleted meanwhile"
 
-    kube = fake([token("slow")], [])
+    kube = holding(FakeKube(), [token("slow")], [])
     code, out, error = run_many(kube, "--all", "-A", seconds=0.2)
     assert code == command.EXIT_TIMEOUT
     assert error.startswith("timed out after 0.2s: 1 EgainToken(s) not renewed yet")
@@ -309,7 +311,7 @@ def test_bulk_renew_by_client_renews_only_its_tokens() -> None:
         token("local", client_ref={"name": "portal"}),  # an EgainClient of the same name
         token("inline"),
     ]
-    kube = fake(tokens, [])
+    kube = holding(FakeKube(), tokens, [])
     reacting(kube, answered)
 
     missing = run_many(kube, "--client", "cegc/portal")
@@ -321,7 +323,7 @@ def test_bulk_renew_by_client_renews_only_its_tokens() -> None:
     assert code == command.EXIT_OK and kube.annotated == [("apps", "mine")]
     assert "on 1 EgainTokens using ClusterEgainClient/portal in namespace apps" in out[0]
 
-    kube = fake([token("inline")], [])
+    kube = holding(FakeKube(), [token("inline")], [])
     kube.clients[cluster] = {}
     code, out, _ = run_many(kube, "--client", "cegc/portal")
     assert code == command.EXIT_OK and kube.annotated == [] and kube.watched == []
