@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +52,12 @@ def table(rows: dict[str, Any], settings: Settings) -> list[Line]:
     tps: float | None = floor.get("tokens_per_second")
     limit = settings.max_concurrent_requests
     bursts: dict[int, Row] = {burst["tokens"]: burst for burst in rows.get("burst", [])}
+    burst_lines = functools.partial(_burst, tps=tps, limit=limit)
     restarts: list[Row] = rows.get("restart", [])
     # g) restarts the operator of the last e) restart, with its tokens: compared with it.
     last_restart: Row = (restarts or [{}])[-1]
-    ok_capacities = [c for c in rows.get("capacity", []) if "error" not in c]
+    capacities: list[Row] = rows.get("capacity", [])
+    one_replica = next((c for c in capacities if "error" not in c), {})
     return [
         *_checked("a) floor", floor, functools.partial(_floor, limit=limit)),
         *_checked(
@@ -66,18 +68,12 @@ def table(rows: dict[str, Any], settings: Settings) -> list[Line]:
         *(
             line
             for size, burst in bursts.items()
-            for line in _checked(
-                f"c) burst {size}", burst, functools.partial(_burst, tps=tps, limit=limit)
-            )
+            for line in _checked(f"c) burst {size}", burst, burst_lines)
         ),
         *_burst_comparison(bursts),
         *_checked("d) steady", rows.get("steady", {}), _steady),
-        *(line for restart in restarts for line in _checked("e) restart", restart, _restart)),
-        *(
-            line
-            for storm in rows.get("storm", [])
-            for line in _checked("f) storm", storm, functools.partial(_storm, tps=tps, limit=limit))
-        ),
+        *_each("e) restart", restarts, _restart),
+        *_each("f) storm", rows.get("storm", []), functools.partial(_storm, tps=tps, limit=limit)),
         *_checked(
             "g) unrelated",
             rows.get("unrelated_secrets", {}),
@@ -85,23 +81,13 @@ def table(rows: dict[str, Any], settings: Settings) -> list[Line]:
         ),
         *_checked("i) per event", rows.get("events", {}), _events),
         *_checked("h) token-hour", rows.get("token_hour", {}), _token_hour),
-        *(
-            line
-            for spread in rows.get("spread", [])
-            for line in _checked(
-                "j) spread", spread, functools.partial(_spread, burst=bursts.get(1000, {}))
-            )
+        *_each(
+            "j) spread",
+            rows.get("spread", []),
+            functools.partial(_spread, burst=bursts.get(1000, {})),
         ),
         *_checked("k) shared", rows.get("shared", {}), functools.partial(_shared, tps=tps)),
-        *(
-            line
-            for capacity in rows.get("capacity", [])
-            for line in _checked(
-                "l) capacity",
-                capacity,
-                functools.partial(_capacity, one=ok_capacities[0] if ok_capacities else {}),
-            )
-        ),
+        *_each("l) capacity", capacities, functools.partial(_capacity, one=one_replica)),
     ]
 
 
@@ -110,6 +96,11 @@ def _checked(row: str, data: Row, lines: Callable[[Row], list[Line]]) -> list[Li
     if "error" in data:
         return [Line(row, "error", str(data["error"]))]
     return lines(data)
+
+
+def _each(row: str, figures: Iterable[Row], lines: Callable[[Row], list[Line]]) -> list[Line]:
+    """`_checked` of each of `figures` (a row run more than once), in order."""
+    return [line for data in figures for line in _checked(row, data, lines)]
 
 
 def _floor(floor: Row, limit: int) -> list[Line]:
