@@ -75,14 +75,13 @@ class OperatorProcess:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0  # Unix time of the last launch
         self._log_start = 0  # where the last launch's lines begin in the log
 
     def launch(self) -> float:
         """Start it without waiting; return the Unix time it was started at."""
         with self.log_path.open("ab") as log:
             self._log_start = log.tell()
-            self.started_at = time.time()
+            started_at = time.time()
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "egain_token_operator", "run", *self.args],
                 env=self.env,
@@ -90,7 +89,7 @@ class OperatorProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        return self.started_at
+        return started_at
 
     def start(self) -> OperatorProcess:
         """Start it and wait until its health endpoint answers."""
