@@ -68,11 +68,11 @@ def create(state_dir: Path, gateway: str, server: str, admin_kubeconfig: Path) -
         ip_addresses=("127.0.0.1", gateway),
         server=True,
     )
-    write_kubeconfig(admin_kubeconfig, server, ca.cert, client("admin", "admin", "system:masters"))
+    _write_kubeconfig(admin_kubeconfig, server, ca.cert, client("admin", "admin", "system:masters"))
     kubeconfigs = {}
     for component, common_name, organization in _COMPONENT_USERS:
         path = state_dir / f"{component}.kubeconfig"
-        write_kubeconfig(
+        _write_kubeconfig(
             path, server, ca.cert, client(component, common_name, organization), component
         )
         kubeconfigs[component] = path
@@ -97,10 +97,9 @@ def create(state_dir: Path, gateway: str, server: str, admin_kubeconfig: Path) -
     )
 
 
-def write_kubeconfig(
+def _write_kubeconfig(
     path: Path, server: str, ca: Path, client: pki.KeyPair, user: str = "admin"
 ) -> None:
-    """A kubeconfig at `path` reaching `server`, verified by `ca`, as `client`."""
     # JSON is YAML: no YAML writer needed.
     config = {
         "apiVersion": "v1",
