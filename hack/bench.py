@@ -16,8 +16,9 @@ import signal
 import sys
 from pathlib import Path
 
-from benchmark.report import headline, render, run, table
-from benchmark.rows import Settings
+from benchmark.record import run
+from benchmark.report import headline, render, table
+from benchmark.settings import Settings
 from testground import controlplane
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,6 +8,15 @@ changed (shared by `TOKENS_PER_CREDENTIALS` tokens: each of them is woken),
 an unrelated Secret changed (no worker concerned), and the EgainToken
 deleted (its worker forgotten). Events per second that stay flat from 1,000
 to 10,000 tokens show work per event independent of the fleet's size.
+
+What it takes of the operator: what it measures, `WorkerRegistry`'s
+`observe_token`/`observe_secret` and `metrics.set_ready`; and what the
+registry needs to stand by without a cluster: a stand-in typed as the
+`Reconciler` it is given, with the real `SharedTokens` (a deleted token
+leaves its sharing group, part of that event's cost), and each worker's
+spec as its first look would have parsed it (`parse_spec`: a worker wakes
+for a Secret only once it has one, and only a look, which needs a cluster,
+sets it). The managed Secret's labels are written as docs/api.md promises.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ from typing import Any, cast
 from egain_token_operator import metrics
 from egain_token_operator.controller.reconcile import Reconciler
 from egain_token_operator.controller.workers import WorkerRegistry
-from egain_token_operator.decisions.render import MANAGED_BY, MANAGED_BY_LABEL, TOKEN_LABEL
 from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.sharing import SharedTokens
 
@@ -74,6 +82,11 @@ def _secret(name: str, version: str, labels: dict[str, str] | None = None) -> di
     return {"metadata": {**metadata, "labels": labels or {}}}
 
 
+def _managed_labels(token: str) -> dict[str, str]:
+    # The labels of a token Secret, as docs/api.md promises them.
+    return {"app.kubernetes.io/managed-by": "egain-token-operator", "egain.cloud/token": token}
+
+
 def _timed(events: Iterable[Any], deliver: Callable[[Any], None]) -> tuple[int, float]:
     batch = list(events)  # built before the clock starts
     started = time.perf_counter()
@@ -110,10 +123,9 @@ def measure_size(size: int) -> dict[str, float]:
         (_token(i, generation=2) for i in range(size)),
         lambda b: registry.observe_token("MODIFIED", b),
     )
-    ours = {MANAGED_BY_LABEL: MANAGED_BY}
     rate(
         "managed_secret_changed",
-        (_secret(f"token-{i}", "2", {**ours, TOKEN_LABEL: f"token-{i}"}) for i in range(size)),
+        (_secret(f"token-{i}", "2", _managed_labels(f"token-{i}")) for i in range(size)),
         lambda b: registry.observe_secret("MODIFIED", b),
     )
     rate(

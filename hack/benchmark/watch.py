@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from benchmark.kube import Api, tokens_path
+from egain_token_operator.decisions.timestamps import parse_rfc3339
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,14 @@ class Issue:
     issued_at: str  # as in status, RFC 3339
     expires_at: str
     seen_at: float  # Unix time
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A token replaced by the next one the status reported."""
+
+    left_seconds: float  # what the old one had left when the new one was issued
+    seen_at: float  # when the watch saw the new one (Unix time)
 
 
 @dataclass
@@ -100,6 +109,22 @@ class TokenWatch:
         if issued_at and (not state.issues or state.issues[-1].issued_at != issued_at):
             state.issues.append(Issue(issued_at, str(status.get("expiresAt")), now))
 
+    def is_ready(self, name: str) -> bool:
+        """Whether the watch has seen `name` Ready."""
+        state = self.tokens.get(name)
+        return state is not None and state.ready_at is not None
+
+    def replacements(self) -> list[Replacement]:
+        """Every token the watch saw replaced, of every EgainToken."""
+        return [
+            Replacement(
+                (parse_rfc3339(old.expires_at) - parse_rfc3339(new.issued_at)).total_seconds(),
+                new.seen_at,
+            )
+            for state in self.tokens.values()
+            for old, new in zip(state.issues, state.issues[1:], strict=False)
+        ]
+
     def ready_count(self) -> int:
         """How many EgainTokens have been Ready."""
         return sum(state.ready_at is not None for state in self.tokens.values())
@@ -108,6 +133,15 @@ class TokenWatch:
         """Wait until `count` EgainTokens have been Ready; when the last turned Ready (epoch s)."""
         await self.until(lambda: self.ready_count() >= count, f"{count} EgainTokens Ready", within)
         return max(s.ready_at for s in self.tokens.values() if s.ready_at is not None)
+
+    async def all_refreshed(self, within: float) -> None:
+        """Wait until every EgainToken watched has had a second token."""
+        await self.until(
+            lambda: all(len(s.issues) >= 2 for s in self.tokens.values()),
+            f"{len(self.tokens)} EgainTokens refreshed",
+            within,
+            poll=0.25,
+        )
 
     async def until(
         self, done: Callable[[], bool], what: str, within: float, poll: float = 0.1

@@ -1,14 +1,17 @@
 """The operator as a local process, run as its console script would run it, logging to a file.
 
-Used by the end-to-end tests and the soak (`hack/soak.py`); also the polling
-helper both wait with.
+The one "start the operator, wait for health, stop it" of the test ground:
+the end-to-end tests and the soak start it and wait in one call (`start`);
+the benchmark starts it (`launch`), waits without blocking its event loop
+(`wait_healthy`, `wait_for_line`) and reads what it costs (RSS, CPU). Also
+the polling helper the tests and the soak wait with.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +21,14 @@ from typing import TypeVar
 
 import httpx
 
+from testground import procfs
 from testground.controlplane import REPO, ControlPlane
+from testground.supervision import free_port
 
 T = TypeVar("T")
+
+_HEALTHY_WITHIN = 60.0  # seconds a start may take before its health endpoint answers
+_STOP_GRACE = 20.0  # seconds SIGTERM gets before SIGKILL
 
 
 def wait_until(predicate: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
@@ -33,14 +41,6 @@ def wait_until(predicate: Callable[[], T | None], what: str, timeout: float = 30
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.2)
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class OperatorProcess:
@@ -75,9 +75,13 @@ class OperatorProcess:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where the last launch's lines begin in the log
 
-    def start(self) -> OperatorProcess:
+    def launch(self) -> float:
+        """Start it without waiting; return the Unix time it was started at."""
         with self.log_path.open("ab") as log:
+            self._log_start = log.tell()
+            started_at = time.time()
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "egain_token_operator", "run", *self.args],
                 env=self.env,
@@ -85,40 +89,71 @@ class OperatorProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_until(self._healthy, "the operator's health endpoint", timeout=60)
+        return started_at
+
+    def start(self) -> OperatorProcess:
+        """Start it and wait until its health endpoint answers."""
+        self.launch()
+        wait_until(self.healthy, "the operator's health endpoint", timeout=_HEALTHY_WITHIN)
         return self
 
-    def _healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"the operator exited with {self.process.returncode}; see {self.log_path}"
+    async def wait_healthy(self, within: float = _HEALTHY_WITHIN) -> None:
+        """Wait, without blocking the event loop, until its health endpoint answers;
+        TimeoutError after `within` seconds."""
+        deadline = time.monotonic() + within
+        while not await asyncio.to_thread(self.healthy):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the operator was not healthy after {within:.0f} s")
+            await asyncio.sleep(0.1)
+
+    def healthy(self) -> bool:
+        """Whether its health endpoint answers 200; RuntimeError once it has exited."""
+        process = self._running()
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the operator exited with {process.returncode}; see {self.log_path}"
             )
         try:
-            return (
-                httpx.get(f"http://{self.listen}:{self.health_port}/healthz", timeout=1).status_code
-                == 200
-            )
+            url = f"http://{self.listen}:{self.health_port}/healthz"
+            return httpx.get(url, timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
+    async def wait_for_line(self, text: str, within: float) -> str | None:
+        """The first line of its log (since the last launch) holding `text`, once it
+        appears; None after `within` seconds without one."""
+        deadline = time.monotonic() + within
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_start)
+            pending = b""
+            while time.monotonic() < deadline:
+                pending += log.read()
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if text.encode() in line:
+                        return line.decode(errors="replace")
+                await asyncio.sleep(0.05)
+        return None
+
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a grace; safe to call twice, or before a start."""
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=_STOP_GRACE)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
     def kill(self) -> None:
         """End it the hard way (SIGKILL), as a crashed or evicted Pod ends."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
+        process = self._running()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
     def metrics(self) -> str:
+        """Its `/metrics` page."""
         return httpx.get(f"http://{self.listen}:{self.metrics_port}/metrics", timeout=5).text
 
     def leading(self) -> bool:
@@ -126,4 +161,21 @@ class OperatorProcess:
         return "\negain_token_operator_leader 1.0" in self.metrics()
 
     def log(self) -> str:
+        """Its log so far, every launch."""
         return self.log_path.read_text(errors="replace")
+
+    def rss_mib(self) -> float:
+        """Resident memory, in MiB."""
+        return procfs.status_kib(self._running().pid, "VmRSS") / 1024
+
+    def peak_rss_mib(self) -> float:
+        """The most resident memory it has had since its launch, in MiB."""
+        return procfs.status_kib(self._running().pid, "VmHWM") / 1024
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far (user and system, every thread)."""
+        return procfs.cpu_seconds(self._running().pid)
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        assert self.process is not None, "not launched"
+        return self.process

@@ -11,8 +11,8 @@ from typing import Any
 
 from testground.controlplane import ControlPlane
 from testground.operatorprocess import OperatorProcess as OperatorProcess
-from testground.operatorprocess import free_port as free_port
 from testground.operatorprocess import wait_until as wait_until
+from testground.supervision import free_port as free_port
 
 REPO = Path(__file__).resolve().parents[2]
 # Every CRD of the API (EgainToken, EgainClient, ClusterEgainClient).

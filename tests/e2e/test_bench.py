@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.report import ROWS, render, run, table
-from benchmark.rows import Settings
+from benchmark.record import ROWS, run
+from benchmark.report import render, table
+from benchmark.settings import Settings
 from testground.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from testground.controlplane import thread_states
 from testground.emulator import EgainEmulator
+from testground.supervision import thread_states
 from tests.e2e.chart_support import ChartRelease
 from tests.e2e.conftest import MakeClient, successes
 from tests.e2e.pod_support import (

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from testground import controlplane, images, node
+from testground import controlplane, images, node, supervision
 from testground.controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e
@@ -301,13 +301,13 @@ def test_a_component_restarts_as_it_was_and_etcd_pauses(control_plane: ControlPl
 
     etcd = controlplane.component_pid(state_dir, "etcd")
     with controlplane.paused(state_dir, "etcd"):
-        states = controlplane.thread_states(etcd)
+        states = supervision.thread_states(etcd)
         assert len(states) > 1 and set(states) == {"T"}, states
         frozen = control_plane.kubectl(
             "create", "namespace", "while-etcd-sleeps", "--request-timeout=3s", check=False
         )
         assert frozen.returncode != 0
-    assert "T" not in controlplane.thread_states(etcd)
+    assert "T" not in supervision.thread_states(etcd)
     control_plane.kubectl("get", "namespaces", "--request-timeout=30s")
     control_plane.kubectl(
         "delete", "namespace", "while-etcd-sleeps", "--ignore-not-found", "--wait=false"

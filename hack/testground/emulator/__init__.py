@@ -23,7 +23,9 @@ The modules, from the bottom up:
 - `records`: the request log;
 - `admin`: the admin API under `/admin/`;
 - `server`: the HTTPS server (certificates, TLS, connections);
-- `endpoint`: `EgainEmulator`, which ties them together behind one lock;
+- `service`: what the service knows (clients, faults, the request log,
+  issued tokens) behind one lock, and the knobs tests turn;
+- `endpoint`: `EgainEmulator`, the service served, answering each request;
 - `cli`: the command line (`python -m testground.emulator`).
 """
 

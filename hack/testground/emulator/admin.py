@@ -11,21 +11,48 @@ echoes the request, which may hold a client secret.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from testground.emulator.clients import public_client
-
-if TYPE_CHECKING:
-    from testground.emulator.endpoint import EgainEmulator
+from testground.emulator.faults import Fault, FaultKind
+from testground.emulator.oauth import Client, Flow
+from testground.emulator.records import Concurrency, RequestRecord
+from testground.emulator.tokens import IssuedToken
 
 ADMIN_PREFIX = "/admin/"
 
 
+class Administered(Protocol):
+    """What the admin API reads and changes of the emulator (`endpoint.EgainEmulator`).
+
+    Declared here, not imported, so that the admin API sits below the
+    emulator that serves it rather than importing it back.
+    """
+
+    # Called with a JSON object's members as keywords: their names are checked
+    # by the call itself, which answers a wrong one with a 400.
+    @property
+    def set_fault(self) -> Callable[..., Fault]: ...
+    @property
+    def register_client(self) -> Callable[..., None]: ...
+
+    def faults(self) -> list[Fault]: ...
+    def clear_faults(self, kind: FaultKind | str | None = None) -> None: ...
+    def requests(
+        self, client_id: str | None = None, *, flow: Flow | str | None = None
+    ) -> list[RequestRecord]: ...
+    def concurrency(self) -> Concurrency: ...
+    def reset(self) -> None: ...
+    def clients(self) -> list[Client]: ...
+    def issued_tokens(self, client_id: str | None = None) -> list[IssuedToken]: ...
+    def token_info(self, token: str) -> IssuedToken | None: ...
+
+
 def serve_admin(
-    emulator: EgainEmulator, method: str, target: str, body: bytes
+    emulator: Administered, method: str, target: str, body: bytes
 ) -> tuple[int, object]:
     """Serve `/admin/...`; return the status and a JSON-ready payload."""
     path, _, query = target.partition("?")
@@ -42,7 +69,7 @@ def serve_admin(
 
 
 def _route(
-    emulator: EgainEmulator, method: str, route: str, params: Mapping[str, str], data: Any
+    emulator: Administered, method: str, route: str, params: Mapping[str, str], data: Any
 ) -> tuple[int, object]:
     match method, route:
         case "GET", "faults":
