@@ -41,9 +41,9 @@ class CredentialsOrigin:
 
 @dataclass(frozen=True)
 class ClientCredentials:
-    """A client id and secret, and where they were read. The secret never shows in `repr`."""
+    """A client id and secret, and where they were read. Neither shows in `repr`."""
 
-    client_id: str
+    client_id: str = field(repr=False)
     client_secret: str = field(repr=False)
     origin: CredentialsOrigin
 

@@ -101,4 +101,6 @@ class TestRequestBuilding:
 
     def test_secrets_stay_out_of_repr(self) -> None:
         assert SECRET not in repr(CREDS)
+        assert CREDS.client_id not in repr(CREDS)
         assert SECRET not in repr(build_request(CLIENT_APP, CREDS))
+        assert CREDS.client_id not in repr(build_request(CLIENT_APP, CREDS))
