@@ -294,7 +294,10 @@ def test_check_without_and_with_a_request(
 
     nocreds = ctl("check", "nocreds", "-n", namespace, "--request", *settings)
     assert nocreds.returncode == 1
-    assert "FAIL  credentials: Secret never-written not found" in nocreds.stdout
+    assert (
+        "FAIL  credentials: Secret never-written with keys client_id and client_secret not found"
+        in nocreds.stdout
+    )
     assert "FAIL  token request not sent" in nocreds.stdout
 
 

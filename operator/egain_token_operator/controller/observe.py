@@ -146,11 +146,15 @@ async def observe(
             f"Secret {spec.secret_name} exists and is not owned by this EgainToken; "
             "it is left untouched"
         )
+    stored = stored_token(secret) if secret is not None and not conflict else None
+    if stored is not None and stored.fingerprint == request.legacy_fingerprint:
+        # Stored before the fingerprint left the credentials' values out, for
+        # this very request: held under the current fingerprint, so an upgrade
+        # requests no token, and rewritten under it at once (the Secret is not
+        # current), so the legacy value, a function of the client secret, goes.
+        stored = replace(stored, fingerprint=request.fingerprint)
     snapshot = replace(
-        base,
-        fingerprint=request.fingerprint,
-        conflict=conflict,
-        stored_token=stored_token(secret) if secret is not None and not conflict else None,
+        base, fingerprint=request.fingerprint, conflict=conflict, stored_token=stored
     )
     return Observation(snapshot, request, secret)
 

@@ -26,11 +26,26 @@ _SHARING_KEY = secrets.token_bytes(32)
 
 
 @dataclass(frozen=True)
-class ClientCredentials:
-    """A client id and secret. The secret never shows in `repr`."""
+class CredentialsOrigin:
+    """Where client credentials were read: the Secret (its identity and the
+    resourceVersion read) and the two keys. Any edit of the Secret gives it a
+    new resourceVersion, so this changes whenever the credentials may have."""
 
-    client_id: str
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    client_id_key: str
+    client_secret_key: str
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """A client id and secret, and where they were read. Neither shows in `repr`."""
+
+    client_id: str = field(repr=False)
     client_secret: str = field(repr=False)
+    origin: CredentialsOrigin
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,8 @@ class TokenRequest:
     flow: str
     scopes: tuple[str, ...]
     form: Mapping[str, str] = field(repr=False)
+    # Where the credentials in `form` were read: what `fingerprint` says of them.
+    credentials: CredentialsOrigin
     # Whether the token it gets may serve identical requests (`spec.tokenSharing`).
     shared: bool = True
 
@@ -50,8 +67,7 @@ class TokenRequest:
 
         The URL (query included), the grant type, the client id and secret, and
         the set of scopes as sent: their order does not change the token eGain
-        issues, so it does not count here (it does in `fingerprint`, which is
-        kept as it was so that tokens already stored stay valid). An HMAC under
+        issues, so it does not count here (it does in `fingerprint`). An HMAC under
         a key drawn at start-up: equal within the process, never stored, and
         the client secret cannot be read back from it. None when the request
         must have a token of its own.
@@ -74,9 +90,34 @@ class TokenRequest:
     def fingerprint(self) -> str:
         """A digest of everything that determines the token this request gets.
 
-        Stored beside the token, it tells after a restart whether the token
-        still answers the current spec and credentials. It is a SHA-256 over
-        the URL and the form, so the client secret cannot be read back from it.
+        Stored beside the token, on a Secret the EgainToken's team can read, it
+        tells after a restart whether the token still answers the current spec
+        and credentials. It is a SHA-256 over the URL, the flow, the scopes as
+        sent and where the credentials were read (`CredentialsOrigin`), never
+        over their values: no guess of the client id or secret can be checked
+        against it. A rotation is an edit of the credentials Secret, which
+        gives it a new resourceVersion, so it still changes the fingerprint.
+        """
+        origin = self.credentials
+        canonical = json.dumps(
+            [
+                self.url,
+                self.flow,
+                list(self.scopes),
+                [origin.namespace, origin.name, origin.uid, origin.resource_version],
+                [origin.client_id_key, origin.client_secret_key],
+            ],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint as releases before `fingerprint` left out the
+        credentials' values wrote it: a SHA-256 over the URL and the form.
+
+        Only compared with, never written: a token stored under it answers this
+        request as well, so an upgrade requests no token for it.
         """
         canonical = json.dumps([self.url, sorted(self.form.items())], separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -88,8 +129,8 @@ class TokenRequest:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What must never be echoed back in a message."""
-        return (self.form["client_secret"],)
+        """What must never be echoed back in a message: the client secret and id."""
+        return (self.form["client_secret"], self.form["client_id"])
 
 
 @dataclass(frozen=True)
@@ -156,5 +197,6 @@ def build_request(spec: TokenSpec, credentials: ClientCredentials) -> TokenReque
             "client_id": credentials.client_id,
             "client_secret": credentials.client_secret,
         },
+        credentials=credentials.origin,
         shared=spec.token_sharing is TokenSharing.SHARED,
     )

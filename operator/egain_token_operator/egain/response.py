@@ -80,8 +80,12 @@ _OAUTH_ERRORS: Mapping[str, type[TokenError]] = {
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
     """`text` with every secret replaced, on one line of printable characters, cut
-    to a length fit for a status message."""
-    for secret in secrets:
+    to a length fit for a status message.
+
+    The longest first: a secret that holds another (a client secret that holds
+    the client id) is replaced whole, not around the shorter one.
+    """
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret:
             text = text.replace(secret, "[redacted]")
     text = "".join(c if c.isprintable() else " " for c in text)

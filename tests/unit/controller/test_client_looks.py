@@ -52,9 +52,8 @@ def test_a_cluster_client_reads_only_the_cluster_resource_namespace() -> None:
     kube.secrets[("team-a", "portal-client")] = credentials("impostor")
     look(made, token_body(kind="ClusterEgainClient"))
     assert ready(kube) == ("False", "CredentialsNotFound")
-    assert (
-        f"Secret {OPERATOR_NAMESPACE}/portal-client not found"
-        in (kube.statuses[-1]["conditions"][0]["message"])
+    assert kube.statuses[-1]["conditions"][0]["message"] == (
+        f"Secret {OPERATOR_NAMESPACE}/portal-client with keys client_id and client_secret not found"
     )
     kube.secrets[(OPERATOR_NAMESPACE, "portal-client")] = credentials("platform-id")
     look(made, token_body(kind="ClusterEgainClient"))

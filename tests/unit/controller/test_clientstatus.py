@@ -92,13 +92,15 @@ def test_client_status_names_the_missing_secret_or_key_never_a_value() -> None:
     asyncio.run(controller.update(EGAIN_CLIENT))
     condition = kube.client_statuses[-1][1]["conditions"][0]
     assert (condition["status"], condition["reason"]) == ("False", "CredentialsNotFound")
-    assert condition["message"] == "Secret team-a/portal-client not found"
-    assert events == [("Warning", "CredentialsNotFound", "Secret team-a/portal-client not found")]
+    missing = "Secret team-a/portal-client with keys client_id and client_secret not found"
+    assert condition["message"] == missing
+    assert events == [("Warning", "CredentialsNotFound", missing)]
 
     kube.secrets[("team-a", "portal-client")] = {"data": {"client_id": b64("visible-id")}}
     asyncio.run(controller.update(EGAIN_CLIENT))
     condition = kube.client_statuses[-1][1]["conditions"][0]
-    assert condition["message"] == "Secret team-a/portal-client has no non-empty key client_secret"
+    # A Secret without a key reads as one that does not exist.
+    assert condition["message"] == missing
 
     kube.secrets[("team-a", "portal-client")] = credentials("visible-id")
     asyncio.run(controller.update(EGAIN_CLIENT))

@@ -230,7 +230,11 @@ def test_rotated_credentials_get_a_new_token_at_once() -> None:
     made, _ = controller(kube, egain, clock)
     worker = TokenWorker(("ns", "portal"), BODY)
     look(made, worker)
-    kube.secrets[("ns", "creds")] = {"data": {"client_id": b64("id"), "client_secret": b64("new")}}
+    # Any edit gives the Secret a new resourceVersion: what the fingerprint names.
+    kube.secrets[("ns", "creds")] = {
+        "metadata": {"resourceVersion": "2"},
+        "data": {"client_id": b64("id"), "client_secret": b64("new")},
+    }
     look(made, worker)
     assert egain.requests == 2
 

@@ -5,12 +5,21 @@ import httpx
 from egain_token_operator.decisions.hosts import HostAllowList
 from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.addresses import AddressGuard
-from egain_token_operator.egain.request import ClientCredentials
+from egain_token_operator.egain.request import ClientCredentials, CredentialsOrigin
 from egain_token_operator.egain.transport import EgainClient
 from tests.unit.samples import NOW
 
 SECRET = "hh2Y0UE8FmaFBBawzMUua1OB8Ks4QWHNUyhDyZj1X7c"
-CREDS = ClientCredentials("b4b2c1d9-4c19-4e8a-8e7a-9a0b1c2d3e4f", SECRET)
+# Where CREDS were read: the Secret `team-a/egain-client` at resourceVersion 7.
+ORIGIN = CredentialsOrigin(
+    "team-a",
+    "egain-client",
+    "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+    "7",
+    "client_id",
+    "client_secret",
+)
+CREDS = ClientCredentials("b4b2c1d9-4c19-4e8a-8e7a-9a0b1c2d3e4f", SECRET, ORIGIN)
 CLIENT_APP = parse_spec(
     "t",
     {

@@ -1,10 +1,13 @@
 """Building token requests: the two flows, the form, the fingerprint."""
 
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.request import ClientCredentials, build_request
-from tests.unit.egain.samples import ANONYMOUS, CLIENT_APP, CREDS, SECRET
+from tests.unit.egain.samples import ANONYMOUS, CLIENT_APP, CREDS, ORIGIN, SECRET
 
 
 class TestRequestBuilding:
@@ -49,14 +52,55 @@ class TestRequestBuilding:
             build_request(spec, CREDS).form["scope"] == "https://api.aidev.egain.cloud/auth/x.read"
         )
 
-    def test_fingerprint_changes_with_every_input_and_hides_the_secret(self) -> None:
+    def test_fingerprint_changes_with_the_spec(self) -> None:
         base = build_request(CLIENT_APP, CREDS).fingerprint
-        rotated = build_request(CLIENT_APP, ClientCredentials(CREDS.client_id, "other")).fingerprint
-        assert base != rotated
         assert base != build_request(ANONYMOUS, CREDS).fingerprint
-        assert SECRET not in base
+        reordered = replace(CLIENT_APP, scopes=tuple(reversed(CLIENT_APP.scopes)))
+        assert base != build_request(reordered, CREDS).fingerprint
+        url = CLIENT_APP.token_url.replace("ai.", "eu.ai.")
+        moved = replace(CLIENT_APP, issuer=replace(CLIENT_APP.issuer, token_url=url))
+        assert base != build_request(moved, CREDS).fingerprint
         assert len(base) == 64
+
+    @pytest.mark.parametrize(
+        "field",
+        ["namespace", "name", "uid", "resource_version", "client_id_key", "client_secret_key"],
+    )
+    def test_fingerprint_changes_with_where_the_credentials_were_read(self, field: str) -> None:
+        # A rotation is an edit of the credentials Secret: a new resourceVersion.
+        moved = replace(CREDS, origin=replace(ORIGIN, **{field: "other"}))
+        assert build_request(CLIENT_APP, moved).fingerprint != (
+            build_request(CLIENT_APP, CREDS).fingerprint
+        )
+
+    def test_fingerprint_is_no_function_of_the_credentials_values(self) -> None:
+        # Written where the EgainToken's team reads it: no guess of the client
+        # id or secret can be checked against it.
+        base = build_request(CLIENT_APP, CREDS).fingerprint
+        for guess in ("guess", SECRET[:-1], ""):
+            assert (
+                build_request(CLIENT_APP, replace(CREDS, client_secret=guess)).fingerprint == base
+            )
+            assert build_request(CLIENT_APP, replace(CREDS, client_id=guess)).fingerprint == base
+
+    def test_legacy_fingerprint_is_what_earlier_releases_wrote(self) -> None:
+        # Pinned from the releases before: a token stored under it is recognised.
+        assert build_request(CLIENT_APP, CREDS).legacy_fingerprint == (
+            "4ab93f60e8c7c5e8c9eb67c5e350ba87fefa64cb4315f7c19ad51c1b212d8762"
+        )
+        assert build_request(ANONYMOUS, CREDS).legacy_fingerprint == (
+            "463b36fadd2a10cd0760b19d92772bf1b54b5c675941f3452146c602322244e5"
+        )
+        rotated = ClientCredentials(CREDS.client_id, "other", ORIGIN)
+        assert build_request(CLIENT_APP, rotated).legacy_fingerprint != (
+            build_request(CLIENT_APP, CREDS).legacy_fingerprint
+        )
+
+    def test_the_client_id_and_secret_are_never_echoed(self) -> None:
+        assert set(build_request(CLIENT_APP, CREDS).secrets) == {CREDS.client_id, SECRET}
 
     def test_secrets_stay_out_of_repr(self) -> None:
         assert SECRET not in repr(CREDS)
+        assert CREDS.client_id not in repr(CREDS)
         assert SECRET not in repr(build_request(CLIENT_APP, CREDS))
+        assert CREDS.client_id not in repr(build_request(CLIENT_APP, CREDS))

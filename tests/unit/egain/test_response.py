@@ -26,6 +26,7 @@ from egain_token_operator.egain.response import (
     MAX_RESPONSE_BYTES,
     TokenResponse,
     parse_token_response,
+    redact,
 )
 from egain_token_operator.egain.transport import EgainClient
 from tests.unit.egain.samples import CLIENT_APP, CREDS, SECRET, TOKEN, client, resolves_publicly
@@ -135,6 +136,12 @@ class TestResponseParsing:
         assert SECRET not in str(caught.value)
         assert "[redacted]" in str(caught.value)
         assert "HTTP 401 from ai.egain.cloud" in str(caught.value)
+
+    def test_a_secret_holding_another_is_redacted_whole(self) -> None:
+        # Replacing the shorter first would leave the secret's other parts.
+        client_id, secret = "portal", "xq7portal9zk"
+        for secrets in ((client_id, secret), (secret, client_id)):
+            assert redact(f"{secret} / {client_id}", secrets) == "[redacted] / [redacted]"
 
     def test_echoed_control_characters_never_reach_a_message(self) -> None:
         body = {"error": "invalid_request", "error_description": "a\x1b[2Jb\r\nc\x00d\u202ee"}

@@ -19,10 +19,11 @@ from egain_token_operator.decisions.timestamps import rfc3339
 from egain_token_operator.decisions.tokenspec import TokenSharing, parse_spec
 from egain_token_operator.egain.request import ClientCredentials, TokenRequest, build_request
 from egain_token_operator.egain.sharing import SharedTokens
+from tests.unit.egain.samples import ORIGIN
 from tests.unit.samples import NOW, POLICY, token
 
 URL = "https://ai.egain.cloud/system/auth/T-U/oauth2/token"
-CREDENTIALS = ClientCredentials("id", "s3cret")
+CREDENTIALS = ClientCredentials("id", "s3cret", ORIGIN)
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
@@ -49,7 +50,7 @@ class TestSharingKey:
         second = request(name="two", scopes=["b", "a", "a"], secretName="elsewhere")
         assert first.sharing_key is not None
         assert first.sharing_key == second.sharing_key
-        # The fingerprint is kept as it was: stored tokens stay valid after an upgrade.
+        # The fingerprint counts the order of the scopes as sent.
         assert first.fingerprint != second.fingerprint
 
     @pytest.mark.parametrize(
@@ -59,8 +60,8 @@ class TestSharingKey:
             (CREDENTIALS, {"tokenUrl": URL.replace("T-U", "T-V")}),
             (CREDENTIALS, {"scopes": ["a"]}),
             (CREDENTIALS, {"scopes": ["a", "b", "c"]}),
-            (ClientCredentials("other-id", "s3cret"), {}),
-            (ClientCredentials("id", "other-secret"), {}),
+            (ClientCredentials("other-id", "s3cret", ORIGIN), {}),
+            (ClientCredentials("id", "other-secret", ORIGIN), {}),
             (CREDENTIALS, {"flow": "AnonymousCustomer", "tenantId": "T"}),
         ],
     )

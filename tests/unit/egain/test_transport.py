@@ -10,6 +10,7 @@ from egain_token_operator.decisions.reasons import (
     InvalidTokenResponseError,
     Reason,
     TokenEndpointUnavailableError,
+    TokenError,
     TokenUrlNotAllowedError,
 )
 from egain_token_operator.egain.request import build_request
@@ -37,6 +38,23 @@ class TestClient:
         assert request.method == "POST"
         assert request.headers["content-type"] == "application/x-www-form-urlencoded"
         assert parse_qs(request.content.decode())["client_secret"] == [SECRET]
+
+    @pytest.mark.parametrize("status", [400, 401, 403])
+    def test_an_echoed_client_id_or_secret_never_reaches_a_message(self, status: int) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            echoed = f"client {CREDS.client_id} with secret {SECRET}"
+            return httpx.Response(status, json={"error": echoed, "error_description": echoed})
+
+        async def go() -> str:
+            egain = client(httpx.MockTransport(handler))
+            with pytest.raises(TokenError) as caught:
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.aclose()
+            return caught.value.message
+
+        message = asyncio.run(go())
+        assert CREDS.client_id not in message and SECRET not in message
+        assert message.count("[redacted]") == 4
 
     def test_host_outside_the_allow_list_sends_nothing(self) -> None:
         seen: list[httpx.Request] = []
