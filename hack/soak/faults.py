@@ -15,7 +15,7 @@ from typing import Any
 
 from egain_token_operator.controller.reconcile import REQUESTING
 from soak.ground import Ground
-from soak.plan import EGAIN_FAULTS, NAMESPACE, SCOPES
+from soak.plan import EGAIN_FAULTS, NAMESPACE, SCOPES, SILENCED, recovery_bound
 from soak.timeline import Timeline
 from testground import controlplane
 from testground.emulator import FaultKind
@@ -110,7 +110,8 @@ class Faults:
     def first_met(
         self, fault: FaultKind, since: datetime.datetime, client: str | None
     ) -> float | None:
-        """When the first request met `fault` (epoch seconds); None if none came in a lifetime."""
+        """When the first request met `fault` (epoch seconds); None if none came within a
+        lifetime after the longest Kubernetes fault and the recovery bound (`SILENCED`)."""
 
         def met() -> float | None:
             for record in self.ground.emulator.requests():
@@ -123,8 +124,14 @@ class Faults:
             return None
 
         with contextlib.suppress(AssertionError):
-            return wait_until(met, f"a request to meet {fault}", max(self.ground.lifetimes) + 10.0)
+            return wait_until(met, f"a request to meet {fault}", self.unmet_after)
         return None
+
+    @property
+    def unmet_after(self) -> float:
+        """Seconds an eGain fault waits for a request to meet it."""
+        ground = self.ground
+        return max(ground.lifetimes) + SILENCED + recovery_bound(ground.http_timeout)
 
     def kube_fault(self, kind: str) -> None:
         """One fault of the cluster, of a replica, or of one token's objects."""
