@@ -3,7 +3,7 @@ operator's logs, in Events and in the objects whose status the operator writes
 (EgainTokens, EgainClients, ClusterEgainClients), plain or base64-encoded.
 
 The end-to-end fixtures run it after every test that ran the operator (whose
-log is at debug level there), and `hack/soak.py` can run it over its own run:
+log is at debug level there), and `hack/soak/` can run it over its own run:
 
     texts = [operator_log, cluster_record(plane, namespaces)]
     assert_no_secret_material(texts, [emulator])
