@@ -27,6 +27,7 @@ from egain_token_operator.kube.api import (
     ConflictError,
     KubeError,
     NotFoundError,
+    list_all,
 )
 
 Key = tuple[str, str]
@@ -173,14 +174,6 @@ class FakeKube:
         for start in range(0, max(len(items), 1), PAGE_SIZE):
             yield items[start : start + PAGE_SIZE], version
 
-    async def list_objects(self, collection: Collection) -> tuple[list[dict[str, Any]], str]:
-        items: list[dict[str, Any]] = []
-        version = ""
-        async for page, page_version in self.list_pages(collection):
-            items.extend(page)
-            version = page_version
-        return items, version
-
     async def watch_objects(
         self, collection: Collection, resource_version: str
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -216,7 +209,7 @@ class FakeKube:
         return copy.deepcopy(self.tokens.get((namespace, name)))
 
     async def list_tokens(self, namespace: str | None) -> list[dict[str, Any]]:
-        items, _ = await self.list_objects(Collection("egaintokens", namespace))
+        items, _ = await list_all(self, Collection("egaintokens", namespace))
         return items
 
     async def patch_token_status(

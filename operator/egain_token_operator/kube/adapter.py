@@ -27,6 +27,7 @@ from egain_token_operator.kube.api import (
     KubeError,
     NotFoundError,
     UnreachableError,
+    list_all,
 )
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -161,15 +162,6 @@ class Kube:
         ):
             yield list(page.get("items") or []), str(page["metadata"]["resourceVersion"])
 
-    async def list_objects(self, collection: Collection) -> tuple[list[dict[str, Any]], str]:
-        """Every object of `collection`, and the resourceVersion to watch from."""
-        items: list[dict[str, Any]] = []
-        version = ""
-        async for page, page_version in self.list_pages(collection):
-            items.extend(page)
-            version = page_version
-        return items, version
-
     async def watch_objects(
         self, collection: Collection, resource_version: str
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -291,7 +283,7 @@ class Kube:
 
     async def list_tokens(self, namespace: str | None) -> list[dict[str, Any]]:
         """The EgainTokens of `namespace`, or of every namespace when it is None."""
-        items, _ = await self.list_objects(Collection("egaintokens", namespace))
+        items, _ = await list_all(self, Collection("egaintokens", namespace))
         return items
 
     async def annotate_token(

@@ -72,9 +72,6 @@ class KubeApi(Protocol):
         resourceVersion, the one to watch from. `GoneError` when the list took
         longer than the API server keeps its snapshot: list again."""
 
-    async def list_objects(self, collection: Collection) -> tuple[list[dict[str, Any]], str]:
-        """Every object of `collection`, and the resourceVersion to watch from."""
-
     def watch_objects(
         self, collection: Collection, resource_version: str
     ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -142,3 +139,14 @@ class KubeApi(Protocol):
 
     async def replace_lease(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a Lease; `ConflictError` if it changed since its `resourceVersion`."""
+
+
+async def list_all(api: KubeApi, collection: Collection) -> tuple[list[dict[str, Any]], str]:
+    """Every object of `collection`, its pages gathered, and the resourceVersion to
+    watch from: for the few callers that want one answer (the command line's lists)."""
+    items: list[dict[str, Any]] = []
+    version = ""
+    async for page, page_version in api.list_pages(collection):
+        items.extend(page)
+        version = page_version
+    return items, version

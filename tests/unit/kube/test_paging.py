@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from egain_token_operator.kube.adapter import LIST_PAGE_SIZE, Kube, _paged
-from egain_token_operator.kube.api import Collection, GoneError
+from egain_token_operator.kube.api import Collection, GoneError, list_all
 
 
 class Response:
@@ -74,10 +74,10 @@ def test_an_expired_continue_token_is_gone() -> None:
         asyncio.run(gathered(Pages(5, expire_after=1), 2))
 
 
-def test_list_objects_gathers_the_pages_of_one_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_list_all_gathers_the_pages_of_one_collection(monkeypatch: pytest.MonkeyPatch) -> None:
     pages = Pages(2 * LIST_PAGE_SIZE + 1)
     kube = Kube.__new__(Kube)
     monkeypatch.setattr(kube, "_list", lambda collection, **params: pages(**params), raising=False)
-    items, version = asyncio.run(kube.list_objects(Collection("secrets", "ns")))
+    items, version = asyncio.run(list_all(kube, Collection("secrets", "ns")))
     assert (len(items), version, len(pages.calls)) == (2 * LIST_PAGE_SIZE + 1, "42", 3)
     assert all(call["limit"] == LIST_PAGE_SIZE for call in pages.calls)
