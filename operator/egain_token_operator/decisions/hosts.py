@@ -66,11 +66,12 @@ class HostAllowList:
         return cls(patterns)
 
     def matching(self, url: str) -> HostPattern | None:
-        """The first entry, in the list's order, that allows `url`; None when none does.
+        """The first entry, in the list's order, that allows `url`.
 
-        `url` must be an HTTPS URL without user info. The entry, not the URL's host,
-        is what the request metrics are labelled by: its values are the operator's
-        own, so tenants editing token URLs cannot add series.
+        None when none does, or when `url` is not an HTTPS URL without user info.
+        The entry, not the URL's host, is what the request metrics are labelled
+        by: its values are the operator's own, so tenants editing token URLs
+        cannot add series.
         """
         parts = urlsplit(url)
         host = _host(parts)
