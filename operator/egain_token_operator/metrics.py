@@ -1,4 +1,15 @@
-"""Prometheus metrics. Names and labels are part of the API contract."""
+"""Prometheus metrics. Names and labels are part of the API contract.
+
+No label value a tenant chooses outlives the EgainTokens that use it, so the
+series are bounded by what is served (README, "Metrics"):
+- `namespace` and `name` are an EgainToken's, and `forget` drops every series
+  holding them when the token is no longer served;
+- `condition`, `result`, `reason` and `flow` come from fixed sets;
+- `host` of the request histogram is the allow-list entry the token URL matched
+  (`*.egain.cloud`), a value of the operator's, never the URL's own host: a tenant
+  editing `tokenUrl` through many hosts under one entry adds no series;
+- `status_code` is what an allowed host answered, or `error`.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +39,8 @@ REFRESHES = Counter(
 )
 REQUEST_DURATION = Histogram(
     "egain_token_request_duration_seconds",
-    "Duration of token requests to eGain, by host, flow and HTTP status code.",
+    "Duration of token requests to eGain, by the allowed token host entry the URL matched, "
+    "flow and HTTP status code.",
     ["host", "flow", "status_code"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )

@@ -99,10 +99,12 @@ def test_client_app_flow_writes_the_exact_secret(
         'egain_token_consecutive_failures{name="portal",namespace="%s"} 0.0',
     ):
         assert series % namespace in metrics, series
+    # Labelled by the allow-list entry the emulator's URL matched, not by its host.
     assert (
-        'egain_token_request_duration_seconds_count{flow="ClientApp",host="localhost",status_code="200"}'
-        in metrics
+        'egain_token_request_duration_seconds_count{flow="ClientApp",'
+        f'host="localhost:{emulator.port}",status_code="200"}}' in metrics
     )
+    assert 'host="localhost"' not in metrics
 
 
 def test_anonymous_customer_flow(

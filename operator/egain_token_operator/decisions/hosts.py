@@ -65,17 +65,27 @@ class HostAllowList:
             raise ValueError("the token host allow-list is empty")
         return cls(patterns)
 
-    def allows(self, url: str) -> bool:
-        """True when `url` is an HTTPS URL, without user info, on an allowed host and port."""
+    def matching(self, url: str) -> HostPattern | None:
+        """The first entry, in the list's order, that allows `url`.
+
+        None when none does, or when `url` is not an HTTPS URL without user info.
+        The entry, not the URL's host, is what the request metrics are labelled
+        by: its values are the operator's own, so tenants editing token URLs
+        cannot add series.
+        """
         parts = urlsplit(url)
         host = _host(parts)
         if parts.scheme != "https" or host is None or "@" in parts.netloc:
-            return False
+            return None
         try:
             port = parts.port or HTTPS_PORT
         except ValueError:
-            return False
-        return any(pattern.matches(host, port) for pattern in self.patterns)
+            return None
+        return next((pattern for pattern in self.patterns if pattern.matches(host, port)), None)
+
+    def allows(self, url: str) -> bool:
+        """True when `url` is an HTTPS URL, without user info, on an allowed host and port."""
+        return self.matching(url) is not None
 
     def refusal(self, url: str) -> str | None:
         """Why no token request may be sent to `url`; None when it may.

@@ -145,7 +145,11 @@ class EgainClient:
             except httpx.HTTPError as exc:
                 raise TokenEndpointUnavailableError(_transport_failure(request.host, exc)) from None
             finally:
-                REQUEST_DURATION.labels(request.host, request.flow, status_label).observe(
+                # Labelled by the allow-list entry the URL matched (one exists: the
+                # refusal above was None), a value of the operator's, never by the
+                # tenant's host, so editing `tokenUrl` cannot add series.
+                allowed_by = str(self._allowed_hosts.matching(request.url))
+                REQUEST_DURATION.labels(allowed_by, request.flow, status_label).observe(
                     time.monotonic() - started
                 )
         token = parse_token_response(
