@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 from egain_token_operator.ctl.check import CHECK_SETTINGS, check
 from egain_token_operator.ctl.command import EXIT_NOT_FOUND, CommandError
+from egain_token_operator.ctl.readout import printable
 from egain_token_operator.ctl.renew import renew
 from egain_token_operator.ctl.status import status
 from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION
@@ -133,11 +134,12 @@ def main(
     args = build_parser(prog, os.environ).parse_args(list(argv))
     try:
         return asyncio.run(_RUNNERS[args.command](args, out, now))
+    # An error quotes statuses (a refused renewal) and the API server's answers.
     except CommandError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KubeError as exc:
-        print(f"error: Kubernetes API: {exc}", file=sys.stderr)
+        print(f"error: Kubernetes API: {printable(str(exc))}", file=sys.stderr)
         return EXIT_NOT_FOUND
 
 
