@@ -132,9 +132,9 @@ def main(
 ) -> int:
     """Run one command; return its exit code."""
     args = build_parser(prog, os.environ).parse_args(list(argv))
+    # An error quotes statuses (a refused renewal) and the API server's answers.
     try:
         return asyncio.run(_RUNNERS[args.command](args, out, now))
-    # An error quotes statuses (a refused renewal) and the API server's answers.
     except CommandError as exc:
         print(f"error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code

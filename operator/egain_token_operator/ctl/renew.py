@@ -95,7 +95,7 @@ async def renew(
     selection = _selection(args)
 
     def say(line: str) -> None:
-        # Each line is one: it quotes statuses and annotations, `printable` whole.
+        # Every line renew prints is one line, quoting statuses and annotations.
         out(printable(line))
 
     kube, namespace = await connect(args)
