@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 from egain_token_operator.ctl.check import CHECK_SETTINGS, check
 from egain_token_operator.ctl.command import EXIT_NOT_FOUND, CommandError
+from egain_token_operator.ctl.readout import printable
 from egain_token_operator.ctl.renew import renew
 from egain_token_operator.ctl.status import status
 from egain_token_operator.decisions.render import REFRESH_REQUESTED_AT_ANNOTATION
@@ -131,13 +132,14 @@ def main(
 ) -> int:
     """Run one command; return its exit code."""
     args = build_parser(prog, os.environ).parse_args(list(argv))
+    # An error quotes statuses (a refused renewal) and the API server's answers.
     try:
         return asyncio.run(_RUNNERS[args.command](args, out, now))
     except CommandError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KubeError as exc:
-        print(f"error: Kubernetes API: {exc}", file=sys.stderr)
+        print(f"error: Kubernetes API: {printable(str(exc))}", file=sys.stderr)
         return EXIT_NOT_FOUND
 
 

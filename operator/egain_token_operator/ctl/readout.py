@@ -1,6 +1,6 @@
 """Readings of objects as the API sends them, shared by the views and the renewal:
-instants as spans from now (as kubectl shows ages), and the recorded Ready
-condition. Pure: `now` is passed in."""
+instants as spans from now (as kubectl shows ages), the recorded Ready
+condition, and text made safe to print at a terminal. Pure: `now` is passed in."""
 
 from __future__ import annotations
 
@@ -13,6 +13,23 @@ from egain_token_operator.decisions.timestamps import parse_rfc3339
 
 # What is shown for a value there is none of.
 NONE = "-"
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable escaped as Python writes
+    it (ESC as `\\x1b`, a tab as `\\t`, U+2028 as `\\u2028`): C0 and C1 controls,
+    DEL, line and paragraph separators, spaces other than ` `, format characters
+    (bidirectional overrides), unassigned and private-use code points.
+
+    Statuses, Events and specs are written by tenants (or hold what they wrote):
+    printed as they are, an escape sequence in one would drive the admin's
+    terminal, and a line break in one would forge a line of the output. Every
+    value the command line prints from the API goes through here, in the layouts
+    that print it (`views.table`, `views.fields`, `reports.check_report`, the
+    lines of `renew`, the error line)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def human_duration(span: timedelta) -> str:

@@ -30,6 +30,7 @@ from egain_token_operator.ctl.command import (
     read_client,
     read_token,
 )
+from egain_token_operator.ctl.readout import printable
 from egain_token_operator.ctl.renewal import Ending, Progress, Renewal
 from egain_token_operator.ctl.reports import renewal_summary, selection_text
 from egain_token_operator.decisions.clientref import client_argument, uses
@@ -97,11 +98,16 @@ async def renew(
 ) -> int:
     """`renew NAME | --all | -l SELECTOR | --client KIND/NAME [-n NS | -A] [--timeout S]`."""
     selection = _selection(args)
+
+    def say(line: str) -> None:
+        # Every line renew prints is one line, quoting statuses and annotations.
+        out(printable(line))
+
     kube, namespace = await connect(args)
     try:
         if selection.name is not None:
-            return await _renew_one(kube, namespace, selection.name, args.timeout, out, now)
-        return await _renew_many(kube, namespace, selection, args.timeout, out, now)
+            return await _renew_one(kube, namespace, selection.name, args.timeout, say, now)
+        return await _renew_many(kube, namespace, selection, args.timeout, say, now)
     finally:
         await kube.close()
 

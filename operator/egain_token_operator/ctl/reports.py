@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from egain_token_operator.ctl.readout import printable
 from egain_token_operator.decisions.clientref import slashed
 from egain_token_operator.decisions.clients import ClientKey
 
@@ -55,9 +56,10 @@ class Finding:
 
 
 def check_report(namespace: str, name: str, findings: Sequence[Finding]) -> str:
-    """The `check` report: one line per finding, then the summary."""
+    """The `check` report: one line per finding (`printable`: findings quote specs,
+    statuses and eGain's answers), then the summary."""
     lines = [f"EgainToken {namespace}/{name}"]
-    lines += [f"  {finding.outcome.value:<4}  {finding.what}" for finding in findings]
+    lines += [f"  {finding.outcome.value:<4}  {printable(finding.what)}" for finding in findings]
     failed = sum(finding.outcome is Outcome.FAIL for finding in findings)
     lines.append("all checks passed" if not failed else f"{failed} check(s) failed")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from egain_token_operator.ctl.readout import (
     NONE,
     human_duration,
     instant,
+    printable,
     recorded_ready,
     time_ago,
     time_until,
@@ -49,8 +50,9 @@ def client_used(token: Mapping[str, Any]) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns as kubectl prints them: left-aligned, three spaces apart."""
-    every = [list(header), *(list(row) for row in rows)]
+    """Columns as kubectl prints them: left-aligned, three spaces apart; each cell
+    `printable`."""
+    every = [[printable(cell) for cell in row] for row in (header, *rows)]
     widths = [max(len(row[i]) for row in every) for i in range(len(header))]
     return "\n".join(
         "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -120,9 +122,10 @@ def _at(text: Any, now: datetime, past: str = "{} ago") -> str:
 
 
 def fields(pairs: Sequence[tuple[str, str]], indent: str = "") -> list[str]:
-    """`Label:  value` lines, the values in one column whatever the indent."""
+    """`Label:  value` lines, the values in one column whatever the indent; each
+    value `printable`."""
     width = LABEL_WIDTH - len(indent)
-    return [f"{indent}{(label + ':').ljust(width)}{value}" for label, value in pairs]
+    return [f"{indent}{(label + ':').ljust(width)}{printable(value)}" for label, value in pairs]
 
 
 def secret_owner(secret: Mapping[str, Any], token: Mapping[str, Any]) -> str:
