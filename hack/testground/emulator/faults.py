@@ -33,6 +33,9 @@ class FaultKind(StrEnum):
     NO_EXPIRES_IN = "no_expires_in"  # a success without `expires_in`
     STRING_EXPIRES_IN = "string_expires_in"  # a success with `"expires_in": "3600"`
     EXPIRES_IN = "expires_in"  # a success with `"expires_in": value` (any JSON value)
+    # A success with `"scope": value` (any JSON value), whatever was granted: an
+    # issuer granting more (or other) than it was asked for.
+    GRANTED_SCOPE = "granted_scope"
     HOSTILE_TOKEN = "hostile_token"  # a success whose token is followed by `text`
     OVERSIZED = "oversized"  # a success padded to `size` bytes
     DEEP_JSON = "deep_json"  # a success with a field nested `depth` arrays deep
@@ -47,6 +50,7 @@ SHAPE = frozenset(
         FaultKind.NO_EXPIRES_IN,
         FaultKind.STRING_EXPIRES_IN,
         FaultKind.EXPIRES_IN,
+        FaultKind.GRANTED_SCOPE,
         FaultKind.HOSTILE_TOKEN,
         FaultKind.OVERSIZED,
         FaultKind.DEEP_JSON,
@@ -71,7 +75,7 @@ class Fault:
     retry_after: int | None = 1  # rate_limited: seconds in Retry-After; None: no header
     delay: float = 0.0  # latency: seconds
     location: str | None = None  # redirect target; default: a recorded 404 path here
-    value: object = None  # expires_in: the JSON value sent (null by default)
+    value: object = None  # expires_in, granted_scope: the JSON value sent (null by default)
     text: str = "\r\nX-Injected: yes"  # hostile_token: what follows the token
     size: int = 5 * 1024 * 1024  # oversized: bytes of the whole body
     depth: int = 10_000  # deep_json: arrays nested in the extra field
@@ -192,6 +196,8 @@ def shape_payload(payload: dict[str, object], fault: Fault | None) -> dict[str, 
         shaped["expires_in"] = str(shaped["expires_in"])
     elif fault and kind is FaultKind.EXPIRES_IN:
         shaped["expires_in"] = fault.value
+    elif fault and kind is FaultKind.GRANTED_SCOPE:
+        shaped["scope"] = fault.value
     elif fault and kind is FaultKind.HOSTILE_TOKEN:
         # The issued token stays whole in it, so a leak of it is still found.
         shaped["access_token"] = f"{shaped['access_token']}{fault.text}"

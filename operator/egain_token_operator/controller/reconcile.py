@@ -131,17 +131,23 @@ class Reconciler:
             return after_fetch(snapshot, before, at=self.clock(), policy=self.policy, error=error)
         finally:
             await _stopped(expiry)
-        if not joined:
-            metrics.count_refresh(namespace, name, "success", Reason.TOKEN_ISSUED.value)
         # Obtained for the request of whichever sharer sent it: held as obtained
         # for this one's (the same token, its own fingerprint and refresh request).
         token = replace(
             issued, fingerprint=request.fingerprint, refresh_request=snapshot.refresh_request
         )
+        # Settled before anything is written: a token granting more than the
+        # client allows comes back refused (`checks.granted_scope_not_allowed`).
         settled = after_fetch(
             snapshot, before, at=self.clock(), policy=self.policy, token=token, shared=joined
         )
-        self._announce(worker, seen, settled, before.failure is not None, now)
+        refused = settled.failure
+        if not joined:
+            reason = Reason.TOKEN_ISSUED if refused is None else refused.reason
+            result = "success" if refused is None else "failure"
+            metrics.count_refresh(namespace, name, result, reason.value)
+        if refused is None:
+            self._announce(worker, seen, settled, before.failure is not None, now)
         return settled
 
     def _expiry_in_flight(

@@ -105,8 +105,40 @@ def scope_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
     outside = client.scopes_not_allowed(spec.scopes)
     if not outside:
         return None
-    said = f"scope {outside[0]} is" if len(outside) == 1 else f"scopes {' '.join(outside)} are"
-    return Reason.SCOPE_NOT_ALLOWED, f"{said} not allowed by {client.key} (allowedScopes)"
+    verb = "is" if len(outside) == 1 else "are"
+    return (
+        Reason.SCOPE_NOT_ALLOWED,
+        f"{_named(outside)} {verb} not allowed by {client.key} (allowedScopes)",
+    )
+
+
+def granted_scope_not_allowed(
+    client: ClientSpec | None, granted: tuple[str, ...]
+) -> tuple[Reason, str] | None:
+    """A scope a token response grants is outside the client's `allowedScopes`.
+
+    `allowedScopes` bounds what a token may do, not only what is asked: an
+    issuer may grant more than was requested (an Entra-style `.default`
+    scope, a misconfigured client), and such a token is refused, not written.
+    Judged per EgainToken, against the client it names: EgainTokens that
+    share a token (`sharing.py`) may name different clients with the same
+    credentials. A response without `scope` is read as granting what was
+    asked (RFC 6749, 5.1), which `scope_not_allowed` passed.
+    """
+    if client is None:
+        return None
+    outside = client.scopes_not_allowed(granted)
+    if not outside:
+        return None
+    return (
+        Reason.SCOPE_NOT_ALLOWED,
+        f"the token response grants {_named(outside)}, which {client.key} does not allow "
+        "(allowedScopes); the token is not used",
+    )
+
+
+def _named(scopes: tuple[str, ...]) -> str:
+    return f"scope {scopes[0]}" if len(scopes) == 1 else f"scopes {' '.join(scopes)}"
 
 
 def token_host_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:

@@ -25,15 +25,11 @@ from egain_token_operator.decisions.checks import (
     Snapshot,
     Verdict,
     adopting_shared_token,
+    granted_scope_not_allowed,
     is_ready,
 )
 from egain_token_operator.decisions.readiness import Condition, ready_condition
-from egain_token_operator.decisions.reasons import (
-    CHECKED_REASONS,
-    LOCAL_REASONS,
-    Reason,
-    TokenError,
-)
+from egain_token_operator.decisions.reasons import Reason, TokenError
 from egain_token_operator.decisions.schedule import Failure, RetryPolicy, StoredToken
 from egain_token_operator.decisions.timestamps import rfc3339
 
@@ -92,16 +88,20 @@ def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy)
     if snapshot.fingerprint is None:
         raise ValueError("a snapshot that passes the local checks has a fingerprint")
     token = token or snapshot.stored_token
-    if failure is not None and failure.reason in CHECKED_REASONS:
+    if failure is not None and failure.checked:
         failure = None  # every local check passed: its cause is gone
     shared = _as_held(snapshot, token)
+    if shared is not None and granted_scope_not_allowed(snapshot.client, shared.scopes):
+        # Obtained through another client (same credentials, broader
+        # `allowedScopes`): not for this one. It requests its own, refused in turn.
+        shared = None
     facts = Facts(
         now=now,
         fingerprint=snapshot.fingerprint,
         refresh_request=snapshot.refresh_request,
         token=token,
         refresh_time=_refresh_time(snapshot, token, policy),
-        failure=None if failure is None or failure.reason in LOCAL_REASONS else failure,
+        failure=None if failure is None or failure.local else failure,
         shared=shared,
         shared_refresh_time=_refresh_time(snapshot, shared, policy),
     )
@@ -125,17 +125,35 @@ def after_fetch(
 ) -> Plan:
     """Settle `before` with what its request gave at `at`: `token`, or `error`.
 
+    A token granting a scope outside the client's `allowedScopes`
+    (`granted_scope_not_allowed`) is refused as an error would be: `before`'s
+    token stays, and the failure is held back like eGain's own.
+
     Judged at `at`, when the request ended, not when the look began: a
     request may outlast the token it was to replace (up to `--http-timeout`),
     which is then no longer Ready. `shared`: the request was another
     EgainToken's, identical, which this one awaited instead of sending its own.
     """
+    answered = False
     if token is not None:
-        return _settled(snapshot, before.token, token, "token issued", at, policy, shared=shared)
+        refused = granted_scope_not_allowed(snapshot.client, token.scopes)
+        if refused is None:
+            return _settled(
+                snapshot, before.token, token, "token issued", at, policy, shared=shared
+            )
+        error, answered = TokenError(refused[1], reason=refused[0]), True
     assert error is not None
     previous, token = before.failure, before.token
     failure = record_failure(
-        previous, error.reason, error.message, error.retry_after, snapshot, token, at, policy
+        previous,
+        error.reason,
+        error.message,
+        error.retry_after,
+        snapshot,
+        token,
+        at,
+        policy,
+        answered=answered,
     )
     news = _is_news(previous, failure)
     return _report(snapshot, token, failure, news, (False, error.message), at, policy)
@@ -163,8 +181,11 @@ def record_failure(
     token: StoredToken | None,
     now: datetime,
     policy: RetryPolicy,
+    *,
+    answered: bool = False,
 ) -> Failure:
-    """The failure after `previous`, with its retry time."""
+    """The failure after `previous`, with its retry time; `answered`: found in a
+    token response (`Failure.answered`)."""
     count = previous.count + 1 if previous is not None else 1
     remaining = token.expires_at - now if token is not None and token.is_valid(now) else None
     delay = schedule.retry_delay(
@@ -184,6 +205,7 @@ def record_failure(
         fingerprint=snapshot.fingerprint,
         refresh_request=snapshot.refresh_request,
         credentials_version=snapshot.credentials_version,
+        answered=answered,
     )
 
 
@@ -230,7 +252,7 @@ def _restored(snapshot: Snapshot) -> Failure | None:
     changed since (another resourceVersion than the failed request was built
     from, or none recorded): the cause may be gone."""
     failure = snapshot.recorded_failure
-    if failure is None or failure.reason in LOCAL_REASONS:
+    if failure is None or failure.local:
         return None
     if snapshot.status_generation != snapshot.generation:
         return None

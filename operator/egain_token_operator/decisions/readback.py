@@ -64,7 +64,10 @@ def recorded_failure(status: Mapping[str, Any], refresh_request: str | None) -> 
     `nextRefreshAt`), as `render_status` wrote it; None when it records none.
 
     What the attempt was for is not stored, so its fingerprint is unknown; the
-    credentials Secret's resourceVersion it was built from is.
+    credentials Secret's resourceVersion it was built from is. A
+    `ScopeNotAllowed` recorded with that version was found in a token response
+    (`Failure.answered`): the local check that gives the same reason stops a
+    look before the credentials are read (`observe`), so it records none.
     """
     last = status.get("lastFailure") or {}
     try:
@@ -73,6 +76,7 @@ def recorded_failure(status: Mapping[str, Any], refresh_request: str | None) -> 
         retry_at = parse_rfc3339(status["nextRefreshAt"])
     except (KeyError, TypeError, ValueError):
         return None
+    version = last.get("credentialsVersion")
     return Failure(
         count=int(status.get("consecutiveFailures") or 1),
         reason=reason,
@@ -81,5 +85,6 @@ def recorded_failure(status: Mapping[str, Any], refresh_request: str | None) -> 
         retry_at=retry_at,
         fingerprint=None,
         refresh_request=refresh_request,
-        credentials_version=last.get("credentialsVersion"),
+        credentials_version=version,
+        answered=reason is Reason.SCOPE_NOT_ALLOWED and version is not None,
     )

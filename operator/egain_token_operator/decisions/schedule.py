@@ -11,7 +11,12 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from egain_token_operator.decisions.reasons import TRANSIENT_REASONS, Reason
+from egain_token_operator.decisions.reasons import (
+    CHECKED_REASONS,
+    LOCAL_REASONS,
+    TRANSIENT_REASONS,
+    Reason,
+)
 
 # A refresh never comes sooner than this after the previous token was issued,
 # whatever the token's lifetime, so a nearly-expired token cannot cause a hot loop.
@@ -60,6 +65,20 @@ class Failure:
     # from: kept in the status, so that a restarted operator can tell whether
     # the credentials changed since (the fingerprint is never stored there).
     credentials_version: str | None = None
+    # Found in a token response, though its reason is one a local check gives
+    # too (a granted scope outside `allowedScopes`): eGain was asked, so it is
+    # held back like eGain's own failures.
+    answered: bool = False
+
+    @property
+    def local(self) -> bool:
+        """Found without asking eGain: re-checked at every look, holding no request back."""
+        return self.reason in LOCAL_REASONS and not self.answered
+
+    @property
+    def checked(self) -> bool:
+        """Found by a local check (`checks.LOCAL_CHECKS`): gone once they all pass."""
+        return self.reason in CHECKED_REASONS and not self.answered
 
     def applies_to(self, fingerprint: str, refresh_request: str | None) -> bool:
         """True when the failure was for the same request (so its backoff holds)."""
