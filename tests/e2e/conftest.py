@@ -26,6 +26,8 @@ from testground.leaks import assert_no_secret_material, cluster_record
 from tests.e2e.support import CRDS, Cluster, OperatorProcess, credentials_secret, egain_token
 
 TENANT = "TMPRODB88619984"
+# `--rollout-restart-min-interval` of the operators `start_operator` starts (seconds).
+ROLLOUT_MIN_INTERVAL = 5
 
 
 @pytest.fixture(scope="session")
@@ -203,7 +205,7 @@ def start_operator(
             "--permanent-failure-retry-delay",
             "30",
             "--rollout-restart-min-interval",
-            "5",
+            str(ROLLOUT_MIN_INTERVAL),
             "--http-timeout",
             "2",
             *extra,
