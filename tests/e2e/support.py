@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Any
 from egain_token_operator.controller.restarts import COALESCE_WINDOW
 from egain_token_operator.decisions.render import parse_rfc3339
 from testground.controlplane import ControlPlane
+from testground.emulator import EgainEmulator, RequestRecord
 from testground.operatorprocess import OperatorProcess as OperatorProcess
 from testground.operatorprocess import free_port as free_port
 from testground.operatorprocess import wait_until as wait_until
@@ -99,6 +100,18 @@ class Backoff:
         assert len(times) <= most, (
             f"{what}: {len(times)} requests in {span:.1f} s, the backoff allows {most}"
         )
+
+
+def tried(
+    emulator: EgainEmulator, client_id: str, times: int
+) -> Callable[[], list[RequestRecord] | None]:
+    """For `wait_until`: the token requests of a client, once there are `times` of them."""
+
+    def requests() -> list[RequestRecord] | None:
+        found = emulator.requests(client_id)
+        return found if len(found) >= times else None
+
+    return requests
 
 
 class Cluster:
