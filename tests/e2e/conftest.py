@@ -23,9 +23,20 @@ import pytest
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
 from testground.leaks import assert_no_secret_material, cluster_record
-from tests.e2e.support import CRDS, Cluster, OperatorProcess, credentials_secret, egain_token
+from tests.e2e.support import (
+    CRDS,
+    Backoff,
+    Cluster,
+    OperatorProcess,
+    credentials_secret,
+    egain_token,
+)
 
 TENANT = "TMPRODB88619984"
+# `--rollout-restart-min-interval` of the operators `start_operator` starts (seconds).
+ROLLOUT_MIN_INTERVAL = 5
+# Their retry settings: short, so that tests see several retries.
+BACKOFF = Backoff(initial=0.5, maximum=4.0)
 
 
 @pytest.fixture(scope="session")
@@ -197,13 +208,13 @@ def start_operator(
             "--log-level",
             "debug",
             "--retry-initial-delay",
-            "0.5",
+            str(BACKOFF.initial),
             "--retry-max-delay",
-            "4",
+            str(BACKOFF.maximum),
             "--permanent-failure-retry-delay",
             "30",
             "--rollout-restart-min-interval",
-            "5",
+            str(ROLLOUT_MIN_INTERVAL),
             "--http-timeout",
             "2",
             *extra,

@@ -6,7 +6,7 @@ installs the chart in a new `restricted` namespace and, afterwards, searches
 the operator Pods' logs, the Events and every EgainToken for secrets, then
 uninstalls it. The others look at what it runs: its Pods, their processes on
 the node, the Lease holder, and every token Secret and status about once a
-second (`Sampler`).
+second (`Sampler`), with what makes the samples enough to judge by.
 """
 
 from __future__ import annotations
@@ -169,7 +169,26 @@ class Observations:
     # Secrets whose token went back to an older one: (name, issued-at before, after).
     regressions: list[tuple[str, str, str]] = field(default_factory=list)
     issued_at: dict[str, str] = field(default_factory=dict)  # per Secret, the newest seen
-    last_sample: float = 0.0  # when the last complete sample began (epoch seconds)
+    attempts: int = 0  # samples begun, complete or failed
+    # Each complete sample: when it began (epoch seconds), how many token Secrets it read.
+    rounds: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def last_sample(self) -> float:
+        """When the last complete sample began (epoch seconds; 0 if none)."""
+        return self.rounds[-1][0] if self.rounds else 0.0
+
+    def check_sampled(self, secrets: int, spans: Mapping[str, tuple[float, float]]) -> None:
+        """Fail unless the samples can back a verdict: at most one in ten failed,
+        each complete one read all `secrets` token Secrets, and each span
+        (what: (start, end), epoch seconds) holds one."""
+        assert len(self.errors) * 10 <= self.attempts, (
+            f"{len(self.errors)} of {self.attempts} samples failed: {self.errors[:10]}"
+        )
+        short = [(at, read) for at, read in self.rounds if read != secrets]
+        assert not short, f"samples (at, Secrets read) that missed some of {secrets}: {short[:10]}"
+        for what, (start, end) in spans.items():
+            assert any(start <= at <= end for at, _ in self.rounds), f"no sample {what}"
 
 
 class Sampler:
@@ -230,6 +249,7 @@ class Sampler:
 
     def _sample(self) -> None:
         while not self._stop.wait(1.0):
+            self.seen.attempts += 1
             try:
                 self._sample_once()
             except (RuntimeError, ValueError) as error:  # the API server mid-hand-over
@@ -245,10 +265,12 @@ class Sampler:
             if not history or history[-1] != entry:
                 history.append(entry)
         at = time.time()
+        read = 0
         for secret in self._get("secrets"):
             data = secret.get("data") or {}
             if "access_token" not in data:
                 continue
+            read += 1
             name = secret["metadata"]["name"]
             issued = (secret["metadata"].get("annotations") or {}).get(ISSUED_AT, "")
             newest = self.seen.issued_at.get(name, "")
@@ -259,4 +281,4 @@ class Sampler:
             self.seen.secret_samples += 1
             if info is None or info.expires_at.timestamp() <= at:
                 self.seen.expired.append((name, at))
-        self.seen.last_sample = at
+        self.seen.rounds.append((at, read))

@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from egain_token_operator.controller.restarts import COALESCE_WINDOW
+from egain_token_operator.decisions.render import parse_rfc3339
 from testground.controlplane import ControlPlane
+from testground.emulator import EgainEmulator, RequestRecord
 from testground.operatorprocess import OperatorProcess as OperatorProcess
 from testground.operatorprocess import wait_until as wait_until
 from testground.supervision import free_port as free_port
@@ -47,6 +52,66 @@ class Hidden:
         return "<hidden>"
 
     __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """The retry schedule of transient failures as docs/api.md states it (*When
+    a failed request is retried*), for the settings a test passes."""
+
+    initial: float = 1.0  # --retry-initial-delay
+    maximum: float = 300.0  # --retry-max-delay
+    expired_cap: float = 20.0  # once no valid token remains
+    validity_fraction: float = 0.25  # of the remaining validity, while one remains
+    floor: float = 0.5  # no retry sooner than this after a failure
+    retry_after: float = 0.0  # the endpoint's Retry-After, honoured above all (up to `maximum`)
+
+    def shortest_wait(self, failures: int, remaining: float) -> float:
+        """The shortest wait after the `failures`-th failure, `remaining` seconds
+        of validity left: each wait is in the upper half of its step."""
+        step = min(self.initial * 2.0 ** (failures - 1), self.maximum)
+        if remaining <= 0:
+            wait = min(step, self.expired_cap) / 2
+        else:
+            wait = min(step / 2, remaining * self.validity_fraction)
+        return max(self.floor, wait, min(self.retry_after, self.maximum))
+
+    def most_requests(self, first: float, expiry: float, until: float) -> tuple[int, int]:
+        """The most requests the schedule allows from the first retry at `first`
+        (seconds) until `until`, before and after `expiry`: each failing at once
+        and each wait the shortest (later requests can only wait longer)."""
+        before = after = 0
+        at = first
+        while at < until:
+            if at < expiry:
+                before += 1
+            else:
+                after += 1
+            at += self.shortest_wait(before + after, expiry - at)
+        return before, after
+
+    def check_failing_requests(self, times: Sequence[float], what: str) -> None:
+        """Fail unless requests answered at `times` (seconds, ascending), each
+        failing with no valid token held, are no more than the schedule allows
+        over their span: backed off, not a hot loop."""
+        span = times[-1] - times[0]
+        # The first is at 0 and no token is valid: every request counts as after expiry.
+        _, most = self.most_requests(0.0, 0.0, span + 1e-6)
+        assert len(times) <= most, (
+            f"{what}: {len(times)} requests in {span:.1f} s, the backoff allows {most}"
+        )
+
+
+def tried(
+    emulator: EgainEmulator, client_id: str, times: int
+) -> Callable[[], list[RequestRecord] | None]:
+    """For `wait_until`: the token requests of a client, once there are `times` of them."""
+
+    def requests() -> list[RequestRecord] | None:
+        found = emulator.requests(client_id)
+        return found if len(found) >= times else None
+
+    return requests
 
 
 class Cluster:
@@ -125,6 +190,24 @@ class Cluster:
         annotations = template.get("metadata", {}).get("annotations") or {}
         value = annotations.get("egain.cloud/restarted-at")
         return value if isinstance(value, str) else None
+
+    def wait_past_min_interval(self, namespace: str, deployment: str, interval: float) -> str:
+        """Wait until a restart of a Deployment held back by the minimum interval
+        (`interval` seconds) since its last restart would have been written;
+        return that last restart's `egain.cloud/restarted-at`.
+
+        The operator counts the interval from the annotation (whole seconds), as
+        this does; a coalescing window on top leaves time for the write.
+        """
+        restarted = self.restarted_at(namespace, deployment)
+        assert restarted is not None, f"Deployment {namespace}/{deployment} was never restarted"
+        due = parse_rfc3339(restarted) + timedelta(seconds=interval) + COALESCE_WINDOW
+        wait_until(
+            lambda: datetime.now(UTC) >= due,
+            f"the minimum interval since the restart at {restarted} to pass",
+            interval + COALESCE_WINDOW.total_seconds() + 30,
+        )
+        return restarted
 
     def events(self, namespace: str) -> list[dict[str, Any]]:
         result = self.kubectl("get", "events", "-n", namespace, "-o", "json")

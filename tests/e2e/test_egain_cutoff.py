@@ -12,14 +12,13 @@ and a token is issued within 20 s plus one request of eGain answering again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from testground.emulator import EgainEmulator, FaultKind
 from tests.e2e.conftest import MakeClient, StartOperator, client_app_spec, parse_time
-from tests.e2e.support import Cluster, egain_token, wait_until
+from tests.e2e.support import Backoff, Cluster, egain_token, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 
@@ -27,39 +26,6 @@ LIFETIME = 45
 HTTP_TIMEOUT = 10.0  # the default
 # Failed requests seen after expiry before eGain heals: at 10-20 s apart, about a minute.
 RETRIES_AFTER_EXPIRY = 4
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """The retry schedule as docs/api.md states it, for the settings the test passes."""
-
-    initial: float = 1.0  # --retry-initial-delay
-    maximum: float = 300.0  # --retry-max-delay
-    expired_cap: float = 20.0  # once no valid token remains
-    validity_fraction: float = 0.25  # of the remaining validity, while one remains
-    floor: float = 0.5  # no retry sooner than this after a failure
-
-    def shortest_wait(self, failures: int, remaining: float) -> float:
-        """The shortest wait after the `failures`-th failure, `remaining` seconds
-        of validity left: each wait is in the upper half of its step."""
-        step = min(self.initial * 2.0 ** (failures - 1), self.maximum)
-        if remaining <= 0:
-            return max(self.floor, min(step, self.expired_cap) / 2)
-        return max(self.floor, min(step / 2, remaining * self.validity_fraction))
-
-    def most_requests(self, first: float, expiry: float, until: float) -> tuple[int, int]:
-        """The most requests the schedule allows from the first retry at `first`
-        (seconds) until `until`, before and after `expiry`: each failing at once
-        and each wait the shortest (later requests can only wait longer)."""
-        before = after = 0
-        at = first
-        while at < until:
-            if at < expiry:
-                before += 1
-            else:
-                after += 1
-            at += self.shortest_wait(before + after, expiry - at)
-        return before, after
 
 
 def seconds(instant: datetime, since: datetime) -> float:

@@ -10,6 +10,7 @@ chart's restricted security context in a namespace that enforces the
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import statistics
 import time
@@ -35,6 +36,11 @@ from tests.e2e.support import Cluster, egain_token, wait_until
 __all__ = ["in_cluster_operator"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+# Refreshes the Pod that mounts the token reads before it is judged.
+REFRESHES = 3
+# The chart's `rolloutRestarts.minInterval` in the rollout test (seconds).
+MIN_INTERVAL = 5
 
 # Prints the fingerprints of the tokens it was started with, then waits.
 ENV_READER = """
@@ -105,21 +111,31 @@ def test_helm_installed_operator_feeds_a_pod_that_mounts_the_token(
     cluster.kubectl(
         "wait", "--for=condition=Ready", "pod/sampler", "-n", namespace, "--timeout=60s"
     )
+
     # Several refreshes: at this lifetime and allowance, one every 20 s or so.
-    time.sleep(2.5 * lifetime)
-    logs = cluster.kubectl("logs", "sampler", "-n", namespace).stdout
-    read = incluster.samples(logs)
-    assert len(read) >= 2 * lifetime, logs
+    def read_after_refreshes() -> list[incluster.Sample] | None:
+        logs = cluster.kubectl("logs", "sampler", "-n", namespace).stdout
+        read = incluster.samples(logs)
+        return read if len(incluster.first_seen(read)) > REFRESHES else None
+
+    read = wait_until(read_after_refreshes, f"the Pod to read {REFRESHES} refreshes", 5 * lifetime)
     expired = [sample.at for sample in read if sample.at >= sample.expires_at]
     assert not expired, f"the Pod read an expired token at {expired}"
     seen = incluster.first_seen(read)
     assert len(seen) >= 3, f"expected several refreshes, the Pod saw {len(seen)} tokens"
 
     # From each refresh (the emulator's issue time) to the Pod's file changing.
-    issued = {t.fingerprint: t.issued_at for t in pod_emulator.issued_tokens(client.client_id)}
+    issued = {t.fingerprint: t for t in pod_emulator.issued_tokens(client.client_id)}
     assert all(token in issued for token in seen), "the Pod read a token eGain never issued"
-    first = min(seen, key=seen.__getitem__)
-    delays = [seen[token] - issued[token].timestamp() for token in seen if token != first]
+    # Each token reached the file before the one it replaced expired.
+    order = sorted(seen, key=seen.__getitem__)
+    late = [
+        (seen[new], issued[old].expires_at.timestamp())
+        for old, new in itertools.pairwise(order)
+        if seen[new] >= issued[old].expires_at.timestamp()
+    ]
+    assert not late, f"the Pod first read a new token (at, old token's expiry) {late}"
+    delays = [seen[token] - issued[token].issued_at.timestamp() for token in order[1:]]
     print(
         f"propagation to the mounted file: {len(delays)} refreshes, "
         f"median {statistics.median(delays):.1f} s, max {max(delays):.1f} s"
@@ -134,7 +150,8 @@ def test_env_consumers_roll_once_for_tokens_rotating_together(
     in_cluster_operator: Callable[..., ChartRelease],
 ) -> None:
     in_cluster_operator(
-        watchNamespaces=[namespace], rolloutRestarts={"enabled": True, "minInterval": 5}
+        watchNamespaces=[namespace],
+        rolloutRestarts={"enabled": True, "minInterval": MIN_INTERVAL},
     )
     client = make_pod_client()
     # Its Pods wait for the Secrets; their first writes restart it once.
@@ -148,7 +165,7 @@ def test_env_consumers_roll_once_for_tokens_rotating_together(
     rollout = ("rollout", "status", "deployment/reader", "-n", namespace, "--timeout=120s")
     wait_until(lambda: cluster.restarted_at(namespace, "reader"), "the first restart", 30)
     cluster.kubectl(*rollout)
-    time.sleep(6)  # past the coalescing window and the minimum interval
+    first = cluster.wait_past_min_interval(namespace, "reader", MIN_INTERVAL)
     before = cluster.get("deployment", "reader", namespace)
     assert before is not None
     old = {name: secret_fingerprint(cluster, namespace, name) for name in ("one", "two")}
@@ -171,15 +188,13 @@ def test_env_consumers_roll_once_for_tokens_rotating_together(
 
     new = wait_until(rotated, "both tokens to rotate", 30)
     wait_until(
-        lambda: (
-            cluster.restarted_at(namespace, "reader")
-            != before["spec"]["template"]["metadata"]["annotations"]["egain.cloud/restarted-at"]
-        ),
+        lambda: cluster.restarted_at(namespace, "reader") != first,
         "the restart for the rotation",
         30,
     )
     cluster.kubectl(*rollout)
-    time.sleep(4)  # a second restart would be due by now if the requests were not coalesced
+    # A second restart would be written by then if the requests were not coalesced.
+    cluster.wait_past_min_interval(namespace, "reader", MIN_INTERVAL)
     after = cluster.get("deployment", "reader", namespace)
     assert after is not None
     assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1

@@ -124,6 +124,7 @@ def test_a_leader_cut_off_from_the_api_server_stops_before_the_standby_takes_ove
             heal()
             healed_at = time.time()
         time.sleep(LIFETIME)  # a refresh round of every token after the partition
+        ended = time.time()
     seen = sampler.seen
 
     old_side = requests_from(leader_ip, cut_at)
@@ -138,7 +139,8 @@ def test_a_leader_cut_off_from_the_api_server_stops_before_the_standby_takes_ove
         f"the cut: {len(old_side)} by the partitioned replica ({len(after_loss)} after it lost "
         f"the Lease, {len(after_heal)} after healing), {len(new_side)} by the new leader; "
         f"both acting for {both:.1f} s; {seen.secret_samples} Secret samples, "
-        f"{len(seen.expired)} expired, {len(seen.regressions)} went back"
+        f"{len(seen.expired)} expired, {len(seen.regressions)} went back, "
+        f"{len(seen.errors)} of {seen.attempts} samples failed"
     )
     assert new_holder and acquired - cut_at < LEASE_DURATION + 10
     assert not after_loss, (
@@ -146,6 +148,15 @@ def test_a_leader_cut_off_from_the_api_server_stops_before_the_standby_takes_ove
     )
     assert not after_heal, "the healed replica asked eGain as a follower"
     assert both == 0.0, f"both replicas requested tokens for {both:.1f} s"
+    # The verdicts below stand on samples from before, during and after the partition.
+    seen.check_sampled(
+        TOKENS,
+        {
+            "before the cut": (cut_at - 5, cut_at),
+            "while the standby held the Lease": (acquired, healed_at),
+            "after healing": (healed_at, ended),
+        },
+    )
     assert not seen.regressions, f"Secrets went back to older tokens: {seen.regressions}"
     assert not seen.expired, f"Secrets held expired tokens: {seen.expired[:10]}"
     assert new_side, "the new leader refreshed nothing"

@@ -9,13 +9,47 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from egain_token_operator.controller.workers import FIRST_LOOKS_DONE
 from testground.emulator import EgainEmulator
-from tests.e2e.conftest import MakeClient, MakeReadyToken, StartOperator, client_app_spec, successes
+from tests.e2e.conftest import (
+    MakeClient,
+    MakeReadyToken,
+    StartOperator,
+    client_app_spec,
+    parse_time,
+    successes,
+)
 from tests.e2e.support import Cluster, OperatorProcess, credentials_secret, egain_token, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def first_looks_done(operator: OperatorProcess) -> str:
+    """Wait until `operator` says every EgainToken had its first look; that line."""
+    return wait_until(
+        lambda: next((x for x in operator.log().splitlines() if FIRST_LOOKS_DONE in x), None),
+        "the operator to say every EgainToken had its first look",
+    )
+
+
+def planned_refresh(operator: OperatorProcess, namespace: str, name: str) -> float | None:
+    """When `operator` plans the next request for an EgainToken (its
+    `egain_token_renewal_timestamp_seconds`), as Unix time."""
+    labels = {"namespace": namespace, "name": name}
+    for family in text_string_to_metric_families(operator.metrics()):
+        for sample in family.samples:
+            if sample.name == "egain_token_renewal_timestamp_seconds" and sample.labels == labels:
+                return sample.value
+    return None
+
+
+def looked_at(said: str) -> int:
+    """How many EgainTokens the first-looks line says were looked at."""
+    looked = re.search(r"\((\d+) looked at", said)
+    assert looked is not None, said
+    return int(looked.group(1))
 
 
 def test_restarted_operator_keeps_valid_tokens(
@@ -33,13 +67,18 @@ def test_restarted_operator_keeps_valid_tokens(
     # was issued before the restart is all there is after it.
     issued = successes(emulator, client)
     operator.stop()
-    start_operator()
-    time.sleep(5)
+    second = start_operator()
+    said = first_looks_done(second)
+    assert looked_at(said) == 2, said
     assert successes(emulator, client) == issued, (
         "a restarted operator requested tokens it already had"
     )
     for name in ("keep-a", "keep-b"):
         assert cluster.token(namespace, name)["status"] == before[name]
+        # Its next request is the one recorded (in whole seconds), not sooner.
+        planned = planned_refresh(second, namespace, name)
+        recorded = parse_time(before[name]["nextRefreshAt"]).timestamp()
+        assert planned is not None and int(planned) == recorded, (name, planned, recorded)
 
 
 def status_writes(audit_log: Path, namespace: str, since: float) -> list[str]:
@@ -82,13 +121,8 @@ def test_a_restart_writes_no_status_that_is_current_and_says_when_it_looked_at_a
     requests = len(emulator.requests(client.client_id))
     operator.stop()
     restarted_at = time.time()
-    second = start_operator()
-    said = wait_until(
-        lambda: next((x for x in second.log().splitlines() if FIRST_LOOKS_DONE in x), None),
-        "the restarted operator to say every EgainToken had its first look",
-    )
-    looked = re.search(r"\((\d+) looked at", said)
-    assert looked is not None and int(looked.group(1)) == len(names), said
+    said = first_looks_done(start_operator())
+    assert looked_at(said) == len(names), said
     assert len(emulator.requests(client.client_id)) == requests, "a restart requested tokens"
     assert status_writes(audit_log, namespace, restarted_at) == [], "current statuses written"
     for name in names:
