@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from egain_token_operator.controller.restarts import COALESCE_WINDOW
-from egain_token_operator.decisions.render import parse_rfc3339
+from egain_token_operator.decisions.timestamps import parse_rfc3339
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator, RequestRecord
 from testground.operatorprocess import OperatorProcess as OperatorProcess
