@@ -28,7 +28,10 @@ from egain_token_operator.decisions.render import (
 from testground.controlplane import ControlPlane
 from tests.e2e.chart_support import (
     ChartRelease,
+    fullname,
     install_chart,
+    of_kind,
+    render_without_cluster,
     uninstall_chart,
     unique_name,
 )
@@ -165,6 +168,39 @@ def image_patch(container: str) -> str:
 def restart_patch(when: str) -> str:
     annotations = {RESTARTED_AT_ANNOTATION: when}
     return json.dumps({"spec": {"template": {"metadata": {"annotations": annotations}}}})
+
+
+# --- rendered ----------------------------------------------------------------------
+
+
+def test_policies_match_the_service_account_and_fail_closed() -> None:
+    values = {"serviceAccount": {"name": "egain-operator"}}
+    manifests = render_without_cluster(values, release="r", namespace="ops")
+    policies = of_kind(manifests, "ValidatingAdmissionPolicy")
+    bindings = of_kind(manifests, "ValidatingAdmissionPolicyBinding")
+    names = {f"{fullname('r')}-{policy}" for policy in (SECRETS_POLICY, WORKLOADS_POLICY)}
+    assert {policy["metadata"]["name"] for policy in policies} == names
+    for policy in policies:
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        (condition,) = policy["spec"]["matchConditions"]
+        user = "system:serviceaccount:ops:egain-operator"
+        assert condition["expression"] == f'request.userInfo.username == "{user}"'
+    assert {(b["spec"]["policyName"], tuple(b["spec"]["validationActions"])) for b in bindings} == {
+        (name, ("Deny",)) for name in names
+    }
+    # What the operator writes (decisions/render.py) is what the policies let through.
+    (secrets,) = [p for p in policies if p["metadata"]["name"].endswith(SECRETS_POLICY)]
+    assert f"'{MANAGED_BY_LABEL}'" in json.dumps(secrets["spec"]["validations"])
+    assert f"'{MANAGED_BY}'" in json.dumps(secrets["spec"]["validations"])
+    (workloads_policy,) = [p for p in policies if p["metadata"]["name"].endswith(WORKLOADS_POLICY)]
+    assert f"'{RESTARTED_AT_ANNOTATION}'" in json.dumps(workloads_policy["spec"]["validations"])
+
+
+def test_policies_can_be_turned_off() -> None:
+    manifests = render_without_cluster({"admissionPolicy": {"enabled": False}})
+    kinds = {manifest["kind"] for manifest in manifests}
+    assert not {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} & kinds
+    assert "ClusterRole" in kinds
 
 
 # --- Secrets ---------------------------------------------------------------------
