@@ -159,6 +159,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "ca-bundle-configmap": {"caBundle": {"configMap": {"name": "corp-ca", "key": "bundle.pem"}}},
     "ca-bundle-secret": {"caBundle": {"secret": {"name": "corp-ca", "key": "ca.crt"}}},
     "rollout-restarts-disabled": {"rolloutRestarts": {"enabled": False}},
+    "admission-policy-disabled": {"admissionPolicy": {"enabled": False}},
     "grafana-dashboard": {"grafanaDashboard": {"enabled": True}},
     "ipv6-listen-addresses": {"metrics": {"host": "::"}, "health": {"host": "::"}},
     "b2c-token-hosts": yaml.safe_load((REPO / "examples" / "b2c-values.yaml").read_text()),
