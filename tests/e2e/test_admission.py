@@ -7,20 +7,19 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.admission_support import (
+    ALL_NAMESPACES,
+    VALID,
+    VALID_CLIENT,
+    assert_accepted,
+    assert_rejected,
+    merged,
+)
 from tests.e2e.support import Cluster, cluster_egain_client, egain_client, egain_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
-VALID = {
-    "tokenUrl": "https://ai.egain.cloud/system/auth/T-U/oauth2/token",
-    "scopes": ["s"],
-    "credentialsSecretRef": {"name": "c"},
-}
-
-
-# One case per rule of docs/api.md ("What the API server rejects"), with the
-# field its message names. `None` removes a field.
 REJECTED: list[tuple[dict[str, Any], str]] = [
     ({"flow": "Password"}, "spec.flow"),
     ({"grantType": "password"}, "spec.grantType"),
@@ -104,12 +103,6 @@ CLIENT_REF_REJECTED: list[tuple[dict[str, Any], str]] = [
     ({"tokenSharing": "Never"}, "spec.tokenSharing"),
 ]
 
-VALID_CLIENT = {
-    "tokenUrl": "https://ai.egain.cloud/system/auth/T-U/oauth2/token",
-    "credentialsSecretRef": {"name": "c"},
-}
-ALL_NAMESPACES: dict[str, Any] = {"allowedNamespaces": {"selector": {}}}
-
 ALLOWED_SCOPES_REJECTED: list[tuple[dict[str, Any], str]] = [
     ({"allowedScopes": []}, "spec.allowedScopes"),
     ({"allowedScopes": ["ok", "two words"]}, "spec.allowedScopes[1]"),
@@ -167,30 +160,11 @@ ALLOWED_NAMESPACES_REJECTED: list[tuple[dict[str, Any], str]] = [
 ]
 
 
-def _merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `change` applied; `None` removes a field."""
-    return {k: v for k, v in {**base, **change}.items() if v is not None}
-
-
-def assert_rejected(cluster: Cluster, manifest: dict[str, Any], *expected: str) -> None:
-    """The API server refuses `manifest`, and its message holds each of `expected`."""
-    result = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False
-    )
-    assert result.returncode != 0, f"accepted: {manifest['spec']}"
-    for text in expected:
-        assert text in result.stderr, result.stderr
-
-
-def assert_accepted(cluster: Cluster, manifest: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest))
-
-
 @pytest.mark.parametrize(("change", "field"), REJECTED)
 def test_admission_rejects_invalid_specs(
     cluster: Cluster, namespace: str, change: dict[str, Any], field: str
 ) -> None:
-    assert_rejected(cluster, egain_token(namespace, "invalid", _merged(VALID, change)), field)
+    assert_rejected(cluster, egain_token(namespace, "invalid", merged(VALID, change)), field)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +196,7 @@ def test_admission_rejects_inline_client_fields_with_a_client_reference(
 def test_admission_rejects_invalid_client_references(
     cluster: Cluster, namespace: str, change: dict[str, Any], field: str
 ) -> None:
-    manifest = egain_token(namespace, "invalid", _merged(BY_REFERENCE, change))
+    manifest = egain_token(namespace, "invalid", merged(BY_REFERENCE, change))
     assert_rejected(cluster, manifest, field)
 
 
@@ -230,7 +204,7 @@ def test_admission_rejects_invalid_client_references(
 def test_admission_rejects_invalid_egain_clients(
     cluster: Cluster, namespace: str, change: dict[str, Any], field: str
 ) -> None:
-    manifest = egain_client(namespace, "invalid", _merged(VALID_CLIENT, change))
+    manifest = egain_client(namespace, "invalid", merged(VALID_CLIENT, change))
     assert_rejected(cluster, manifest, field)
 
 
@@ -241,56 +215,8 @@ def test_admission_rejects_invalid_egain_clients(
 def test_admission_rejects_invalid_cluster_egain_clients(
     cluster: Cluster, change: dict[str, Any], field: str
 ) -> None:
-    spec = _merged({**VALID_CLIENT, **ALL_NAMESPACES}, change)
+    spec = merged({**VALID_CLIENT, **ALL_NAMESPACES}, change)
     assert_rejected(cluster, cluster_egain_client("invalid", spec), field)
-
-
-# Scopes are visible ASCII (0x21-0x7E): nothing a tenant writes there may drive the
-# terminal that prints a refusal, a status or an Event quoting it.
-NOT_VISIBLE_ASCII = {
-    "ESC": "read\x1b[2J",
-    "BEL": "read\x07",
-    "DEL": "read\x7f",
-    "C1 CSI": "read\x9b31m",
-    "no-break space": "no\u00a0break",
-    "line separator": "two\u2028lines",
-}
-EVERY_VISIBLE_ASCII = "".join(chr(c) for c in range(0x21, 0x7F))
-
-
-def _with_scopes(kind: str, namespace: str, scopes: list[str]) -> dict[str, Any]:
-    """An otherwise valid object of `kind` whose scopes (or allowedScopes) are `scopes`."""
-    if kind == "EgainToken":
-        return egain_token(namespace, "scopes", {**VALID, "scopes": scopes})
-    if kind == "EgainClient":
-        return egain_client(namespace, "scopes", {**VALID_CLIENT, "allowedScopes": scopes})
-    spec = {**VALID_CLIENT, **ALL_NAMESPACES, "allowedScopes": scopes}
-    return cluster_egain_client(f"scopes-{namespace}", spec)
-
-
-@pytest.mark.parametrize("scope", NOT_VISIBLE_ASCII.values(), ids=NOT_VISIBLE_ASCII.keys())
-@pytest.mark.parametrize("kind", ["EgainToken", "EgainClient", "ClusterEgainClient"])
-def test_admission_rejects_scopes_that_are_not_visible_ascii(
-    cluster: Cluster, namespace: str, kind: str, scope: str
-) -> None:
-    field = "spec.scopes" if kind == "EgainToken" else "spec.allowedScopes"
-    manifest = _with_scopes(kind, namespace, ["knowledge.portalmgr.read", scope])
-    result = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", input=json.dumps(manifest), check=False
-    )
-    assert result.returncode != 0, f"accepted: {manifest['spec']}"
-    assert f"{field}[1]" in result.stderr, result.stderr
-    assert f"{field} items must be visible ASCII (0x21-0x7E)" in result.stderr, result.stderr
-    # The refusal names the item; it does not hand the character back to the terminal.
-    assert all(c not in result.stderr for c in scope if not c.isprintable()), result.stderr
-
-
-@pytest.mark.parametrize("kind", ["EgainToken", "EgainClient", "ClusterEgainClient"])
-def test_admission_accepts_every_visible_ascii_character_in_scopes(
-    cluster: Cluster, namespace: str, kind: str
-) -> None:
-    scopes = ["knowledge.portalmgr.read", "https://x.example/s?a=1", EVERY_VISIBLE_ASCII]
-    assert_accepted(cluster, _with_scopes(kind, namespace, scopes))
 
 
 def test_admission_rejects_a_name_too_long_for_a_label_value(
