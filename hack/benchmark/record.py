@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from benchmark.events import per_event
 from benchmark.ground import Ground, Running
 from benchmark.kube import Api
-from benchmark.rows import issue, refresh, standing
+from benchmark.rows import hostile, issue, refresh, standing
 from benchmark.settings import Settings
 from testground.controlplane import ControlPlane
 from testground.emulator import EgainEmulator
@@ -44,6 +44,7 @@ ROWS = (
     "spread",
     "shared",
     "capacity",
+    "hostile",
 )
 
 T = TypeVar("T")
@@ -94,7 +95,7 @@ async def measure(
         rows["events"] = per_event(settings.event_sizes)
         rows["floor"] = await row("a) floor", issue.floor(ground))
         rows["time_to_ready"] = await row("b) time to Ready", issue.time_to_ready(ground))
-        # j), k) and l) before the large rows, on a cluster still small.
+        # j), k), l) and m) before the large rows, on a cluster still small.
         rows["spread"] = [
             await row(f"j) spread, {how}", issue.spread(ground, listed))
             for how, listed in (("cluster-wide", False), ("--namespace", True))
@@ -104,6 +105,7 @@ async def measure(
             await row(f"l) capacity, {shards} replica(s)", refresh.capacity(ground, shards))
             for shards in (1, 2)
         ]
+        rows["hostile"] = await row("m) hostile tenants", hostile.hostile(ground))
         rows["burst"], rows["restart"] = [], []
         main: Running | None = None
         for size in settings.burst_sizes:

@@ -88,6 +88,7 @@ def table(rows: dict[str, Any], settings: Settings) -> list[Line]:
         ),
         *_checked("k) shared", rows.get("shared", {}), functools.partial(_shared, tps=tps)),
         *_each("l) capacity", capacities, functools.partial(_capacity, one=one_replica)),
+        *_checked("m) hostile", rows.get("hostile", {}), _hostile),
     ]
 
 
@@ -402,6 +403,43 @@ def _capacity(capacity: Row, one: Row) -> list[Line]:
             f"{capacity['median_left_seconds'] or 0:.1f} s; "
             f"{capacity['refreshed_after_expiry']} of {capacity['refreshes_seen']} "
             "after expiry",
+        ),
+    ]
+
+
+def _hostile(hostile: Row) -> list[Line]:
+    """m) Hostile tenants: forged Secrets, hanging requests, a hammering token."""
+    if not hostile:
+        return []
+    forged, hanging, hammer = hostile["forged"], hostile["hanging"], hostile["hammering"]
+    looked = forged["restart_all_looked_at_seconds"]
+    return [
+        Line(
+            "m) hostile",
+            f"RSS per forged Secret ({forged['secrets']} x {forged['secret_kib']} KiB)",
+            f"{forged['kib_per_secret']:.1f} KiB ({forged['rss_before_mib']:.0f} -> "
+            f"{forged['rss_after_mib']:.0f} MiB)",
+            "",
+            "its metadata, not its data",
+        ),
+        Line(
+            "m) hostile",
+            "  restart among them: peak RSS, all looked at",
+            f"{forged['restart_peak_rss_mib']:.0f} MiB, "
+            + (f"{looked:.1f} s" if looked is not None else "not said within the timeout"),
+        ),
+        Line(
+            "m) hostile",
+            f"neighbour's time to Ready, {hanging['hanging_tokens']} requests hanging",
+            f"{hanging['neighbour_ms']:.0f} ms ({hanging['in_flight_when_asked']} in flight)",
+            _ratio(hanging["neighbour_ms"], hanging["neighbour_alone_ms"]) + " alone",
+            "≤ 1 s",
+        ),
+        Line(
+            "m) hostile",
+            f"hammering token: requests in {hammer['window_seconds']:.0f} s",
+            f"{hammer['token_requests']} ({hammer['requests_per_minute']:.1f}/min; "
+            f"{hammer['forced_refreshes']} forced)",
         ),
     ]
 

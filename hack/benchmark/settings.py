@@ -36,6 +36,13 @@ class Settings:
     capacity_tokens: int = 1000
     capacity_lifetime: int = 12
     capacity_seconds: float = 60.0
+    # m) hostile tenants: forged Secrets and their size, hanging requests, and
+    # how long the hammering token is forced, and how often.
+    forged_secrets: int = 40
+    forged_kib: int = 700
+    hanging_tokens: int = 40
+    hammer_seconds: float = 60.0
+    hammer_force_every: float = 5.0
 
     @property
     def burst_sizes(self) -> list[int]:

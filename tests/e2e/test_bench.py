@@ -34,6 +34,11 @@ SETTINGS = Settings(
     shared_lifetime=8,
     capacity_lifetime=6,
     capacity_seconds=4,
+    forged_secrets=4,
+    forged_kib=64,
+    hanging_tokens=8,
+    hammer_seconds=4,
+    hammer_force_every=1,
     timeout=120,
 )
 
@@ -130,8 +135,16 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
         assert capacity["tokens"] == TOKENS and capacity["refreshes_per_second"] > 0
         assert capacity["refreshes_seen"] > 0
 
+    hostile = rows["hostile"]
+    forged, hanging, hammer = hostile["forged"], hostile["hanging"], hostile["hammering"]
+    assert forged["secrets"] == 4 and forged["rss_after_mib"] > 10
+    assert forged["restart_peak_rss_mib"] > 10 and forged["restart_all_looked_at_seconds"] > 0
+    assert hanging["hanging_tokens"] == 8 and hanging["in_flight_when_asked"] >= 4
+    assert hanging["neighbour_alone_ms"] > 0 and hanging["neighbour_ms"] > 0
+    assert hammer["forced_refreshes"] >= 4 and hammer["token_requests"] >= 1
+
     lines = table(rows, SETTINGS)
     assert [line for line in lines if line.figure == "error"] == []
-    assert {line.row[0] for line in lines} == set("abcdefghijkl")
+    assert {line.row[0] for line in lines} == set("abcdefghijklm")
     assert "all looked at" in render(lines)
     assert _processes_naming(str(tmp_path)) == []  # every operator was stopped
