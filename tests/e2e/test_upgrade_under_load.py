@@ -232,7 +232,9 @@ def test_upgrade_and_rollback_under_load_expire_nothing_and_request_nothing(
         lease = (release_namespace, lease_name.rpartition("/")[2])
 
         with Sampler(cluster, pod_emulator, namespace, lease) as sampler:
+            began = time.time()
             time.sleep(10)  # samples of the steady state before
+            upgrade_at = time.time()
             upgraded = helm_install("upgrade", upcoming, {})
             new_pods = operator_pods(cluster, release)
             new_images = images_of(new_pods)
@@ -241,7 +243,9 @@ def test_upgrade_and_rollback_under_load_expire_nothing_and_request_nothing(
                 "a replica of the new version to hold the Lease",
                 timeout=60,
             )
+            took_over = time.time()
             time.sleep(10)
+            rollback_at = time.time()
             rolled_back_started = time.monotonic()
             session.run(
                 helm, "rollback", name, "1", "--namespace", release_namespace, "--wait",
@@ -253,8 +257,19 @@ def test_upgrade_and_rollback_under_load_expire_nothing_and_request_nothing(
                 "the rolled-back Pods",
                 timeout=120,
             )
+            back = time.time()
             time.sleep(10)
+            ended = time.time()
         seen = sampler.seen
+        # The verdicts below stand on samples from before, during and after the upgrade.
+        seen.check_sampled(
+            TOKENS,
+            {
+                "before the upgrade": (began, upgrade_at),
+                "while the new version held the Lease": (took_over, rollback_at),
+                "after the rollback": (back, ended),
+            },
+        )
 
         logs = cluster.kubectl("logs", "sampler", "-n", namespace).stdout
         read = incluster.samples(logs)
