@@ -2,8 +2,9 @@
 status records.
 
 Pure: `ready_condition` decides the condition from what a look observed;
-`ready_in` finds the Ready condition an object's status records (an
-EgainToken's or a client's), for whoever reads it back.
+`kstatus_conditions` says which of kstatus's `Reconciling` and `Stalled` hold
+beside a Ready condition (an EgainToken's or a client's); `ready_in` finds the
+Ready condition an object's status records, for whoever reads it back.
 """
 
 from __future__ import annotations
@@ -13,9 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from egain_token_operator.decisions.reasons import Reason
+from egain_token_operator.decisions.reasons import TRANSIENT_REASONS, Reason
 from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.decisions.timestamps import rfc3339
+
+# The conditions kstatus (sigs.k8s.io/cli-utils/pkg/kstatus) reads, which Flux,
+# kpt and `kubectl wait` follow. "Abnormal-true": written, with status True,
+# only while they hold, and absent otherwise (not False), as Flux's own
+# objects do; so a Ready object carries Ready alone, as before they existed.
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+
+# The Ready reasons of an object on its way to Ready with nothing to fix: no
+# token yet, one expired whose refresh is due, or a failure that may clear by
+# itself (retried with backoff). Every other failure needs a person.
+_UNDER_WAY = frozenset({Reason.PENDING, Reason.TOKEN_EXPIRED}) | TRANSIENT_REASONS
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,32 @@ def ready_condition(
             "False", Reason.TOKEN_EXPIRED, f"token expired at {rfc3339(token.expires_at)}"
         )
     return Condition("Unknown", Reason.PENDING, "requesting a token")
+
+
+@dataclass(frozen=True)
+class KstatusCondition:
+    """A kstatus condition that holds (status True)."""
+
+    type: str
+    reason: str
+    message: str
+
+
+def kstatus_conditions(status: str, reason: str, message: str) -> tuple[KstatusCondition, ...]:
+    """The kstatus conditions that hold beside a Ready condition of `status`,
+    `reason` and `message`, an EgainToken's or a client's; they take its
+    reason and message.
+
+    None while Ready is True. `Reconciling` while the object is on its way
+    with nothing to fix (`Pending`, `TokenExpired`, a transient failure);
+    `Stalled` for every other reason, a failure that needs a person to change
+    the spec, the credentials or a conflicting Secret (a client's
+    `CredentialsNotFound` and `InvalidSpec` among them).
+    """
+    if status == "True":
+        return ()
+    holds = RECONCILING if reason in _UNDER_WAY else STALLED
+    return (KstatusCondition(holds, reason, message),)
 
 
 def ready_in(status: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from egain_token_operator.decisions.clients import ClientRef
 from egain_token_operator.decisions.issuer import CredentialsRef
-from egain_token_operator.decisions.readiness import Condition, ready_in
+from egain_token_operator.decisions.readiness import Condition, kstatus_conditions
 from egain_token_operator.decisions.reasons import ClientReason
 from egain_token_operator.decisions.schedule import Failure, StoredToken
 from egain_token_operator.decisions.schema import GROUP, KIND, VERSION
@@ -150,28 +150,39 @@ def secret_is_current(
     )
 
 
-def ready_condition_entry(
+def condition_entries(
     status: str,
     reason: str,
     message: str,
     generation: int | None,
     previous_conditions: list[Mapping[str, Any]],
     now: datetime,
-) -> dict[str, Any]:
-    """The Ready condition as written in a status (an EgainToken's or a client's);
-    `lastTransitionTime` is kept from `previous_conditions` while `status` does not change."""
-    previous = ready_in({"conditions": previous_conditions})
-    transition = (
-        previous.get("lastTransitionTime") if previous.get("status") == status else None
-    ) or rfc3339(now)
-    return {
-        "type": "Ready",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": transition,
-        "observedGeneration": generation,
-    }
+) -> list[dict[str, Any]]:
+    """The conditions as written in a status (an EgainToken's or a client's):
+    Ready, then the kstatus conditions that hold beside it
+    (`readiness.kstatus_conditions`). Each keeps its `lastTransitionTime` from
+    the one of its type in `previous_conditions` while its status does not change."""
+    held = {c.get("type"): c for c in previous_conditions}
+    wanted = [("Ready", status, reason, message)] + [
+        (c.type, "True", c.reason, c.message) for c in kstatus_conditions(status, reason, message)
+    ]
+    entries = []
+    for kind, holds, why, says in wanted:
+        previous = held.get(kind) or {}
+        transition = (
+            previous.get("lastTransitionTime") if previous.get("status") == holds else None
+        ) or rfc3339(now)
+        entries.append(
+            {
+                "type": kind,
+                "status": holds,
+                "reason": why,
+                "message": says,
+                "lastTransitionTime": transition,
+                "observedGeneration": generation,
+            }
+        )
+    return entries
 
 
 def merge_patched(held: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -246,11 +257,9 @@ def render_client_status(
     status, reason, message = condition
     return {
         "observedGeneration": generation,
-        "conditions": [
-            ready_condition_entry(
-                status, reason.value, message, generation, previous_conditions, now
-            )
-        ],
+        "conditions": condition_entries(
+            status, reason.value, message, generation, previous_conditions, now
+        ),
         "tokens": tokens,
     }
 
@@ -274,16 +283,14 @@ def render_status(
     """
     return {
         "observedGeneration": generation,
-        "conditions": [
-            ready_condition_entry(
-                condition.status,
-                condition.reason.value,
-                condition.message,
-                generation,
-                previous_conditions,
-                now,
-            )
-        ],
+        "conditions": condition_entries(
+            condition.status,
+            condition.reason.value,
+            condition.message,
+            generation,
+            previous_conditions,
+            now,
+        ),
         "client": {"kind": client.kind.value, "name": client.name} if client else None,
         "secretName": secret_name,
         "tokenType": token.token_type if token else None,

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from egain_token_operator.decisions.readback import stored_token
-from egain_token_operator.decisions.readiness import ready_condition
+from egain_token_operator.decisions.readiness import Condition, ready_condition
 from egain_token_operator.decisions.reasons import Reason
 from egain_token_operator.decisions.render import (
     Owner,
@@ -15,6 +15,7 @@ from egain_token_operator.decisions.render import (
     status_is_current,
 )
 from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
+from egain_token_operator.decisions.timestamps import rfc3339
 from egain_token_operator.decisions.tokenspec import parse_spec
 from tests.unit.fakes import merge_patch
 
@@ -311,3 +312,58 @@ def test_a_status_with_anything_else_changed_is_not_current() -> None:
         {**held["conditions"][0], "status": "Unknown", "lastTransitionTime": "later"}
     ]}  # fmt: skip
     assert not status_is_current(held, pending)
+
+
+def status_saying(condition: Condition, previous: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The status of an EgainToken (generation 3, no token) whose Ready is
+    `condition`, rendered at `now` over the `previous` status."""
+    return render_status(
+        generation=3,
+        condition=condition,
+        previous_conditions=previous.get("conditions") or [],
+        secret_name="s",
+        token=None,
+        next_refresh_at=None,
+        failure=None,
+        now=now,
+    )
+
+
+def test_the_kstatus_conditions_follow_ready_with_their_own_transition_times() -> None:
+    at = [rfc3339(NOW + timedelta(minutes=m)) for m in range(4)]
+    pending = status_saying(Condition("Unknown", Reason.PENDING, "requesting a token"), {}, NOW)
+    assert pending["observedGeneration"] == 3
+    assert pending["conditions"] == [
+        {
+            "type": kind,
+            "status": status,
+            "reason": "Pending",
+            "message": "requesting a token",
+            "lastTransitionTime": at[0],
+            "observedGeneration": 3,
+        }
+        for kind, status in (("Ready", "Unknown"), ("Reconciling", "True"))
+    ]
+    # Still on its way: Reconciling keeps its time, and takes Ready's reason and message.
+    failing = Condition("False", Reason.TOKEN_ENDPOINT_UNAVAILABLE, "HTTP 503")
+    retrying = status_saying(failing, pending, NOW + timedelta(minutes=1))
+    assert [(c["type"], c["reason"], c["lastTransitionTime"]) for c in retrying["conditions"]] == [
+        ("Ready", "TokenEndpointUnavailable", at[1]),
+        ("Reconciling", "TokenEndpointUnavailable", at[0]),
+    ]
+    # Ready: the kstatus conditions are removed, not written False.
+    issued = Condition("True", Reason.TOKEN_ISSUED, "token valid until …")
+    ready = status_saying(issued, retrying, NOW + timedelta(minutes=2))
+    assert [(c["type"], c["status"]) for c in ready["conditions"]] == [("Ready", "True")]
+    assert not status_is_current(merge_patch({}, retrying), ready)
+    # A permanent failure: Stalled, from when it began.
+    refused = Condition("False", Reason.INVALID_CREDENTIALS, "HTTP 401")
+    stalled = status_saying(refused, ready, NOW + timedelta(minutes=3))
+    assert [(c["type"], c["status"], c["lastTransitionTime"]) for c in stalled["conditions"]] == [
+        ("Ready", "False", at[3]),
+        ("Stalled", "True", at[3]),
+    ]
+    # Rendered again later over what the API server holds: nothing to write.
+    held = merge_patch({}, stalled)
+    assert status_is_current(held, status_saying(refused, held, NOW + timedelta(minutes=9)))
+    assert status_is_current(held, status_saying(refused, {}, NOW + timedelta(minutes=9)))
