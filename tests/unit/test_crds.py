@@ -81,3 +81,15 @@ def test_every_field_has_a_description(name: str) -> None:
     schema = version["schema"]["openAPIV3Schema"]
     assert schema.get("description")
     assert list(_fields_without_description(schema, "")) == []
+
+
+@pytest.mark.parametrize("name", sorted(API))
+def test_a_new_objects_status_reads_in_progress_until_the_operator_writes_it(name: str) -> None:
+    # kstatus reads an object with no status at all as Current; the API server
+    # fills in these defaults, and an observedGeneration of 0 is below every
+    # metadata.generation, so kstatus reads InProgress until the first status.
+    (version,) = _crd(name)["spec"]["versions"]
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert status["default"] == {}
+    assert status["properties"]["observedGeneration"]["default"] == 0
+    assert "required" not in status, "the default {} must be a valid status"
