@@ -18,8 +18,8 @@ from egain_token_operator.decisions.reasons import TRANSIENT_REASONS, Reason
 from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
 from egain_token_operator.decisions.timestamps import rfc3339
 
-# The conditions kstatus (sigs.k8s.io/cli-utils/pkg/kstatus) reads, which Flux,
-# kpt and `kubectl wait` follow. "Abnormal-true": written, with status True,
+# The conditions kstatus (sigs.k8s.io/cli-utils/pkg/kstatus) reads, as Flux's
+# health checks and kpt do. "Abnormal-true": written, with status True,
 # only while they hold, and absent otherwise (not False), as Flux's own
 # objects do; so a Ready object carries Ready alone, as before they existed.
 RECONCILING = "Reconciling"
