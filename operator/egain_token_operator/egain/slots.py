@@ -1,0 +1,64 @@
+"""A limit shared fairly among namespaces, for the token requests in flight
+(`transport`) and the looks under way (`controller.workers`).
+
+Who goes next is `decisions.slots.SlotQueue`'s: round-robin among the
+namespaces waiting, none holding more than its share. Here only the waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from egain_token_operator.decisions.slots import SlotQueue, share_of
+
+
+def _waiting(granted: asyncio.Future[None]) -> bool:
+    return not granted.done()
+
+
+class FairSlots:
+    """At most `total` holders at once, at most `share_of(total)` of them for one namespace."""
+
+    def __init__(self, total: int) -> None:
+        self._queue: SlotQueue[asyncio.Future[None]] = SlotQueue(total, share_of(total))
+
+    @property
+    def total(self) -> int:
+        """How many may hold a slot at once."""
+        return self._queue.total
+
+    @property
+    def share(self) -> int:
+        """How many of them may be one namespace's."""
+        return self._queue.share
+
+    @contextlib.asynccontextmanager
+    async def hold(self, namespace: str) -> AsyncIterator[None]:
+        """Hold a slot for `namespace` (waiting for its turn) while in the block.
+
+        A waiter cancelled before its turn leaves no trace; one cancelled after
+        a slot was handed to it but before it resumed gives the slot back.
+        """
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.arrive(namespace, granted)
+        self._grant()
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self._release(namespace)
+            raise
+        try:
+            yield
+        finally:
+            self._release(namespace)
+
+    def _release(self, namespace: str) -> None:
+        self._queue.release(namespace)
+        self._grant()
+
+    def _grant(self) -> None:
+        for granted in self._queue.grants(_waiting):
+            granted.set_result(None)
