@@ -75,8 +75,8 @@ def test_a_namespace_whose_requests_hang_leaves_slots_for_another(
     [issued] = [r for r in emulator.requests(other.client_id) if r.token_issued]
     print(
         f"neighbour: token requested {issued.monotonic - applied:.2f} s and Ready "
-        f"{ready - applied:.2f} s after its EgainToken was applied, while {len(hung)} of the "
-        f"{HANGING} hanging requests were at the emulator (their share {share} of "
+        f"{ready - applied:.2f} s after its EgainToken was applied, with {len(hung)} requests "
+        f"of the {HANGING} hanging EgainTokens at the emulator (their share: {share} of "
         f"{MAX_CONCURRENT_REQUESTS}), the first for {issued.monotonic - hung[0].monotonic:.1f} s"
     )
     # The hanging namespace held its share, no more, and none of its requests had
