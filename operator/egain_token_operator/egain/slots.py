@@ -25,14 +25,13 @@ class FairSlots:
         self._queue: SlotQueue[asyncio.Future[None]] = SlotQueue(total, share_of(total))
 
     @property
-    def total(self) -> int:
-        """How many may hold a slot at once."""
-        return self._queue.total
+    def in_use(self) -> int:
+        """Slots held now."""
+        return self._queue.in_use
 
-    @property
-    def share(self) -> int:
-        """How many of them may be one namespace's."""
-        return self._queue.share
+    def held(self, namespace: str) -> int:
+        """Slots `namespace` holds now."""
+        return self._queue.held(namespace)
 
     @contextlib.asynccontextmanager
     async def hold(self, namespace: str) -> AsyncIterator[None]:

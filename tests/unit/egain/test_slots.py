@@ -26,13 +26,13 @@ def test_a_namespace_holds_its_share_and_leaves_the_rest_to_others() -> None:
         slots, gate = FairSlots(4), asyncio.Event()
         hog = [holder(slots, "hog", gate) for _ in range(10)]
         await settle()
-        assert (slots._queue.held("hog"), slots._queue.in_use) == (3, 3)
+        assert (slots.held("hog"), slots.in_use) == (3, 3)
         neighbour = holder(slots, "neighbour", gate)
         await settle()
-        assert slots._queue.held("neighbour") == 1
+        assert slots.held("neighbour") == 1
         gate.set()
         await asyncio.gather(*hog, neighbour)
-        assert slots._queue.in_use == 0
+        assert slots.in_use == 0
 
     asyncio.run(go())
 
@@ -50,7 +50,7 @@ def test_a_waiter_cancelled_before_its_turn_leaks_nothing() -> None:
         gate.set()
         await asyncio.gather(first, after)
         assert waiting.cancelled()
-        assert (slots._queue.in_use, slots._queue.waiters("b")) == (0, 0)
+        assert (slots.in_use, slots._queue.waiters("b")) == (0, 0)
 
     asyncio.run(go())
 
@@ -67,11 +67,11 @@ def test_a_waiter_cancelled_after_its_turn_came_gives_the_slot_back() -> None:
         # before it could resume to take it.
         release.set()
         await asyncio.sleep(0)  # the first ends and hands over the slot
-        assert slots._queue.held("b") == 1
+        assert slots.held("b") == 1
         granted_then_cancelled.cancel()
         await settle()
         assert granted_then_cancelled.cancelled()
-        assert slots._queue.in_use == 0
+        assert slots.in_use == 0
         after = holder(slots, "c", gate)
         gate.set()
         await asyncio.gather(first, after)
@@ -85,6 +85,6 @@ def test_a_holder_that_fails_gives_its_slot_back() -> None:
         with pytest.raises(RuntimeError):
             async with slots.hold("a"):
                 raise RuntimeError("the look failed")
-        assert slots._queue.in_use == 0
+        assert slots.in_use == 0
 
     asyncio.run(go())
