@@ -13,6 +13,7 @@ from tests.e2e.admission_support import (
     VALID_CLIENT,
     assert_accepted,
     assert_rejected,
+    merged,
 )
 from tests.e2e.support import Cluster, cluster_egain_client, egain_client, egain_token
 
@@ -39,6 +40,19 @@ def _with_scopes(kind: str, namespace: str, scopes: list[str]) -> dict[str, Any]
     return cluster_egain_client(f"scopes-{namespace}", spec)
 
 
+def _with_scope_prefix(kind: str, namespace: str, prefix: str) -> dict[str, Any]:
+    """An otherwise valid AnonymousCustomer object of `kind` with `scopePrefix: prefix`."""
+    # The AnonymousCustomer flow's own token URL (the default), with a tenant.
+    anonymous = {"flow": "AnonymousCustomer", "tenantId": "T1", "tokenUrl": None}
+    change = {**anonymous, "scopePrefix": prefix}
+    if kind == "EgainToken":
+        return egain_token(namespace, "prefix", merged(VALID, change))
+    if kind == "EgainClient":
+        return egain_client(namespace, "prefix", merged(VALID_CLIENT, change))
+    spec = merged({**VALID_CLIENT, **ALL_NAMESPACES}, change)
+    return cluster_egain_client(f"prefix-{namespace}", spec)
+
+
 @pytest.mark.parametrize("scope", NOT_VISIBLE_ASCII.values(), ids=NOT_VISIBLE_ASCII.keys())
 @pytest.mark.parametrize("kind", ["EgainToken", "EgainClient", "ClusterEgainClient"])
 def test_admission_rejects_scopes_that_are_not_visible_ascii(
@@ -59,3 +73,29 @@ def test_admission_accepts_every_visible_ascii_character_in_scopes(
 ) -> None:
     scopes = ["knowledge.portalmgr.read", "https://x.example/s?a=1", EVERY_VISIBLE_ASCII]
     assert_accepted(cluster, _with_scopes(kind, namespace, scopes))
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [*(f"https://api.example/{scope}/" for scope in NOT_VISIBLE_ASCII.values()), "http://x/"],
+    ids=[*NOT_VISIBLE_ASCII.keys(), "http"],
+)
+@pytest.mark.parametrize("kind", ["EgainToken", "EgainClient", "ClusterEgainClient"])
+def test_admission_rejects_a_scope_prefix_not_https_and_visible_ascii(
+    cluster: Cluster, namespace: str, kind: str, prefix: str
+) -> None:
+    manifest = _with_scope_prefix(kind, namespace, prefix)
+    refusal = assert_rejected(
+        cluster,
+        manifest,
+        "spec.scopePrefix",
+        "spec.scopePrefix must be https:// followed by visible ASCII (0x21-0x7E)",
+    )
+    assert all(c not in refusal for c in prefix if not c.isprintable()), refusal
+
+
+@pytest.mark.parametrize("kind", ["EgainToken", "EgainClient", "ClusterEgainClient"])
+def test_admission_accepts_a_scope_prefix_of_every_visible_ascii_character(
+    cluster: Cluster, namespace: str, kind: str
+) -> None:
+    assert_accepted(cluster, _with_scope_prefix(kind, namespace, f"https://{EVERY_VISIBLE_ASCII}"))

@@ -186,7 +186,7 @@ class Reconciler:
     ) -> StoredToken:
         """Send `request` for `worker`; the token it obtained, or its `TokenError`."""
         logger.debug("EgainToken %s/%s: %s", *worker.key, REQUESTING)
-        response, requested_at = await self.egain.fetch_token(request)
+        response, requested_at = await self.egain.fetch_token(request, namespace=worker.key[0])
         if response.expires_in_defaulted:
             self._note_default_lifetime(worker, previous, response)
         return StoredToken(

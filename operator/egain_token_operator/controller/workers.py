@@ -37,6 +37,7 @@ from egain_token_operator.decisions.render import (
     secret_is_current,
 )
 from egain_token_operator.decisions.tokenspec import referenced_secrets
+from egain_token_operator.egain.slots import FairSlots
 from egain_token_operator.kube.api import KubeError
 from egain_token_operator.kube.watch import Key, trimmed
 
@@ -49,7 +50,10 @@ _TOKEN_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp"
 # holds while under way (requests, responses, rendered bodies) adds up, and
 # thousands of EgainTokens created or due together would raise the memory
 # high-water mark, which the process keeps. Token requests have their own
-# limit (--max-concurrent-requests, 16 by default), well under this one.
+# limit (--max-concurrent-requests, 16 by default), well under this one. Both
+# are shared fairly among namespaces (`FairSlots`): one namespace holds at
+# most 56 looks, so that its many or hanging tokens never make another
+# namespace's token wait for a look.
 _CONCURRENT_LOOKS = 64
 
 # Backoff after a failed look (the API server down, RBAC missing, a bug).
@@ -152,7 +156,7 @@ class WorkerRegistry:
         # whose timer fires in a process just resumed from a freeze does nothing
         # until the elector has renewed the Lease or stood by (and cancelled it).
         self._acting = acting
-        self._looks = asyncio.Semaphore(_CONCURRENT_LOOKS)
+        self._looks = FairSlots(_CONCURRENT_LOOKS)
         self._first_looks = FirstLooks(clock)
         if active:
             self._first_looks.begin()
@@ -349,7 +353,7 @@ class WorkerRegistry:
             if self._acting is not None:
                 await self._acting()
             try:
-                async with self._looks:
+                async with self._looks.hold(worker.key[0]):
                     worker.wake.clear()
                     wake_at = await self.reconciler.reconcile(worker)
                 api_failures = 0

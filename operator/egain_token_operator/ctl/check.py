@@ -107,7 +107,7 @@ async def check(
             doing += f"; next request at {rfc3339(decided.next_refresh_at)}"
     findings.append(Finding(Outcome.INFO, f"the operator would {doing}"))
     if args.request:
-        findings.append(await _request(args, seen.request, host_refused is None))
+        findings.append(await _request(args, namespace, seen.request, host_refused is None))
     out(check_report(namespace, args.name, findings))
     failed = any(finding.outcome is Outcome.FAIL for finding in findings)
     return EXIT_NOT_READY if failed else EXIT_OK
@@ -162,7 +162,7 @@ def _secret_findings(
 
 
 async def _request(
-    args: argparse.Namespace, request: TokenRequest | None, host_allowed: bool
+    args: argparse.Namespace, namespace: str, request: TokenRequest | None, host_allowed: bool
 ) -> Finding:
     """One real token request, reported without the token."""
     if request is None or not host_allowed:
@@ -175,7 +175,7 @@ async def _request(
         default_lifetime=args.default_token_lifetime,
     )
     try:
-        response, _ = await client.fetch_token(request)
+        response, _ = await client.fetch_token(request, namespace=namespace)
     except TokenError as error:
         return Finding(Outcome.FAIL, f"token request: {error.reason.value}: {error.message}")
     finally:

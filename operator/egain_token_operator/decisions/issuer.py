@@ -24,6 +24,10 @@ GRANT_TYPE = "client_credentials"
 
 _TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# A scope prefix: https:// and visible ASCII (0x21-0x7E), as the CRDs' rule says
+# and as scopes are (`schema.scope_list`): it becomes part of the scopes sent,
+# quoted in messages and printed at terminals.
+_SCOPE_PREFIX = re.compile(r"https://[!-~]{1,504}")
 
 # The fields of an `Issuer`, as an EgainToken holds them inline: absent when it
 # names a client instead.
@@ -119,10 +123,16 @@ def parse_issuer(spec: Mapping[str, Any], credentials_namespace: str | None) -> 
         raise InvalidSpecError("spec.tenantId is required for the AnonymousCustomer flow")
     if tenant_id is not None and not _TENANT.match(tenant_id):
         raise InvalidSpecError("spec.tenantId must match [A-Za-z0-9_-]{1,64}")
+    scope_prefix = string_field(spec, "scopePrefix") or DEFAULT_SCOPE_PREFIX
+    if not _SCOPE_PREFIX.fullmatch(scope_prefix):
+        raise InvalidSpecError(
+            "spec.scopePrefix must be https:// followed by visible ASCII (0x21-0x7E), "
+            "at most 512 characters: no whitespace, control or non-ASCII characters"
+        )
     return Issuer(
         flow=flow,
         token_url=token_url,
         tenant_id=tenant_id,
-        scope_prefix=string_field(spec, "scopePrefix") or DEFAULT_SCOPE_PREFIX,
+        scope_prefix=scope_prefix,
         credentials=_credentials(spec, credentials_namespace),
     )

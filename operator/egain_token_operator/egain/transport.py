@@ -2,7 +2,8 @@
 
 `EgainClient.fetch_token` is the one place a request leaves the process: it
 checks the host allow-list and the address guard first, bounds the whole
-exchange by a timeout and the number of requests in flight, verifies TLS
+exchange by a timeout and the number of requests in flight (shared fairly
+among namespaces, `slots.FairSlots`), verifies TLS
 always, and hands what comes back to `response.parse_token_response`. The
 request itself is built in `request`; nothing here knows about Kubernetes.
 """
@@ -29,6 +30,7 @@ from egain_token_operator.decisions.reasons import (
 from egain_token_operator.egain.addresses import AddressGuard, GuardedNetworkBackend
 from egain_token_operator.egain.request import TokenRequest
 from egain_token_operator.egain.response import TokenResponse, parse_token_response, read_body
+from egain_token_operator.egain.slots import FairSlots
 from egain_token_operator.metrics import REQUEST_DURATION
 
 # Sent with every token request, so eGain (or a proxy) can tell which operator asks.
@@ -60,9 +62,9 @@ def trust_store(ca_bundle: Path | None) -> ssl.SSLContext:
 
 
 class EgainClient:
-    """Sends token requests: one pooled HTTP client, a global concurrency limit,
-    the host allow-list and the address guard checked before anything leaves
-    the process."""
+    """Sends token requests: one pooled HTTP client, a concurrency limit shared
+    fairly among namespaces, the host allow-list and the address guard checked
+    before anything leaves the process."""
 
     def __init__(
         self,
@@ -80,7 +82,7 @@ class EgainClient:
         self._guard = guard or AddressGuard()
         self._default_lifetime = default_lifetime
         self._timeout = timeout
-        self._limit = asyncio.Semaphore(max_concurrent_requests)
+        self._slots = FairSlots(max_concurrent_requests)
         self._clock = clock
         self._http = httpx.AsyncClient(
             verify=trust_store(ca_bundle),
@@ -108,8 +110,14 @@ class EgainClient:
         """Close pooled connections."""
         await self._http.aclose()
 
-    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
-        """Send `request`; return the token with the instant it was requested.
+    async def fetch_token(
+        self, request: TokenRequest, *, namespace: str
+    ) -> tuple[TokenResponse, datetime]:
+        """Send `request` for an EgainToken in `namespace`; return the token with
+        the instant it was requested.
+
+        The request waits for a slot of `namespace`'s (`FairSlots`): one namespace's
+        hanging or numerous requests leave slots for the others.
 
         The allow-list (already a local check of the policy's, asked again here
         as the last line) and the address guard are checked before anything is
@@ -127,7 +135,7 @@ class EgainClient:
                 await self._guard.check(request.url)
         except TimeoutError:
             raise TokenEndpointUnavailableError(f"timed out resolving {request.host}") from None
-        async with self._limit:
+        async with self._slots.hold(namespace):
             requested_at = self._clock()
             started = time.monotonic()
             status_label = "error"

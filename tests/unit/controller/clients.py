@@ -34,9 +34,11 @@ class RecordingEgain(FakeEgain):
         super().__init__(clock)
         self.client_ids: list[str] = []
 
-    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, Any]:
+    async def fetch_token(
+        self, request: TokenRequest, *, namespace: str
+    ) -> tuple[TokenResponse, Any]:
         self.client_ids.append(request.form["client_id"])
-        return await super().fetch_token(request)
+        return await super().fetch_token(request, namespace=namespace)
 
 
 def credentials(client_id: str, version: str = "1") -> dict[str, Any]:

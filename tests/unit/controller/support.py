@@ -63,7 +63,9 @@ class FakeEgain:
         # Awaited by each request before it answers: a request in flight.
         self.in_flight: Callable[[], Awaitable[None]] | None = None
 
-    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
+    async def fetch_token(
+        self, request: TokenRequest, *, namespace: str
+    ) -> tuple[TokenResponse, datetime]:
         self.requests += 1
         if self.in_flight is not None:
             await self.in_flight()

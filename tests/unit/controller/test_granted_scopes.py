@@ -36,8 +36,10 @@ class GrantingMore(RecordingEgain):
         super().__init__(clock)
         self.extra: tuple[str, ...] = ()
 
-    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, Any]:
-        response, at = await super().fetch_token(request)
+    async def fetch_token(
+        self, request: TokenRequest, *, namespace: str
+    ) -> tuple[TokenResponse, Any]:
+        response, at = await super().fetch_token(request, namespace=namespace)
         granted = TokenResponse(
             response.access_token,
             response.token_type,

@@ -30,9 +30,11 @@ class CountingEgain(FakeEgain):
         super().__init__(clock, lifetime)
         self.sent: list[tuple[str, ...]] = []
 
-    async def fetch_token(self, request: TokenRequest) -> tuple[TokenResponse, datetime]:
+    async def fetch_token(
+        self, request: TokenRequest, *, namespace: str
+    ) -> tuple[TokenResponse, datetime]:
         self.sent.append(request.scopes)
-        return await super().fetch_token(request)
+        return await super().fetch_token(request, namespace=namespace)
 
 
 NAMESPACES = ("ns-1", "ns-2", "ns-3")

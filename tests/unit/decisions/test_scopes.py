@@ -127,3 +127,41 @@ def test_the_crds_refuse_at_admission_what_the_operator_refuses(
         except InvalidSpecError:
             operator_accepts = False
         assert (pattern.search(character) is None) is operator_accepts, hex(code)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [*(f"https://x.example/{scope}/" for scope in REFUSED.values()), "http://x.example/", "x/"],
+    ids=[*REFUSED.keys(), "http", "relative"],
+)
+def test_a_scope_prefix_not_https_and_visible_ascii_is_refused(prefix: str) -> None:
+    spec = {**INLINE, "flow": "AnonymousCustomer", "tenantId": "T", "scopes": ["s"]}
+    message = refusal(lambda: parse_spec("t", {**spec, "scopePrefix": prefix}))
+    assert message.startswith(
+        "spec.scopePrefix must be https:// followed by visible ASCII (0x21-0x7E)"
+    )
+    assert message.isascii() and message.isprintable()
+
+
+def test_the_crds_refuse_at_admission_the_scope_prefix_the_operator_refuses() -> None:
+    every = "".join(chr(c) for c in range(0x21, 0x7F))
+    spec = {**INLINE, "flow": "AnonymousCustomer", "tenantId": "T", "scopes": ["s"]}
+    for crd in CRDS.glob("*.yaml"):
+        loaded = yaml.safe_load(crd.read_text())
+        schema = loaded["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        field = schema["properties"]["spec"]["properties"]["scopePrefix"]
+        [rule] = field["x-kubernetes-validations"]
+        assert rule["message"].startswith("spec.scopePrefix must be https:// followed by")
+        matched = re.fullmatch(r"self\.matches\('(\^[^']+\$)'\)", rule["rule"])
+        assert matched is not None, rule["rule"]
+        pattern = re.compile(matched.group(1))
+        for prefix in ["https://", f"https://{every}", "https://x/\x7f", "https://x/\u00a0"]:
+            try:
+                parse_spec("t", {**spec, "scopePrefix": prefix})
+                operator_accepts = True
+            except InvalidSpecError:
+                operator_accepts = False
+            assert (pattern.search(prefix) is not None) is operator_accepts, (crd.name, prefix)
+        assert field["maxLength"] == 512
+        parse_spec("t", {**spec, "scopePrefix": "https://" + "x" * 504})
+        refusal(lambda: parse_spec("t", {**spec, "scopePrefix": "https://" + "x" * 505}))

@@ -178,7 +178,7 @@ def fetch(egain: EgainClient, url: str) -> None:
 
     async def go() -> None:
         try:
-            await egain.fetch_token(build_request(spec, CREDS))
+            await egain.fetch_token(build_request(spec, CREDS), namespace="team")
         finally:
             await egain.aclose()
 

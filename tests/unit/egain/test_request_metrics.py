@@ -59,7 +59,7 @@ def send_to(urls: list[str], hosts: str, handler: Handler = issue) -> None:
                 },
             )
             with contextlib.suppress(TokenEndpointUnavailableError):
-                await egain.fetch_token(build_request(spec, CREDS))
+                await egain.fetch_token(build_request(spec, CREDS), namespace="team")
         await egain.aclose()
 
     asyncio.run(go())

@@ -252,7 +252,7 @@ class TestResponseBody:
         async def go() -> Exception:
             egain = client(httpx.MockTransport(lambda request: response))
             try:
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS), namespace="team")
             except TokenError as error:
                 return error
             finally:
@@ -304,7 +304,7 @@ class TestResponseBody:
 
         async def go() -> None:
             egain = client(httpx.MockTransport(handler))
-            await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            await egain.fetch_token(build_request(CLIENT_APP, CREDS), namespace="team")
             await egain.aclose()
 
         asyncio.run(go())
@@ -328,7 +328,7 @@ class TestResponseBody:
                 transport=handler,
             )
             with pytest.raises(TokenEndpointUnavailableError) as caught:
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS), namespace="team")
             await egain.aclose()
             assert caught.value.message == "timed out talking to ai.egain.cloud"
 

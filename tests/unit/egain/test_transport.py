@@ -1,6 +1,7 @@
 """Sending token requests: the form on the wire, the allow-list, redirects, failures, limits."""
 
 import asyncio
+from dataclasses import replace
 from urllib.parse import parse_qs
 
 import httpx
@@ -28,7 +29,7 @@ class TestClient:
 
         async def go() -> None:
             egain = client(httpx.MockTransport(handler))
-            token, at = await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+            token, at = await egain.fetch_token(build_request(CLIENT_APP, CREDS), namespace="team")
             await egain.aclose()
             assert token.access_token == "T"
             assert at == NOW
@@ -48,7 +49,7 @@ class TestClient:
         async def go() -> str:
             egain = client(httpx.MockTransport(handler))
             with pytest.raises(TokenError) as caught:
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS), namespace="team")
             await egain.aclose()
             return caught.value.message
 
@@ -66,7 +67,7 @@ class TestClient:
         async def go() -> None:
             egain = client(httpx.MockTransport(handler), hosts="login.example.com")
             with pytest.raises(TokenUrlNotAllowedError) as caught:
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS), namespace="team")
             await egain.aclose()
             assert caught.value.reason is Reason.TOKEN_URL_NOT_ALLOWED
 
@@ -83,7 +84,7 @@ class TestClient:
         async def go() -> None:
             egain = client(httpx.MockTransport(handler))
             with pytest.raises(InvalidTokenResponseError):
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS), namespace="team")
             await egain.aclose()
 
         asyncio.run(go())
@@ -97,36 +98,49 @@ class TestClient:
         async def go() -> None:
             egain = client(httpx.MockTransport(handler))
             with pytest.raises(TokenEndpointUnavailableError) as caught:
-                await egain.fetch_token(build_request(CLIENT_APP, CREDS))
+                await egain.fetch_token(build_request(CLIENT_APP, CREDS), namespace="team")
             await egain.aclose()
             assert "ai.egain.cloud" in caught.value.message
 
         asyncio.run(go())
 
-    def test_concurrent_requests_are_limited(self) -> None:
-        in_flight, peak = 0, 0
+    def test_concurrent_requests_are_limited_and_shared_among_namespaces(self) -> None:
+        in_flight: dict[str, int] = {}
+        peaks: list[dict[str, int]] = []
 
         async def go() -> None:
             gate = asyncio.Event()
 
             async def handler(request: httpx.Request) -> httpx.Response:
-                nonlocal in_flight, peak
-                in_flight += 1
-                peak = max(peak, in_flight)
+                namespace = parse_qs(request.content.decode())["client_id"][0]
+                in_flight[namespace] = in_flight.get(namespace, 0) + 1
+                peaks.append(dict(in_flight))
                 await gate.wait()
-                in_flight -= 1
+                in_flight[namespace] -= 1
                 return httpx.Response(200, json={"access_token": "T"})
 
-            egain = client(httpx.MockTransport(handler), limit=3)
-            tasks = [
-                asyncio.create_task(egain.fetch_token(build_request(CLIENT_APP, CREDS)))
-                for _ in range(10)
-            ]
+            egain = client(httpx.MockTransport(handler), limit=4)
+
+            def fetch(namespace: str) -> asyncio.Task[object]:
+                # The client id tells the handler which namespace asked.
+                request = build_request(CLIENT_APP, replace(CREDS, client_id=namespace))
+                return asyncio.create_task(egain.fetch_token(request, namespace=namespace))
+
+            hog = []
+            for _ in range(10):
+                hog.append(fetch("hog"))
+                await asyncio.sleep(0)
             for _ in range(20):
                 await asyncio.sleep(0)
+            neighbour = fetch("neighbour")
+            for _ in range(20):
+                await asyncio.sleep(0)
+            # The hog's 10 hang: it holds its share (3 of 4), the neighbour the 4th.
+            assert in_flight == {"hog": 3, "neighbour": 1}
             gate.set()
-            await asyncio.gather(*tasks)
+            await asyncio.gather(*hog, neighbour)
             await egain.aclose()
 
         asyncio.run(go())
-        assert peak == 3
+        assert max(sum(peak.values()) for peak in peaks) == 4
+        assert max(peak.get("hog", 0) for peak in peaks) == 3
