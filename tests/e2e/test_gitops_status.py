@@ -10,9 +10,12 @@ its state (`pytest -s` shows them).
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import subprocess
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -103,10 +106,16 @@ def operator(start_operator: StartOperator) -> OperatorProcess:
     return start_operator("--http-timeout", "60")
 
 
+@functools.cache
+def gitops_verdict_binary() -> Path:
+    """The pinned tool, built once (hack/tools/build.sh)."""
+    return ensure_tools() / "gitops-verdict"
+
+
 def gitops_verdict(*args: str, obj: Mapping[str, Any]) -> Any:
     """`gitops-verdict ARGS < obj`, its JSON answer."""
     result = subprocess.run(
-        [str(ensure_tools() / "gitops-verdict"), *args],
+        [str(gitops_verdict_binary()), *args],
         input=json.dumps(obj),
         capture_output=True,
         text=True,
@@ -121,8 +130,10 @@ def judge(state: str, obj: Mapping[str, Any], scripts: Scripts) -> Verdict:
     kstatus = gitops_verdict("kstatus", obj=obj)
     argo = gitops_verdict("lua-health", str(scripts.health), obj=obj)
     verdict = Verdict(kstatus["status"], argo["status"], argo["message"])
-    kind = obj["kind"]
-    print(f"{kind} {state}: kstatus {verdict.kstatus}, Argo CD {verdict.argo} ({argo['message']})")
+    print(
+        f"{obj['kind']} {state}: kstatus {verdict.kstatus} ({kstatus['message']}),"
+        f" Argo CD {verdict.argo} ({verdict.argo_message})"
+    )
     return verdict
 
 
@@ -294,14 +305,13 @@ def test_the_renew_action_sets_the_annotation_and_the_operator_renews(
     }
     renewed = gitops_verdict("lua-action", str(scripts.renew), obj=token)
     value = renewed["metadata"]["annotations"][REFRESH_ANNOTATION]
+    # A new value: the time, in UTC, to the second.
+    requested = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs((datetime.now(UTC) - requested).total_seconds()) < 60
     # The action changes that annotation and nothing else.
-    unchanged = json.loads(json.dumps(renewed))
-    del unchanged["metadata"]["annotations"][REFRESH_ANNOTATION]
-    original = json.loads(json.dumps(token))
-    if not original["metadata"].get("annotations"):
-        original["metadata"].pop("annotations", None)
-        unchanged["metadata"].pop("annotations")
-    assert unchanged == original
+    expected = copy.deepcopy(token)
+    expected["metadata"].setdefault("annotations", {})[REFRESH_ANNOTATION] = value
+    assert renewed == expected
     print(f"renew action: {REFRESH_ANNOTATION}={value}")
 
     # Argo CD applies an action's result as a patch of what it changed.

@@ -50,10 +50,8 @@ func run(args []string, in io.Reader, out io.Writer) error {
 	case args[0] == "kstatus" && len(args) == 1:
 		verdict, err = kstatus(object)
 	case args[0] == "lua-health" && len(args) == 2:
-		verdict, err = runScript(args[1], object)
-	case args[0] == "lua-discovery" && len(args) == 2:
-		verdict, err = runScript(args[1], object)
-	case args[0] == "lua-action" && len(args) == 2:
+		verdict, err = health(args[1], object)
+	case (args[0] == "lua-discovery" || args[0] == "lua-action") && len(args) == 2:
 		verdict, err = runScript(args[1], object)
 	default:
 		return fmt.Errorf("unknown command %q (or wrong number of arguments)", args)
@@ -88,6 +86,31 @@ func kstatus(object map[string]any) (map[string]string, error) {
 		return nil, err
 	}
 	return map[string]string{"status": result.Status.String(), "message": result.Message}, nil
+}
+
+// The health statuses Argo CD knows; it reads any other as Unknown.
+var healthStatuses = map[string]bool{
+	"Healthy": true, "Progressing": true, "Degraded": true, "Suspended": true, "Missing": true, "Unknown": true,
+}
+
+// health runs a health script and checks its answer is one Argo CD takes:
+// a known status, and a message that is a string if there is one.
+func health(path string, object map[string]any) (any, error) {
+	answer, err := runScript(path, object)
+	if err != nil {
+		return nil, err
+	}
+	hs, _ := answer.(map[string]any)
+	status, _ := hs["status"].(string)
+	if !healthStatuses[status] {
+		return nil, fmt.Errorf("%s returned the health status %v, which Argo CD does not know", path, hs["status"])
+	}
+	if message, given := hs["message"]; given {
+		if _, ok := message.(string); !ok {
+			return nil, fmt.Errorf("%s returned a message that is not a string: %v", path, message)
+		}
+	}
+	return hs, nil
 }
 
 // runScript runs a resource customization script with `obj` set, as Argo CD
