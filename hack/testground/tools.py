@@ -1,5 +1,6 @@
 """The Go-built tools: the Kubernetes components, kubectl, etcd, helm, promtool, syft,
-the OCI registry and crane."""
+the OCI registry, crane and gitops-verdict (kstatus and Argo CD's Lua, for
+tests/e2e/test_gitops_status.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ TOOLS = (
     "registry",
     "syft",
     "crane",
+    "gitops-verdict",
 )
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
-# kubectl, etcd, helm, promtool, syft, the registry and crane from the modules pinned under hack/tools/*/go.mod (the
-# single place versions are pinned), caches them keyed by module version and go.sum, and links them into
+# kubectl, etcd, helm, promtool, syft, the registry, crane and gitops-verdict from the modules pinned under hack/tools/*/go.mod (the
+# single place versions are pinned), caches them keyed by module version and the module directory's
+# files (go.mod, go.sum, and gitops-verdict's own source), and links them into
 # .testground/bin. Prints that directory. Needs only `go` and the module proxy.
 set -euo pipefail
 
@@ -21,7 +22,7 @@ build() {
   shift 3
   local version key target output
   version=$(cd "$dir" && go list -m -f '{{.Version}}' "$module")
-  key=$(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-8)
+  key=$(cat "$dir"/* | sha256sum | cut -c1-8)
   target="$cache/$(basename "$dir")-$version-$key"
   # One package builds to a file named after the module dir (etcd's main
   # package path ends in /v3); several build into the directory.
@@ -80,5 +81,10 @@ build registry github.com/distribution/distribution/v3 \
   github.com/distribution/distribution/v3/cmd/registry
 build crane github.com/google/go-containerregistry "-s -w" \
   github.com/google/go-containerregistry/cmd/crane
+
+# What Flux's kstatus and Argo CD's Lua make of an object (the e2e tests of
+# docs/gitops.md): a main package of the project's own, versioned by the kstatus
+# library it links.
+build gitops-verdict sigs.k8s.io/cli-utils "-s -w" .
 
 echo "$bin"
