@@ -161,6 +161,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "rollout-restarts-disabled": {"rolloutRestarts": {"enabled": False}},
     "admission-policy-disabled": {"admissionPolicy": {"enabled": False}},
     "grafana-dashboard": {"grafanaDashboard": {"enabled": True}},
+    "argocd-resource-customizations": {"argocd": {"resourceCustomizations": {"enabled": True}}},
     "ipv6-listen-addresses": {"metrics": {"host": "::"}, "health": {"host": "::"}},
     "b2c-token-hosts": yaml.safe_load((REPO / "examples" / "b2c-values.yaml").read_text()),
     "network-policy": {

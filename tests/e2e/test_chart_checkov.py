@@ -47,6 +47,7 @@ EVERY_OPTION: dict[str, Any] = {
     "serviceMonitor": {"enabled": True},
     "prometheusRule": {"enabled": True},
     "grafanaDashboard": {"enabled": True},
+    "argocd": {"resourceCustomizations": {"enabled": True}},
     "networkPolicy": {
         "enabled": True,
         "ingressFrom": [
