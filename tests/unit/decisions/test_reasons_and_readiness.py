@@ -27,6 +27,7 @@ def test_the_local_reasons_are_the_checked_ones_and_those_of_the_local_error_typ
         Reason.CLIENT_NOT_FOUND,
         Reason.CLIENT_NOT_ALLOWED,
         Reason.SCOPE_NOT_ALLOWED,
+        Reason.SHARING_REQUIRED,
         Reason.CREDENTIALS_NOT_FOUND,
         Reason.SECRET_CONFLICT,
         Reason.TOKEN_URL_NOT_ALLOWED,
