@@ -35,6 +35,11 @@ from tests.e2e.support import (
 TENANT = "TMPRODB88619984"
 # `--rollout-restart-min-interval` of the operators `start_operator` starts (seconds).
 ROLLOUT_MIN_INTERVAL = 5
+# The token lifetime (seconds) of clients whose tokens tests force refreshes
+# of: the request floor, a 120th of it, lets a forced refresh through within
+# 11 s of the last request, and a token's own refresh (after 2/3 of it) comes
+# after any test.
+FORCEABLE = 1200
 # Their retry settings: short, so that tests see several retries.
 BACKOFF = Backoff(initial=0.5, maximum=4.0)
 

@@ -13,7 +13,7 @@ import pytest
 
 from testground.emulator import EgainEmulator
 from tests.e2e.chart_support import RBAC_DENIAL, chart_operator
-from tests.e2e.conftest import TENANT, EgainClient
+from tests.e2e.conftest import FORCEABLE, TENANT, EgainClient
 from tests.e2e.support import Cluster, OperatorProcess, deployment, egain_token, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -59,7 +59,7 @@ def test_all_namespaces_chart_rbac_is_sufficient(
     tmp_path: Path,
 ) -> None:
     with chart_operator(cluster, {}, start_operator, tmp_path, all_namespaces=True) as operator:
-        do_the_whole_job(cluster, namespace, emulator, make_client())
+        do_the_whole_job(cluster, namespace, emulator, make_client(lifetime=FORCEABLE))
         assert RBAC_DENIAL not in operator.log()
 
 
@@ -74,7 +74,7 @@ def test_namespaced_chart_rbac_is_sufficient_and_confined(
     values = {"watchNamespaces": [namespace]}
     with chart_operator(cluster, values, start_operator, tmp_path) as operator:
         release, kubeconfig = operator.release, operator.kubeconfig
-        do_the_whole_job(cluster, namespace, emulator, make_client())
+        do_the_whole_job(cluster, namespace, emulator, make_client(lifetime=FORCEABLE))
         assert RBAC_DENIAL not in operator.log()
         # The same identity is refused a Secret in a namespace it does not serve.
         cluster.apply(

@@ -22,6 +22,7 @@ import pytest
 
 from testground.emulator import EgainEmulator, FaultKind
 from tests.e2e.conftest import (
+    FORCEABLE,
     TENANT,
     EgainClient,
     MakeClient,
@@ -179,7 +180,7 @@ def test_renew_waits_for_the_new_token(
     # The retry after the 503 below waits 1.5 to 3 s: long enough for renew's
     # half-second polls to see the failure the status reports meanwhile.
     start_operator("--retry-initial-delay", "3")
-    client, _ = make_ready_token("renewed")
+    client, _ = make_ready_token("renewed", client_options={"lifetime": FORCEABLE})
     before = cluster.secret_data(namespace, "renewed")
     assert before is not None
 
@@ -311,7 +312,7 @@ def _labelled_token(
 ) -> EgainClient:
     """A Ready EgainToken with `labels`, with a client of its own (so its requests
     are its own, and counted apart)."""
-    client = make_client(secret_name=f"{name}-client")
+    client = make_client(secret_name=f"{name}-client", lifetime=FORCEABLE)
     token = egain_token(namespace, name, client_app_spec(emulator, client))
     token["metadata"]["labels"] = labels
     cluster.apply(token)
@@ -395,9 +396,9 @@ def test_status_of_clients_and_renew_by_client(
     # The test's namespace stands for the operator's: it holds the cluster client's
     # Secret. ClusterEgainClients are served by a cluster-wide operator only.
     start_operator("--cluster-resource-namespace", namespace, all_namespaces=True)
-    shared = make_client(secret_name="shared-client")
-    local = make_client(secret_name="local-client")
-    inline = make_client(secret_name="inline-client")
+    shared = make_client(secret_name="shared-client", lifetime=FORCEABLE)
+    local = make_client(secret_name="local-client", lifetime=FORCEABLE)
+    inline = make_client(secret_name="inline-client", lifetime=FORCEABLE)
     cluster_name = f"shared-{namespace}"
     url = emulator.client_app_token_url(TENANT)
     cluster.apply(

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from testground.emulator import EgainEmulator, FaultKind
-from tests.e2e.conftest import TENANT, MakeClient, successes
+from tests.e2e.conftest import FORCEABLE, TENANT, MakeClient, successes
 from tests.e2e.support import Cluster, credentials_secret, egain_client, egain_token, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -39,7 +39,7 @@ def last_failure_reason(cluster: Cluster, namespace: str) -> str | None:
 def test_a_token_granting_more_than_allowed_is_refused_and_nothing_written(
     cluster: Cluster, namespace: str, emulator: EgainEmulator, make_client: MakeClient
 ) -> None:
-    client = make_client(write_secret=False)
+    client = make_client(write_secret=False, lifetime=FORCEABLE)
     emulator.set_fault(
         FaultKind.GRANTED_SCOPE, value=BROADER, client_id=client.client_id, count=None
     )

@@ -23,7 +23,7 @@ import pytest
 from testground import incluster
 from testground.emulator import EgainEmulator
 from tests.e2e.chart_support import ChartRelease
-from tests.e2e.conftest import MakeClient
+from tests.e2e.conftest import FORCEABLE, MakeClient
 from tests.e2e.pod_support import (
     in_cluster_operator,
     lease_holder,
@@ -153,7 +153,7 @@ def test_env_consumers_roll_once_for_tokens_rotating_together(
         watchNamespaces=[namespace],
         rolloutRestarts={"enabled": True, "minInterval": MIN_INTERVAL},
     )
-    client = make_pod_client()
+    client = make_pod_client(lifetime=FORCEABLE)
     # Its Pods wait for the Secrets; their first writes restart it once.
     cluster.apply(env_reader(cluster, namespace))
     targets = [{"kind": "Deployment", "name": "reader"}]
@@ -222,7 +222,7 @@ def test_two_replicas_in_namespaced_mode_fail_over_when_the_leader_pod_goes(
     holder = wait_until(lambda: lease_holder(cluster, lease), "a leader", 30)
     (leader,) = [name for name in pods if holder.startswith(f"{name}-")]
 
-    client = make_pod_client()
+    client = make_pod_client(lifetime=FORCEABLE)
     cluster.apply(egain_token(namespace, "shared", token_spec(pod_emulator, client)))
     cluster.wait_ready(namespace, "shared", timeout=60)
     time.sleep(3)

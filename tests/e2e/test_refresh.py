@@ -86,7 +86,10 @@ def test_spec_change_gets_a_new_token_promptly(
 def test_refresh_annotation_forces_a_refresh(
     cluster: Cluster, namespace: str, emulator: EgainEmulator, make_ready_token: MakeReadyToken
 ) -> None:
-    client, _ = make_ready_token("forced")
+    # A two-minute token: its request floor (a 120th of the lifetime, at least
+    # 1 s) lets a forced refresh through within two seconds of the last one,
+    # and its own refresh (after a minute) comes after the test.
+    client, _ = make_ready_token("forced", client_options={"lifetime": 120})
     for attempt in (1, 2):
         cluster.kubectl(
             "annotate",

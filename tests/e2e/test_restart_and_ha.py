@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from egain_token_operator.controller.workers import FIRST_LOOKS_DONE
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import (
+    FORCEABLE,
     MakeClient,
     MakeReadyToken,
     StartOperator,
@@ -172,7 +173,7 @@ def test_only_the_leader_acts_and_a_standby_takes_over(
     first = start_operator(*lease)
     wait_until(first.leading, "the first replica to lead", 30)
     second = start_operator(*lease)
-    client, _ = make_ready_token("shared")
+    client, _ = make_ready_token("shared", client_options={"lifetime": FORCEABLE})
     time.sleep(3)
     assert successes(emulator, client) == 1, "both replicas requested a token"
     assert not second.leading()

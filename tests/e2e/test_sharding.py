@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from testground.emulator import EgainEmulator
-from tests.e2e.conftest import MakeClient, StartOperator, client_app_spec, successes
+from tests.e2e.conftest import FORCEABLE, MakeClient, StartOperator, client_app_spec, successes
 from tests.e2e.support import Cluster, egain_token, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -38,7 +38,8 @@ def test_operators_on_disjoint_shards_never_touch_each_others_tokens(
     shard_b = start_operator(
         "--selector", "egain.cloud/shard=b", "--leader-election-lease", f"{namespace}/shard-b"
     )
-    client_a, client_b = make_client(secret_name="client-a"), make_client(secret_name="client-b")
+    client_a = make_client(secret_name="client-a", lifetime=FORCEABLE)
+    client_b = make_client(secret_name="client-b", lifetime=FORCEABLE)
     cluster.apply(
         sharded_token(namespace, "token-a", "a", client_app_spec(emulator, client_a)),
         sharded_token(namespace, "token-b", "b", client_app_spec(emulator, client_b)),

@@ -20,14 +20,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from egain_token_operator import metrics
+from egain_token_operator.controller.budgets import ClientBudgets
 from egain_token_operator.controller.observe import Observation, TokenWorker, observe
 from egain_token_operator.controller.restarts import RolloutRestarter
 from egain_token_operator.decisions.checks import Snapshot
 from egain_token_operator.decisions.clients import ClientRef
-from egain_token_operator.decisions.policy import Plan, after_fetch, in_flight, plan
+from egain_token_operator.decisions.policy import Plan, after_fetch, held_back, in_flight, plan
 from egain_token_operator.decisions.reasons import (
     LIFETIME_SHORTER_THAN_ALLOWANCE,
     LOCAL_REASONS,
+    REFRESH_DEFERRED,
     Reason,
     TokenError,
 )
@@ -37,7 +39,7 @@ from egain_token_operator.decisions.render import (
     secret_is_current,
     status_is_current,
 )
-from egain_token_operator.decisions.schedule import RetryPolicy, StoredToken
+from egain_token_operator.decisions.schedule import RetryPolicy, StoredToken, describe_floor
 from egain_token_operator.decisions.timestamps import rfc3339, whole_seconds
 from egain_token_operator.egain.request import TokenRequest
 from egain_token_operator.egain.response import TokenResponse
@@ -67,6 +69,8 @@ class Reconciler:
     post_event: EventPoster
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sharing: SharedTokens = field(default_factory=SharedTokens)
+    # The clients' request budgets (`spec.requestsPerMinute`), in this process.
+    budgets: ClientBudgets = field(default_factory=ClientBudgets)
     # How a look waits for an instant of `clock` (tests make it return at once).
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
@@ -81,8 +85,12 @@ class Reconciler:
         if decided.request_token and seen.request is not None:
             decided = await self._fetch(worker, seen, decided, now)
             now = self.clock()  # the status says when the request ended
-        elif decided.shared:
-            self._announce(worker, seen, decided, worker.memory.failure is not None, now)
+        else:
+            self.budgets.withdraw(worker.key, now)
+            if decided.shared:
+                self._announce(worker, seen, decided, worker.memory.failure is not None, now)
+        if decided.deferral_is_news:
+            self._say_deferred(worker, decided)
         worker.remember(seen, decided)
         if decided.failure is not None and decided.failure_is_news:
             self._warn(worker, decided)
@@ -117,6 +125,19 @@ class Reconciler:
         # Whether this joins another's request. Nothing is awaited between this
         # and `fetch`, so `fetch` joins exactly when this says.
         joined = self.sharing.in_flight(request.sharing_key)
+        client = snapshot.client
+        if joined or client is None:
+            self.budgets.withdraw(worker.key, now)  # nothing is sent with a client
+        else:
+            held = before.token
+            # The most urgent go first: no valid token, then the soonest expiry.
+            urgency = held.expires_at if held is not None and held.is_valid(now) else None
+            turn = self.budgets.acquire(
+                client.key, client.requests_per_minute, worker.key, urgency, worker.wake.set, now
+            )
+            if turn is not None:
+                why = f"{client.key} is at its request budget; waiting for a turn"
+                return held_back(snapshot, before, until=turn, why=why, now=now, policy=self.policy)
         expiry = self._expiry_in_flight(worker, seen, before)
         try:
             issued = await self.sharing.fetch(
@@ -221,6 +242,16 @@ class Reconciler:
             )
         if seen.snapshot.spec.rollout_targets:
             self.restarter.request(namespace, seen.snapshot.spec.rollout_targets, now)
+
+    def _say_deferred(self, worker: TokenWorker, decided: Plan) -> None:
+        """Say once that a forced refresh waits for the request floor, and until when."""
+        assert decided.deferred_until is not None and decided.token is not None
+        message = (
+            f"refresh requested by annotation deferred until {rfc3339(decided.deferred_until)}: "
+            f"{describe_floor(decided.token.lifetime)}"
+        )
+        logger.info("EgainToken %s/%s: %s", *worker.key, message)
+        self.post_event(worker.body, "Normal", REFRESH_DEFERRED, message)
 
     def _note_default_lifetime(
         self, worker: TokenWorker, previous: StoredToken | None, response: TokenResponse

@@ -290,6 +290,7 @@ class WorkerRegistry:
         if worker.task is not None:
             worker.task.cancel()
         self.reconciler.sharing.leave(key)
+        self.reconciler.budgets.withdraw(key, self._clock())
         metrics.forget(*key)
         self._said_first_looks(self._first_looks.gone(key))
 
@@ -323,8 +324,9 @@ class WorkerRegistry:
         self._active = False
         self._first_looks.end()
         await self._cancel_all()
-        # Shared tokens are kept only while acting: a new leader starts afresh.
+        # Shared tokens and budgets are kept only while acting: a new leader starts afresh.
         self.reconciler.sharing.clear()
+        self.reconciler.budgets.clear()
         for key, worker in self._workers.items():
             worker.task = None
             metrics.forget(*key)
@@ -333,6 +335,7 @@ class WorkerRegistry:
         """Cancel every worker and wait for them to end."""
         await self._cancel_all()
         self.reconciler.sharing.clear()
+        self.reconciler.budgets.clear()
         self._workers.clear()
         for index in (self._secret_users, self._client_users, self._namespace_users):
             index.clear()

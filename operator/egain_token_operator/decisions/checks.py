@@ -19,7 +19,8 @@ from egain_token_operator.decisions.clients import ClientRef, ClientSpec
 from egain_token_operator.decisions.hosts import HostAllowList
 from egain_token_operator.decisions.reasons import Reason
 from egain_token_operator.decisions.schedule import Failure, StoredToken
-from egain_token_operator.decisions.tokenspec import TokenSpec
+from egain_token_operator.decisions.timestamps import rfc3339
+from egain_token_operator.decisions.tokenspec import TokenSharing, TokenSpec
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,20 @@ def _named(scopes: tuple[str, ...]) -> str:
     return f"scope {scopes[0]}" if len(scopes) == 1 else f"scopes {' '.join(scopes)}"
 
 
+def sharing_required(snapshot: Snapshot) -> tuple[Reason, str] | None:
+    """The client requires sharing (`tokenSharing: Required`) and the EgainToken opts out."""
+    client, spec = snapshot.client, snapshot.spec
+    if client is None or spec is None or not client.sharing_required:
+        return None
+    if spec.token_sharing is not TokenSharing.DISABLED:
+        return None
+    return (
+        Reason.SHARING_REQUIRED,
+        f"{client.key} requires token sharing (tokenSharing: Required); "
+        "spec.tokenSharing: Disabled is not allowed with it",
+    )
+
+
 def token_host_not_allowed(snapshot: Snapshot) -> tuple[Reason, str] | None:
     """The token URL's host is outside the operator's allow-list: nothing is sent there.
 
@@ -169,7 +184,12 @@ def secret_taken(snapshot: Snapshot) -> tuple[Reason, str] | None:
 
 
 # The client's policy, checked before its credentials are even read (`client_refusal`).
-CLIENT_CHECKS: tuple[LocalCheck, ...] = (client_missing, client_not_allowed, scope_not_allowed)
+CLIENT_CHECKS: tuple[LocalCheck, ...] = (
+    client_missing,
+    client_not_allowed,
+    scope_not_allowed,
+    sharing_required,
+)
 LOCAL_CHECKS: tuple[LocalCheck, ...] = (
     spec_invalid,
     *CLIENT_CHECKS,
@@ -204,6 +224,9 @@ class Facts:
     # it (its own fingerprint and refresh request), and its refresh time here.
     shared: StoredToken | None = None
     shared_refresh_time: datetime | None = None
+    # The earliest instant of the next request for this EgainToken, by the
+    # request floor (`schedule.next_request_allowed`); None without a token.
+    request_allowed_at: datetime | None = None
 
     @property
     def current(self) -> bool:
@@ -216,6 +239,11 @@ class Facts:
         return self.refresh_request is not None and (
             self.token is None or self.token.refresh_request != self.refresh_request
         )
+
+    @property
+    def due(self) -> bool:
+        """The token's own refresh time has come."""
+        return self.refresh_time is not None and self.now >= self.refresh_time
 
 
 Verdict = tuple[bool, str]
@@ -235,10 +263,19 @@ def adopting_shared_token(facts: Facts) -> bool:
     it requests now, once, and the others adopt that token in turn. Since a
     token is only adopted when it is not due for the adopter, no two sharers
     can make each other request: each request comes from a sharer that was due.
+
+    Only for this EgainToken's own reasons (its rollout targets are restarted
+    for a token it takes): it has no current token (none yet, or its spec or
+    credentials changed), its own token is due, or its own refresh is forced.
+    A sharer that refreshed early or was forced does not make the others take
+    its token over: they keep theirs, still valid, until their own refresh
+    time, and take the latest token then.
     """
     shared, own = facts.shared, facts.token
+    own_reason = not facts.current or facts.due or facts.forced
     return (
         shared is not None
+        and own_reason
         and shared.is_valid(facts.now)
         and (not facts.forced or shared.refresh_request == facts.refresh_request)
         and (own is None or not facts.current or shared.issued_at > own.issued_at)
@@ -277,6 +314,25 @@ def no_current_token(facts: Facts) -> Verdict | None:
     return None if current else (True, "no valid token for the current spec and credentials")
 
 
+def forced_refresh_deferred_until(facts: Facts) -> datetime | None:
+    """When a forced refresh of a current token is served, if it comes sooner
+    after the last request than the request floor allows; None when it is not
+    held back (a token that is due is refreshed anyway: its refresh time keeps
+    the floor)."""
+    allowed = facts.request_allowed_at
+    if not facts.forced or not facts.current or facts.due:
+        return None
+    return allowed if allowed is not None and facts.now < allowed else None
+
+
+def forced_too_soon(facts: Facts) -> Verdict | None:
+    """A forced refresh too soon after the last request is deferred, never dropped."""
+    until = forced_refresh_deferred_until(facts)
+    if until is None:
+        return None
+    return False, f"forced refresh deferred until {rfc3339(until)} (request floor)"
+
+
 def refresh_requested(facts: Facts) -> Verdict | None:
     """A new `egain.cloud/refresh-requested-at` value."""
     return (True, "refresh requested by annotation") if facts.forced else None
@@ -291,6 +347,7 @@ REQUEST_CHECKS: tuple[RequestCheck, ...] = (
     waiting_for_refresh_time,
     backing_off,
     no_current_token,
+    forced_too_soon,
     refresh_requested,
     due,
 )

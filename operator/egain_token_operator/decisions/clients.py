@@ -4,7 +4,8 @@ them, and who may use one.
 An EgainToken names a client in `spec.clientRef`; `parse_client_ref` is the
 one reader of such a reference, for the operator and the command line alike.
 Whether an EgainToken may use the client it names is `ClientSpec`'s answer:
-`allows_namespace` and `scopes_not_allowed`.
+`allows_namespace`, `scopes_not_allowed` and `sharing_required`; how many
+token requests may be made with it, `requests_per_minute`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ from egain_token_operator.decisions.schema import (
     dns_subdomain,
     scope_list,
 )
+
+# The bounds of `spec.requestsPerMinute` (the CRD says the same).
+MIN_REQUESTS_PER_MINUTE = 1
+MAX_REQUESTS_PER_MINUTE = 10000
+
+
+class ClientSharing(StrEnum):
+    """A client's `spec.tokenSharing`: whether its EgainTokens may opt out of sharing."""
+
+    OPTIONAL = "Optional"
+    REQUIRED = "Required"
 
 
 class ClientKind(StrEnum):
@@ -96,6 +108,11 @@ class ClientSpec:
     allowed_scopes: tuple[str, ...] | None
     # None for an EgainClient: only its own namespace, by definition.
     allowed_namespaces: AllowedNamespaces | None
+    # The token requests made with it per minute, by this operator process;
+    # None: unlimited.
+    requests_per_minute: int | None = None
+    # `tokenSharing: Required`: an EgainToken with `tokenSharing: Disabled` is refused.
+    sharing_required: bool = False
 
     @property
     def needs_namespace_labels(self) -> bool:
@@ -183,7 +200,32 @@ def parse_client(kind: ClientKind, body: Mapping[str, Any], cluster_namespace: s
         issuer=parse_issuer(spec, namespace or cluster_namespace),
         allowed_scopes=allowed_scopes,
         allowed_namespaces=allowed_namespaces,
+        requests_per_minute=_requests_per_minute(spec.get("requestsPerMinute")),
+        sharing_required=_sharing(spec.get("tokenSharing")) is ClientSharing.REQUIRED,
     )
+
+
+def _requests_per_minute(value: Any) -> int | None:
+    if value is None:
+        return None
+    # bool is an int to Python, not to the schema.
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or not MIN_REQUESTS_PER_MINUTE <= value <= MAX_REQUESTS_PER_MINUTE
+    ):
+        raise InvalidSpecError(
+            f"spec.requestsPerMinute must be a whole number from {MIN_REQUESTS_PER_MINUTE} "
+            f"to {MAX_REQUESTS_PER_MINUTE}"
+        )
+    return value
+
+
+def _sharing(value: Any) -> ClientSharing:
+    try:
+        return ClientSharing(value if value is not None else ClientSharing.OPTIONAL.value)
+    except ValueError:
+        raise InvalidSpecError("spec.tokenSharing must be Optional or Required") from None
 
 
 def _allowed_namespaces(value: Any) -> AllowedNamespaces:

@@ -25,6 +25,7 @@ from egain_token_operator.decisions.checks import (
     Snapshot,
     Verdict,
     adopting_shared_token,
+    forced_refresh_deferred_until,
     granted_scope_not_allowed,
     is_ready,
 )
@@ -42,6 +43,9 @@ class Memory:
     failure: Failure | None = None
     # False until the first look, which takes the failure over from the status.
     looked: bool = False
+    # The forced refresh (`egain.cloud/refresh-requested-at` value) whose
+    # deferral was said (an Event), so that it is said once.
+    deferred: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,16 @@ class Plan:
     shortfall_warning: str | None = None
     # The new token was issued for another EgainToken's identical request.
     shared: bool = False
+    # A forced refresh that comes too soon after the last request (the
+    # request floor) is served then; the value it answers; whether to say so.
+    deferred_until: datetime | None = None
+    deferred_request: str | None = None
+    deferral_is_news: bool = False
 
     @property
     def memory(self) -> Memory:
         """What the next look starts from."""
-        return Memory(self.token, self.failure, looked=True)
+        return Memory(self.token, self.failure, looked=True, deferred=self.deferred_request)
 
 
 # --- the plan ---------------------------------------------------------------
@@ -95,22 +104,55 @@ def plan(snapshot: Snapshot, memory: Memory, now: datetime, policy: RetryPolicy)
         # Obtained through another client (same credentials, broader
         # `allowedScopes`): not for this one. It requests its own, refused in turn.
         shared = None
+    holding = None if failure is None or failure.local else failure
     facts = Facts(
         now=now,
         fingerprint=snapshot.fingerprint,
         refresh_request=snapshot.refresh_request,
         token=token,
         refresh_time=_refresh_time(snapshot, token, policy),
-        failure=None if failure is None or failure.local else failure,
+        failure=holding,
         shared=shared,
         shared_refresh_time=_refresh_time(snapshot, shared, policy),
+        request_allowed_at=_request_allowed_at(snapshot, token, holding),
     )
     if adopting_shared_token(facts):
         assert shared is not None
         why = "adopting the token issued for an identical request"
         return _settled(snapshot, token, shared, why, now, policy, shared=True)
     verdict = next(fired for check in REQUEST_CHECKS if (fired := check(facts)))
-    return _report(snapshot, token, failure, False, verdict, now, policy)
+    deferred = None if verdict[0] else forced_refresh_deferred_until(facts)
+    reported = _report(snapshot, token, failure, False, verdict, now, policy, held_until=deferred)
+    if deferred is None:
+        return reported
+    return replace(
+        reported,
+        deferred_until=deferred,
+        deferred_request=snapshot.refresh_request,
+        deferral_is_news=memory.deferred != snapshot.refresh_request,
+    )
+
+
+def held_back(
+    snapshot: Snapshot,
+    before: Plan,
+    *,
+    until: datetime,
+    why: str,
+    now: datetime,
+    policy: RetryPolicy,
+) -> Plan:
+    """`before`, a plan that requests a token, with its request held back until
+    `until` (the client's request budget): nothing is requested, the token in
+    use stays (Ready while it is valid), and the look comes again then, or at
+    the token's expiry if sooner (Ready turns False)."""
+    token = before.token
+    held = _report(
+        snapshot, token, before.failure, False, (False, why), now, policy, held_until=until
+    )
+    # Not the failure's retry time: it has come (the request was wanted).
+    wake = until if token is None or not token.is_valid(now) else min(until, token.expires_at)
+    return replace(held, wake_at=wake, deferred_request=before.deferred_request)
 
 
 def after_fetch(
@@ -268,6 +310,21 @@ def _is_news(previous: Failure | None, failure: Failure) -> bool:
     )
 
 
+def _request_allowed_at(
+    snapshot: Snapshot, token: StoredToken | None, failure: Failure | None
+) -> datetime | None:
+    """The earliest next request by the request floor: after the token's issue,
+    and after a failed request for another request than this one (a retry of
+    the same request keeps its own backoff)."""
+    if token is None:
+        return None
+    assert snapshot.fingerprint is not None
+    other = failure is not None and not failure.applies_to(
+        snapshot.fingerprint, snapshot.refresh_request
+    )
+    return schedule.next_request_allowed(token, failure.at if other and failure else None)
+
+
 def _refresh_before(snapshot: Snapshot) -> timedelta | None:
     return snapshot.spec.refresh_before if snapshot.spec is not None else None
 
@@ -291,11 +348,22 @@ def _report(
     verdict: Verdict,
     now: datetime,
     policy: RetryPolicy,
+    *,
+    held_until: datetime | None = None,
 ) -> Plan:
-    """The plan for a verdict: Ready, `nextRefreshAt`, and when to look again."""
+    """The plan for a verdict: Ready, `nextRefreshAt`, and when to look again.
+
+    `held_until`: a request is wanted, but held back until then (a forced
+    refresh too soon, the client's budget): said as `nextRefreshAt` while the
+    token is Ready, and a look comes then.
+    """
     ready = is_ready(token, snapshot.fingerprint, now)
     refresh_time = _refresh_time(snapshot, token, policy) if ready else None
+    if ready and held_until is not None:
+        refresh_time = held_until if refresh_time is None else min(refresh_time, held_until)
     wake: list[datetime] = []
+    if held_until is not None:
+        wake.append(held_until)
     if failure is not None:
         wake.append(failure.retry_at)  # a retry, or for local failures a periodic re-check
     if ready and token is not None:
@@ -305,6 +373,7 @@ def _report(
     shortfall = (
         schedule.propagation_shortfall(token, _refresh_before(snapshot), policy) if ready else None
     )
+    clamp = schedule.refresh_before_clamp(token, _refresh_before(snapshot)) if ready else None
     condition = ready_condition(
         spec_error=snapshot.spec_error,
         ready=ready,
@@ -313,6 +382,7 @@ def _report(
         failure=failure,
         now=now,
         shortfall=shortfall,
+        clamp=clamp,
     )
     return Plan(
         request_token=verdict[0],

@@ -15,7 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from egain_token_operator.decisions.reasons import TRANSIENT_REASONS, Reason
-from egain_token_operator.decisions.schedule import Failure, PropagationShortfall, StoredToken
+from egain_token_operator.decisions.schedule import (
+    Failure,
+    PropagationShortfall,
+    RefreshBeforeClamp,
+    StoredToken,
+)
 from egain_token_operator.decisions.timestamps import rfc3339
 
 # The conditions kstatus (sigs.k8s.io/cli-utils/pkg/kstatus) reads, as Flux's
@@ -49,19 +54,23 @@ def ready_condition(
     failure: Failure | None,
     now: datetime,
     shortfall: PropagationShortfall | None = None,
+    clamp: RefreshBeforeClamp | None = None,
 ) -> Condition:
     """The Ready condition for what was observed.
 
     True exactly when the Secret holds an unexpired token for the current
     request; a failure while such a token remains is reported in `lastFailure`
     only. Otherwise the failure's reason, else `TokenExpired`, else `Pending`.
-    A token that falls short of the propagation allowance (`shortfall`) stays
+    A token that falls short of the propagation allowance (`shortfall`), or
+    whose `refreshBefore` the request floor clamps (`clamp`), stays
     `TokenIssued`, with a note in the message.
     """
     if spec_error is not None:
         return Condition("False", Reason.INVALID_SPEC, spec_error)
     if ready and token is not None:
         message = f"token valid until {rfc3339(token.expires_at)}"
+        if clamp is not None:
+            message += f"; {clamp.describe()}"
         if shortfall is not None:
             message += f"; warning: {shortfall.describe()}"
         return Condition("True", Reason.TOKEN_ISSUED, message)

@@ -14,6 +14,9 @@ from enum import StrEnum
 # The reason of the Warning Event posted when a token's lifetime is too short
 # for the propagation allowance. An Event reason only: Ready stays TokenIssued.
 LIFETIME_SHORTER_THAN_ALLOWANCE = "LifetimeShorterThanAllowance"
+# The reason of the Normal Event posted when a forced refresh comes too soon
+# after the last request (the request floor): it is served later, not dropped.
+REFRESH_DEFERRED = "RefreshDeferred"
 
 
 class Reason(StrEnum):
@@ -37,6 +40,8 @@ class Reason(StrEnum):
     CLIENT_NOT_FOUND = "ClientNotFound"
     CLIENT_NOT_ALLOWED = "ClientNotAllowed"
     SCOPE_NOT_ALLOWED = "ScopeNotAllowed"
+    # The client requires sharing (`tokenSharing: Required`); the EgainToken opts out.
+    SHARING_REQUIRED = "SharingRequired"
 
 
 class ClientReason(StrEnum):
@@ -138,6 +143,7 @@ CHECKED_REASONS = frozenset(
         Reason.CLIENT_NOT_FOUND,
         Reason.CLIENT_NOT_ALLOWED,
         Reason.SCOPE_NOT_ALLOWED,
+        Reason.SHARING_REQUIRED,
         Reason.CREDENTIALS_NOT_FOUND,
         Reason.SECRET_CONFLICT,
     }

@@ -21,12 +21,27 @@ from egain_token_operator.decisions.reasons import (
 # A refresh never comes sooner than this after the previous token was issued,
 # whatever the token's lifetime, so a nearly-expired token cannot cause a hot loop.
 MIN_REFRESH_INTERVAL = timedelta(seconds=1)
+# Two token requests for one EgainToken come at least this share of the
+# token's lifetime apart (`request_floor`), whatever `refreshBefore` or forced
+# refreshes say: 30 s for an hour-long token, so a tenant cannot make the
+# operator drain a shared client, while a forced refresh right after another
+# is still served within the command line's default wait (60 s).
+REQUEST_FLOOR_SHARE = 1 / 120
+# Issue times are kept in whole seconds, truncated: the request that obtained
+# a token was sent up to this long after its `issued_at`.
+ISSUE_TIME_RESOLUTION = timedelta(seconds=1)
 # No retry comes sooner than this, whatever the backoff or `Retry-After` says.
 MIN_RETRY_DELAY = timedelta(seconds=0.5)
 # The propagation allowance never brings a refresh before this fraction of a
 # token's lifetime has passed (jitter aside), so short tokens are not refreshed
 # continuously; they are warned about instead (`propagation_shortfall`).
 ALLOWANCE_MIN_AGE = 0.5
+
+
+def request_floor(lifetime: timedelta) -> timedelta:
+    """The least time between two token requests for one EgainToken whose token
+    lives `lifetime`: `REQUEST_FLOOR_SHARE` of it, at least `MIN_REFRESH_INTERVAL`."""
+    return max(MIN_REFRESH_INTERVAL, lifetime * REQUEST_FLOOR_SHARE)
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,23 @@ class StoredToken:
     def is_valid(self, now: datetime) -> bool:
         """True while the token has not expired."""
         return now < self.expires_at
+
+    @property
+    def lifetime(self) -> timedelta:
+        """From its issue to its expiry."""
+        return self.expires_at - self.issued_at
+
+
+def next_request_allowed(token: StoredToken, failed_at: datetime | None = None) -> datetime:
+    """The earliest instant of the next token request for the EgainToken that
+    holds `token` (and whose last request failed at `failed_at`, if later): the
+    floor (`request_floor`) after the last request, counted from the second
+    after `issued_at` (truncated), so that the floor holds to the second. Never
+    later than the token's expiry: a token is always replaced by then."""
+    last = token.issued_at + ISSUE_TIME_RESOLUTION
+    if failed_at is not None:
+        last = max(last, failed_at)
+    return min(last + request_floor(token.lifetime), token.expires_at)
 
 
 @dataclass(frozen=True)
@@ -126,15 +158,17 @@ def _refresh_lead(
 
     The longer of `refreshBefore` (default a third of the lifetime; one that is
     not shorter than the lifetime falls back to the default, since a token
-    cannot be renewed before it is issued) and the propagation allowance,
-    which is capped so that it never brings the refresh before
-    `ALLOWANCE_MIN_AGE` of the lifetime has passed: a short token is not
-    refreshed continuously.
+    cannot be renewed before it is issued; one that would bring the refresh
+    before the request floor allows is clamped, see `refresh_before_clamp`)
+    and the propagation allowance, which is capped so that it never brings the
+    refresh before `ALLOWANCE_MIN_AGE` of the lifetime has passed: a short
+    token is not refreshed continuously.
     """
-    lifetime = token.expires_at - token.issued_at
+    lifetime = token.lifetime
     before = refresh_before if refresh_before is not None else lifetime / 3
     if before >= lifetime:
         before = lifetime / 3
+    before = min(before, _longest_lead(token))
     allowance = min(policy.propagation_allowance, lifetime * (1 - ALLOWANCE_MIN_AGE))
     return max(before, allowance)
 
@@ -152,7 +186,57 @@ def refresh_at(
     """
     before = _refresh_lead(token, refresh_before, policy)
     before += before * policy.refresh_jitter * jitter
-    return max(token.expires_at - before, token.issued_at + MIN_REFRESH_INTERVAL)
+    return max(token.expires_at - before, next_request_allowed(token))
+
+
+def _longest_lead(token: StoredToken) -> timedelta:
+    """The longest `refreshBefore` the request floor allows for `token`."""
+    return max(token.expires_at - next_request_allowed(token), timedelta(0))
+
+
+@dataclass(frozen=True)
+class RefreshBeforeClamp:
+    """A `refreshBefore` so long that the refresh would come sooner after the
+    token's issue than the request floor allows: it is taken as `taken`."""
+
+    given: timedelta
+    taken: timedelta
+    floor: timedelta
+    lifetime: timedelta
+
+    def describe(self) -> str:
+        """A sentence for the Ready condition; no token in it."""
+        return (
+            f"refreshBefore {_seconds(self.given)} is taken as {_seconds(self.taken)}: "
+            f"{describe_floor(self.lifetime)}"
+        )
+
+
+def describe_floor(lifetime: timedelta) -> str:
+    """The request floor of a token living `lifetime`, said in a sentence."""
+    return (
+        f"token requests for one EgainToken come at least {_seconds(request_floor(lifetime))} "
+        f"apart (a {round(1 / REQUEST_FLOOR_SHARE)}th of the {_seconds(lifetime)} lifetime)"
+    )
+
+
+def refresh_before_clamp(
+    token: StoredToken | None, refresh_before: timedelta | None
+) -> RefreshBeforeClamp | None:
+    """How `refresh_before` is clamped for `token` (`_refresh_lead`), or None when
+    it is not: absent, or not shorter than the lifetime (then the default
+    applies), or short enough for the request floor."""
+    if token is None or refresh_before is None or refresh_before >= token.lifetime:
+        return None
+    longest = _longest_lead(token)
+    if refresh_before <= longest:
+        return None
+    return RefreshBeforeClamp(
+        given=refresh_before,
+        taken=longest,
+        floor=request_floor(token.lifetime),
+        lifetime=token.lifetime,
+    )
 
 
 @dataclass(frozen=True)

@@ -95,11 +95,12 @@ def test_a_token_granting_more_than_allowed_is_not_written() -> None:
 
 
 def test_the_previous_token_stays_when_the_next_grants_more() -> None:
-    kube, egain, _, made, events = setup()
+    kube, egain, clock, made, events = setup()
     worker = look(made, token_body())
     issued = kube.secrets[("team-a", "web")]
     assert ready(kube) == ("True", "TokenIssued")
 
+    clock.now += timedelta(minutes=1)  # past the request floor: the forced refresh is served
     egain.extra = (ADMIN,)
     forced = token_body()
     forced["metadata"]["annotations"] = {"egain.cloud/refresh-requested-at": "now"}

@@ -236,12 +236,14 @@ def test_a_later_sharer_with_a_longer_refresh_before_does_not_loop() -> None:
         first = cluster.add("ns-1", "first", refreshBefore="5m")
         await cluster.look(first)
         cluster.clock.now += timedelta(minutes=30)
-        # The group's token is past due for it: it requests once, `first` adopts.
+        # The group's token is past due for it: it requests once.
         second = cluster.add("ns-2", "second", refreshBefore="45m")
         await cluster.look(second)
         await cluster.run_until(cluster.clock.now + timedelta(minutes=1))
         assert len(cluster.egain.sent) == 2
-        assert cluster.access_token(first.key) == cluster.access_token(second.key) == "token-2"
+        # `first` was not due: it keeps its token until its own refresh time.
+        assert cluster.access_token(first.key) == "token-1"
+        assert cluster.access_token(second.key) == "token-2"
 
     asyncio.run(scenario())
 
@@ -252,7 +254,9 @@ def test_a_forced_refresh_on_one_renews_all() -> None:
         sharers = [cluster.add(namespace, "t") for namespace in NAMESPACES]
         await cluster.look(*sharers)
         await cluster.run_until(cluster.clock.now)
-        cluster.clock.now += timedelta(minutes=1)
+        # Long enough before the others' refresh time (40 min, less up to 2 min
+        # of jitter) that the forced token is not yet due for them then.
+        cluster.clock.now += timedelta(minutes=10)
         forced = sharers[0]
         metadata = {
             **forced.body["metadata"],
@@ -262,10 +266,15 @@ def test_a_forced_refresh_on_one_renews_all() -> None:
         await cluster.look(forced)
         await cluster.run_until(cluster.clock.now)
         assert len(cluster.egain.sent) == 2
-        assert {cluster.access_token(w.key) for w in sharers} == {"token-2"}
+        # The others were neither due nor forced: they keep their token for now.
+        assert [cluster.access_token(w.key) for w in sharers] == ["token-2", "token-1", "token-1"]
         # Answered once: the next look requests nothing.
         await cluster.look(forced)
         assert len(cluster.egain.sent) == 2
+        # At their own refresh time, the others adopt it: no request.
+        await cluster.run_until(START + timedelta(minutes=41))
+        assert len(cluster.egain.sent) == 2
+        assert {cluster.access_token(w.key) for w in sharers} == {"token-2"}
 
     asyncio.run(scenario())
 

@@ -16,6 +16,7 @@ from egain_token_operator.decisions.checks import (
 from egain_token_operator.decisions.clients import ClientKind, ClientRef, ClientSpec, parse_client
 from egain_token_operator.decisions.policy import Memory, plan
 from egain_token_operator.decisions.reasons import LOCAL_REASONS, Reason
+from egain_token_operator.decisions.schema import InvalidSpecError
 from egain_token_operator.decisions.tokenspec import parse_spec
 from tests.unit.samples import NOW, POLICY, token
 
@@ -142,3 +143,42 @@ def test_once_allowed_the_token_is_requested_at_once_despite_the_backoff() -> No
     made = plan(allowed, refused.memory, NOW, POLICY)
     assert made.request_token
     assert made.failure is None
+
+
+# --- a client that requires sharing, and a request budget ----------------------
+
+
+def test_a_token_opting_out_of_sharing_is_refused_by_a_client_requiring_it() -> None:
+    requiring = cluster_client(tokenSharing="Required")
+    raw = {
+        "clientRef": {"kind": "ClusterEgainClient", "name": "portal"},
+        "scopes": ["knowledge.portalmgr.read"],
+        "tokenSharing": "Disabled",
+    }
+    seen = replace(snapshot(requiring), spec=parse_spec("t", raw, requiring))
+    refused = client_refusal(seen)
+    assert refused == (
+        Reason.SHARING_REQUIRED,
+        "ClusterEgainClient portal requires token sharing (tokenSharing: Required); "
+        "spec.tokenSharing: Disabled is not allowed with it",
+    )
+    assert Reason.SHARING_REQUIRED in LOCAL_REASONS
+    made = plan(replace(seen, fingerprint="fp"), Memory(), NOW, POLICY)
+    assert not made.request_token
+    assert (made.condition.status, made.condition.reason) == ("False", Reason.SHARING_REQUIRED)
+    # Sharing tokens pass; so does opting out where the client does not require sharing.
+    assert client_refusal(snapshot(requiring)) is None
+    optional = cluster_client()
+    assert client_refusal(replace(seen, client=optional)) is None
+
+
+def test_the_budget_and_sharing_fields_are_read_and_bounded() -> None:
+    assert cluster_client().requests_per_minute is None
+    assert not cluster_client().sharing_required
+    assert cluster_client(requestsPerMinute=6).requests_per_minute == 6
+    assert cluster_client(tokenSharing="Optional").sharing_required is False
+    for bad in (0, 10001, True, "6", 2.5):
+        with pytest.raises(InvalidSpecError, match=r"spec\.requestsPerMinute must be a whole"):
+            cluster_client(requestsPerMinute=bad)
+    with pytest.raises(InvalidSpecError, match=r"spec\.tokenSharing must be Optional or Required"):
+        cluster_client(tokenSharing="Disabled")

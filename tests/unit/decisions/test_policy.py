@@ -77,8 +77,10 @@ class TestDecide:
         assert decide(token=token(issued=NOW - timedelta(hours=2)))[0]
 
     def test_new_refresh_request_forces_a_refresh_once(self) -> None:
-        assert decide(refresh_request="1", token=token())[0]
-        assert not decide(refresh_request="1", token=token(refresh_request="1"))[0]
+        # Issued longer ago than the request floor (30 s for an hour-long token).
+        settled = NOW - timedelta(minutes=1)
+        assert decide(refresh_request="1", token=token(issued=settled))[0]
+        assert not decide(refresh_request="1", token=token(settled, refresh_request="1"))[0]
 
     def test_failure_holds_back_until_its_retry_time(self) -> None:
         f = failure(Reason.INVALID_CREDENTIALS, NOW + timedelta(minutes=10))
@@ -101,6 +103,7 @@ class TestDecide:
 
 
 CURRENT = token()
+SETTLED = token(issued=NOW - timedelta(minutes=1))  # past the request floor
 DUE = token(issued=NOW - timedelta(minutes=50))
 BACKOFF = failure(Reason.TOKEN_ENDPOINT_UNAVAILABLE, NOW + timedelta(seconds=30))
 RESTORED = replace(BACKOFF, fingerprint=None, credentials_version="7")
@@ -128,7 +131,7 @@ LOCAL = failure(Reason.SECRET_CONFLICT, NOW + timedelta(minutes=10))
         (SEEN, Memory(DUE, BACKOFF, True), False, "backing off", "TokenIssued"),
         (
             replace(SEEN, refresh_request="now"),
-            Memory(CURRENT, None, True),
+            Memory(SETTLED, None, True),
             True,
             "requested by annotation",
             "TokenIssued",

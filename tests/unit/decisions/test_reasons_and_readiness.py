@@ -37,6 +37,7 @@ def test_the_local_reasons_are_the_checked_ones_and_those_of_the_local_error_typ
         Reason.CLIENT_NOT_FOUND,
         Reason.CLIENT_NOT_ALLOWED,
         Reason.SCOPE_NOT_ALLOWED,
+        Reason.SHARING_REQUIRED,
         Reason.CREDENTIALS_NOT_FOUND,
         Reason.SECRET_CONFLICT,
         Reason.TOKEN_URL_NOT_ALLOWED,
@@ -74,6 +75,7 @@ KSTATUS_TABLE: list[tuple[str, str, str | None]] = [
     ("False", Reason.CLIENT_NOT_FOUND, STALLED),
     ("False", Reason.CLIENT_NOT_ALLOWED, STALLED),
     ("False", Reason.SCOPE_NOT_ALLOWED, STALLED),
+    ("False", Reason.SHARING_REQUIRED, STALLED),
     # A client's.
     ("True", ClientReason.CREDENTIALS_FOUND, None),
     ("False", ClientReason.CREDENTIALS_NOT_FOUND, STALLED),

@@ -97,8 +97,10 @@ class TestPropagationAllowance:
     def test_never_before_half_the_lifetime_on_account_of_the_allowance(self) -> None:
         short = token(lifetime=timedelta(seconds=60))
         assert refresh_at(short, None, allowing(120), 0.0) == NOW + timedelta(seconds=30)
+        # Half of a 3 s token is sooner than the request floor allows: the
+        # floor (1 s) after the second of its issue (issue times are truncated).
         tiny = token(lifetime=timedelta(seconds=3))
-        assert refresh_at(tiny, None, allowing(120), 0.0) == NOW + timedelta(seconds=1.5)
+        assert refresh_at(tiny, None, allowing(120), 0.0) == NOW + timedelta(seconds=2)
 
     def test_a_longer_refresh_before_still_wins_over_the_bound(self) -> None:
         # refreshBefore asks for more than half the lifetime: honoured as before.
@@ -135,7 +137,10 @@ class TestPropagationAllowance:
             if before >= lifetime:
                 before = lifetime / 3
             before += before * POLICY.refresh_jitter * jitter
-            old = max(t.expires_at - before, t.issued_at + timedelta(seconds=1))
+            # The request floor: a 120th of the lifetime (at least 1 s) after
+            # the second of issue, never past expiry.
+            floor = max(timedelta(seconds=1), lifetime / 120) + timedelta(seconds=1)
+            old = max(t.expires_at - before, min(t.issued_at + floor, t.expires_at))
             assert refresh_at(t, refresh_before, allowing(0), jitter) == old
 
     def test_short_tokens_are_not_refreshed_continuously(self) -> None:

@@ -254,13 +254,29 @@ def refresh_time(stored: StoredToken, refresh_before: timedelta | None = None) -
 
 class TestAdoption:
     def test_a_newer_shared_token_is_adopted_as_obtained_for_this_request(self) -> None:
-        own = token(issued=NOW - timedelta(minutes=10), fingerprint="mine", refresh_request="1")
+        # At its own refresh time: 40 min after its issue (a third before expiry).
+        own = token(issued=NOW - timedelta(minutes=40), fingerprint="mine", refresh_request="1")
+        assert refresh_time(own) <= NOW
         shared = token(issued=NOW - timedelta(minutes=1), fingerprint="theirs", refresh_request="x")
         made = decide(own, shared, refresh_request="1")
         assert not made.request_token and made.shared
         assert made.token == replace(shared, fingerprint="mine", refresh_request="1")
         assert made.condition.status == "True"
         assert made.wake_at == refresh_time(made.token)
+
+    def test_a_newer_token_is_not_taken_over_before_its_own_reasons(self) -> None:
+        # Another sharer refreshed early (or was forced): this one's token is
+        # valid and not due, so it keeps it (no Secret write, no restart)...
+        own = token(issued=NOW - timedelta(minutes=10), fingerprint="mine")
+        shared = token(issued=NOW - timedelta(minutes=1), fingerprint="theirs")
+        made = decide(own, shared)
+        assert not made.request_token and not made.shared
+        assert made.token == own and made.wake_at == refresh_time(own)
+        # ...and takes it over at its own refresh time, or when its own refresh
+        # is forced with the value the shared token answered.
+        assert decide(own, shared, now=refresh_time(own)).shared
+        answering = replace(shared, refresh_request="bulk")
+        assert decide(own, answering, refresh_request="bulk").shared
 
     def test_a_first_look_adopts_instead_of_requesting(self) -> None:
         made = decide(None, token(fingerprint="theirs"))
