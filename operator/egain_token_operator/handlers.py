@@ -8,8 +8,8 @@ API server's side. kopf itself watches nothing.
 The watches of the served namespaces: EgainTokens, Secrets, EgainClients;
 across the cluster: ClusterEgainClients and namespaces (metadata only); and
 the Secrets of the cluster resource namespace, served or not, where
-ClusterEgainClients' credentials are. The Secret watches start once the
-EgainTokens are listed: the Secrets they need are known by then.
+ClusterEgainClients' credentials are. The managed Secrets' watches start
+once the EgainTokens are listed: the Secrets they need are known by then.
 """
 
 from __future__ import annotations
@@ -148,10 +148,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         for watch in token_watches:
             await watch.synced.wait()
 
-    async def secrets_watched(watch: Watch) -> None:
-        # Only once the EgainTokens are known: what the Secrets' list brings is
-        # then kept for those served, which would otherwise each be read again
-        # (a GET per EgainToken after a restart).
+    async def managed_secrets_watched(watch: Watch) -> None:
+        # Only once the EgainTokens are known: what the managed Secrets' list
+        # brings is then kept for those served, which would otherwise each be
+        # read again (a GET per EgainToken after a restart).
         await tokens_listed()
         await watch.run()
 
@@ -179,11 +179,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     else:
         metrics.LEADER.set(1)
     memo.watches = [
-        asyncio.create_task(watch.run(), name=f"watch {watch.collection}")
-        for watch in clients_cache.watches + token_watches
-    ] + [
-        asyncio.create_task(secrets_watched(watch), name=f"watch {watch.collection}")
-        for watch in secrets_cache.watches
+        asyncio.create_task(
+            managed_secrets_watched(watch)
+            if watch in secrets_cache.managed_watches
+            else watch.run(),
+            name=f"watch {watch.collection}",
+        )
+        for watch in secrets_cache.watches + clients_cache.watches + token_watches
     ]
     memo.watches.append(asyncio.create_task(memo.client_status.run(), name="client status"))
     memo.watches.append(asyncio.create_task(first_looks(), name="first looks"))

@@ -89,7 +89,9 @@ class SecretCache:
         # Credentials read: key -> (its resourceVersion, body).
         self._credentials: dict[Key, tuple[str, dict[str, Any]]] = {}
         self._reads: dict[Key, asyncio.Task[dict[str, Any] | None]] = {}
-        self._managed_watches: list[Watch] = []
+        # The managed Secrets' watches, whose lists bring data: what they keep
+        # of it depends on `needed`, so they are best started once it can tell.
+        self.managed_watches: list[Watch] = []
         self._others: list[Watch] = []
         self.watches: list[Watch] = []
         for namespace in namespaces or (None,):
@@ -101,7 +103,7 @@ class SecretCache:
                 Collection("secrets", namespace, OTHERS_SELECTOR, metadata_only=True),
                 self._other_changed,
             )
-            self._managed_watches.append(managed)
+            self.managed_watches.append(managed)
             self._others.append(others)
             self.watches += [managed, others]
 
@@ -124,7 +126,7 @@ class SecretCache:
         unmanaged one has that name (`SecretSource`)."""
         key = (namespace, name)
         secret = self._managed.get(key)
-        if secret is None and _watched_version(self._managed_watches, key) is not None:
+        if secret is None and _watched_version(self.managed_watches, key) is not None:
             read = await self._shared_read(key)
             secret = read if read is not None and is_managed(read) else None
         return secret, self.exists_unmanaged(namespace, name)
@@ -135,7 +137,7 @@ class SecretCache:
         managed = self._managed.get(key)
         if managed is not None:
             return managed
-        if _watched_version(self._managed_watches, key) is not None:
+        if _watched_version(self.managed_watches, key) is not None:
             return await self._shared_read(key)
         version = _watched_version(self._others, key)
         if version is None:
