@@ -8,7 +8,8 @@ API server's side. kopf itself watches nothing.
 The watches of the served namespaces: EgainTokens, Secrets, EgainClients;
 across the cluster: ClusterEgainClients and namespaces (metadata only); and
 the Secrets of the cluster resource namespace, served or not, where
-ClusterEgainClients' credentials are.
+ClusterEgainClients' credentials are. The managed Secrets' watches start
+once the EgainTokens are listed: the Secrets they need are known by then.
 """
 
 from __future__ import annotations
@@ -84,8 +85,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # ClusterEgainClient: those need cluster-wide reads (the chart grants them
     # only to a cluster-wide release), so no Secret outside the served
     # namespaces is watched either.
+    # The Secrets whose data the cache keeps are those the EgainTokens and
+    # clients name (the registry's indexes), not those that carry a label.
     secrets_cache = SecretCache(
-        kube, config.namespaces, lambda change, body: memo.workers.observe_secret(change, body)
+        kube,
+        config.namespaces,
+        lambda change, body: memo.workers.observe_secret(change, body),
+        needed=lambda key: memo.workers.needs_secret(key),
     )
     clients_cache = ClientCache(
         kube,
@@ -142,6 +148,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         for watch in token_watches:
             await watch.synced.wait()
 
+    async def managed_secrets_watched(watch: Watch) -> None:
+        # Only once the EgainTokens are known: what the managed Secrets' list
+        # brings is then kept for those served, which would otherwise each be
+        # read again (a GET per EgainToken after a restart).
+        await tokens_listed()
+        await watch.run()
+
     async def listed() -> None:
         await secrets_cache.synced()
         await tokens_listed()
@@ -166,7 +179,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     else:
         metrics.LEADER.set(1)
     memo.watches = [
-        asyncio.create_task(watch.run(), name=f"watch {watch.collection}")
+        asyncio.create_task(
+            managed_secrets_watched(watch)
+            if watch in secrets_cache.managed_watches
+            else watch.run(),
+            name=f"watch {watch.collection}",
+        )
         for watch in secrets_cache.watches + clients_cache.watches + token_watches
     ]
     memo.watches.append(asyncio.create_task(memo.client_status.run(), name="client status"))

@@ -80,6 +80,10 @@ REJECTED: list[tuple[dict[str, Any], str]] = [
     ),
     ({"secretTemplate": {"annotations": {"a/b/c": "x"}}}, "spec.secretTemplate.annotations"),
     (
+        {"secretTemplate": {"annotations": {f"a{i}": "x" for i in range(33)}}},
+        "spec.secretTemplate.annotations",
+    ),
+    (
         {"secretTemplate": {"annotations": {"note": "x" * 4097}}},
         "spec.secretTemplate.annotations.note",
     ),

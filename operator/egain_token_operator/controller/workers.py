@@ -175,6 +175,18 @@ class WorkerRegistry:
                 seconds,
             )
 
+    def needs_secret(self, key: Key) -> bool:
+        """True when a served EgainToken writes or reads the Secret `key`, or a
+        client names it for its credentials: the Secrets whose data the cache
+        keeps (`secretcache.SecretCache`)."""
+        return bool(self._secret_users.users(key) or self._credentials_users.users(key))
+
+    def _released(self, keys: Iterable[Key]) -> None:
+        """Let the cache forget the data of the Secrets among `keys` no longer needed."""
+        for key in keys:
+            if not self.needs_secret(key):
+                self.reconciler.secrets.release(*key)
+
     def token_count(self, client: ClientKey) -> int:
         """How many EgainTokens name `client`."""
         return len(self._client_users.users(client))
@@ -230,7 +242,7 @@ class WorkerRegistry:
         credentials = referenced_credentials(
             client, spec, self.reconciler.clients.cluster_namespace
         )
-        self._credentials_users.set(client, [credentials] if credentials else [])
+        self._released(self._credentials_users.set(client, [credentials] if credentials else []))
         self._on_client_touched(client)
         self._wake(self._client_users.users(client))
 
@@ -268,8 +280,10 @@ class WorkerRegistry:
 
     def _index(self, worker: TokenWorker) -> None:
         (namespace, name), spec = worker.key, worker.body.get("spec") or {}
-        self._secret_users.set(
-            worker.key, [(namespace, secret) for secret in referenced_secrets(name, spec)]
+        self._released(
+            self._secret_users.set(
+                worker.key, [(namespace, secret) for secret in referenced_secrets(name, spec)]
+            )
         )
         ref = parse_client_ref(spec, lenient=True)
         self._index_client(worker.key, [ref.key(namespace)] if ref else [])
@@ -284,7 +298,7 @@ class WorkerRegistry:
         worker = self._workers.pop(key, None)
         if worker is None:
             return
-        self._secret_users.set(key, [])
+        self._released(self._secret_users.set(key, []))
         self._index_client(key, [])
         self._namespace_users.set(key, [])
         if worker.task is not None:

@@ -1,10 +1,11 @@
 """The only place that reads from and writes to the Kubernetes API directly.
 
-`Kube` makes the calls of `api.KubeApi`: it lists and watches (for
-`watch.py`), and does the reads and writes the controller and the command line
-need, through the official client's asyncio flavour (`kubernetes.aio`).
-Objects are plain dictionaries, as the API sends them; a failure is one of the
-errors of `api.py`. How the client reaches the API server is `config.py`'s.
+`Kube` makes the calls of `api.KubeApi`: it lists (in pages bounded in
+objects and in bytes) and watches (for `watch.py`), and does the reads and
+writes the controller and the command line need, through the official
+client's asyncio flavour (`kubernetes.aio`). Objects are plain dictionaries,
+as the API sends them; a failure is one of the errors of `api.py`. How the
+client reaches the API server is `config.py`'s.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ METADATA_ONLY_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.i
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 # Objects per LIST request: client-go's pager asks for as many.
 LIST_PAGE_SIZE = 500
+# Bytes of a LIST page's body held at most: a larger page is not read further
+# and is asked for again with fewer objects. 500 of the operator's own objects
+# (EgainTokens, managed Secrets: a few KiB each) stay well under it, so a
+# restart lists as before; 500 Secrets anyone may label, up to 1 MiB each,
+# would be half a gigabyte in one response, twice the chart's memory limit.
+# A page held, with what it parses into, then stays within some tens of MiB.
+LIST_PAGE_BYTES = 8 * 1024 * 1024
+# Bytes read from a response at a time, while its size is counted.
+_READ_CHUNK = 64 * 1024
 # The API server ends a watch after this long; the client gives up a little later.
 WATCH_SECONDS = 300
 WATCH_CLIENT_TIMEOUT = 330.0
@@ -74,23 +84,67 @@ async def _payload(response: Any) -> dict[str, Any]:
     raise _error(response.status, message)
 
 
+async def _page(call: Awaitable[Any], cap: int | None) -> tuple[dict[str, Any], int] | None:
+    """A LIST page's JSON and its size in bytes; None, its body not read further,
+    when it is larger than `cap` bytes (None: any size)."""
+    try:
+        response = await call
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UnreachableError(f"API server unreachable ({type(exc).__name__})") from exc
+    try:
+        if response.status >= 400:
+            await _payload(response)  # raises its status as a KubeError
+        body = bytearray()
+        # The length sent is of the body as compressed, if it is: never more
+        # than the body itself, so over the cap means over the cap.
+        too_large = cap is not None and (response.content_length or 0) > cap
+        while not too_large and (chunk := await response.content.read(_READ_CHUNK)):
+            body += chunk
+            too_large = cap is not None and len(body) > cap
+        if too_large:
+            response.close()  # the rest is not read, nor the connection reused
+            return None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise UnreachableError(f"API server unreachable ({type(exc).__name__})") from exc
+    finally:
+        response.release()
+    page: dict[str, Any] = json.loads(body)
+    return page, len(body)
+
+
 async def _paged(
-    list_page: Callable[..., Awaitable[Any]], page_size: int = LIST_PAGE_SIZE
+    list_page: Callable[..., Awaitable[Any]],
+    page_size: int = LIST_PAGE_SIZE,
+    page_bytes: int = LIST_PAGE_BYTES,
 ) -> AsyncIterator[dict[str, Any]]:
     """Each page of a LIST, as its JSON: `list_page(limit=..., _continue=...)` makes
     the call for one page; the next is asked for while the API server gives a
     `continue` token. At most one page is held at a time, so a collection of
-    ten thousand objects never arrives as one response."""
+    ten thousand objects never arrives as one response.
+
+    A page is bounded in bytes as well as in objects: one larger than
+    `page_bytes` is dropped unread and asked for again (the same `continue`
+    token) with half the limit, down to one object, taken whatever its size
+    (the API server bounds an object's). After a page under half the bytes,
+    the limit doubles again, up to `page_size`: a few large objects do not
+    make the rest of the list come a handful at a time."""
     token: str | None = None
+    limit = page_size
     while True:
-        params: dict[str, Any] = {"limit": page_size}
+        params: dict[str, Any] = {"limit": limit}
         if token:
             params["_continue"] = token
-        page = await _json(list_page(**params))
+        found = await _page(list_page(**params), page_bytes if limit > 1 else None)
+        if found is None:
+            limit //= 2
+            continue
+        page, size = found
         token = (page.get("metadata") or {}).get("continue")
         yield page
         if not token:
             return
+        if size < page_bytes // 2:
+            limit = min(limit * 2, page_size)
 
 
 def _error(status: int, message: str) -> KubeError:

@@ -2,21 +2,27 @@
 
 Two watches per served namespace (or one pair across all):
 
-- the Secrets the operator manages, by their `managed-by` label, in full:
-  each is small, and a look compares its token, labels and annotations;
+- the Secrets carrying the operator's `managed-by` label, in full; but the
+  label is anyone's to write, so the data (and labels, annotations, owner
+  references) of one is kept only while the operator needs it: it is the
+  Secret a served EgainToken writes, or a credentials Secret one names
+  (`needed`, the worker registry's indexes). Of any other it keeps only the
+  resourceVersion, as of an unmanaged one: a team that labels a thousand
+  large Secrets of its own costs the operator their names, not their data;
 - every other Secret as metadata only (`PartialObjectMetadata`): no Secret's
   data reaches the operator this way, so unrelated Secrets (Helm releases,
   certificates) cost it a name and a resourceVersion each.
 
 A credentials Secret is read (GET) when a look needs it and the watch says it
-changed since the last read; the read is shared by every EgainToken waiting
-for it. Only credentials Secrets that some EgainToken names are held in full.
+changed since the last read; so is a managed Secret needed but not held (its
+EgainToken came after the watch saw it). The read is shared by every
+EgainToken waiting for it, and kept only while the Secret is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from egain_token_operator.decisions.render import MANAGED_BY, MANAGED_BY_LABEL
@@ -33,7 +39,8 @@ def is_managed(secret: Mapping[str, Any]) -> bool:
     return bool(labels.get(MANAGED_BY_LABEL) == MANAGED_BY)
 
 
-# What a look reads of a managed Secret (render.py): the rest is not kept.
+# What a look reads of a managed Secret (decisions/readback.py) and a write
+# builds on (decisions/render.py): the rest is not kept.
 _MANAGED_METADATA = (
     "name",
     "namespace",
@@ -46,6 +53,10 @@ _MANAGED_METADATA = (
 
 def _kept(secret: Mapping[str, Any]) -> dict[str, Any]:
     return trimmed(secret, _MANAGED_METADATA)
+
+
+def _version(secret: Mapping[str, Any]) -> str:
+    return str((secret.get("metadata") or {}).get("resourceVersion") or "")
 
 
 class SecretSource(Protocol):
@@ -61,20 +72,26 @@ class SecretSource(Protocol):
 
 
 class SecretCache:
-    """Managed Secrets in full, every other Secret's resourceVersion, credentials on demand."""
+    """Every Secret's resourceVersion; in full, only the Secrets `needed`."""
 
     def __init__(
         self,
         kube: KubeApi,
         namespaces: tuple[str, ...],
         on_change: ChangeCallback,
+        needed: Callable[[Key], bool],
     ) -> None:
         self._kube = kube
         self._on_change = on_change
+        self._needed = needed
+        # Managed Secrets needed, trimmed (`_kept`), data included.
         self._managed: dict[Key, dict[str, Any]] = {}
-        # Credentials read: key -> (the others watch's resourceVersion when read, body).
+        # Credentials read: key -> (its resourceVersion, body).
         self._credentials: dict[Key, tuple[str, dict[str, Any]]] = {}
         self._reads: dict[Key, asyncio.Task[dict[str, Any] | None]] = {}
+        # The managed Secrets' watches, whose lists bring data: what they keep
+        # of it depends on `needed`, so they are best started once it can tell.
+        self.managed_watches: list[Watch] = []
         self._others: list[Watch] = []
         self.watches: list[Watch] = []
         for namespace in namespaces or (None,):
@@ -86,6 +103,7 @@ class SecretCache:
                 Collection("secrets", namespace, OTHERS_SELECTOR, metadata_only=True),
                 self._other_changed,
             )
+            self.managed_watches.append(managed)
             self._others.append(others)
             self.watches += [managed, others]
 
@@ -95,17 +113,23 @@ class SecretCache:
             await watch.synced.wait()
 
     def managed(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """A Secret carrying the operator's label, as last seen."""
+        """A needed Secret carrying the operator's label, as last seen; None when
+        there is none or it is not held."""
         return self._managed.get((namespace, name))
 
     def exists_unmanaged(self, namespace: str, name: str) -> bool:
         """True when a Secret of that name exists without the operator's label."""
-        return self._other_version((namespace, name)) is not None
+        return _watched_version(self._others, (namespace, name)) is not None
 
     async def target(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, bool]:
-        """The managed Secret `name`, and whether an unmanaged one has that name
-        (`SecretSource`)."""
-        return self.managed(namespace, name), self.exists_unmanaged(namespace, name)
+        """The managed Secret `name` (read once if it is not held), and whether an
+        unmanaged one has that name (`SecretSource`)."""
+        key = (namespace, name)
+        secret = self._managed.get(key)
+        if secret is None and _watched_version(self.managed_watches, key) is not None:
+            read = await self._shared_read(key)
+            secret = read if read is not None and is_managed(read) else None
+        return secret, self.exists_unmanaged(namespace, name)
 
     async def credentials(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret `name` in full (None: there is none), read again only when it changed."""
@@ -113,29 +137,48 @@ class SecretCache:
         managed = self._managed.get(key)
         if managed is not None:
             return managed
-        version = self._other_version(key)
+        if _watched_version(self.managed_watches, key) is not None:
+            return await self._shared_read(key)
+        version = _watched_version(self._others, key)
         if version is None:
             self._credentials.pop(key, None)
             return None
         cached = self._credentials.get(key)
         if cached is not None and cached[0] == version:
             return cached[1]
+        return await self._shared_read(key)
+
+    def release(self, namespace: str, name: str) -> None:
+        """Forget the data held of the Secret `name`: no served EgainToken or
+        client needs it any more (its resourceVersion is still known)."""
+        self._managed.pop((namespace, name), None)
+        self._credentials.pop((namespace, name), None)
+
+    async def _shared_read(self, key: Key) -> dict[str, Any] | None:
+        """One GET of `key`, shared by every look that waits for it meanwhile."""
         read = self._reads.get(key)
         if read is None:
-            read = asyncio.get_running_loop().create_task(self._read(key, version))
+            read = asyncio.get_running_loop().create_task(self._read(key))
             self._reads[key] = read
             read.add_done_callback(lambda _: self._reads.pop(key, None))
         return await asyncio.shield(read)
 
-    async def _read(self, key: Key, version: str) -> dict[str, Any] | None:
+    async def _read(self, key: Key) -> dict[str, Any] | None:
         secret = await self._kube.read_secret(*key)
-        if secret is not None:
-            self._credentials[key] = (version, secret)
+        if secret is not None and self._needed(key):
+            if is_managed(secret):
+                # Not over what the watch brought meanwhile: the watch sends no
+                # older version after a newer one, a read may have.
+                self._managed.setdefault(key, _kept(secret))
+            else:
+                self._credentials[key] = (_version(secret), secret)
         return secret
 
     def written(self, secret: Mapping[str, Any]) -> None:
         """Take what a write returned, so the next look need not wait for the watch."""
-        self._managed[object_key(secret)] = _kept(secret)
+        key = object_key(secret)
+        if self._needed(key):
+            self._managed[key] = _kept(secret)
 
     async def read_again(self, namespace: str, name: str) -> None:
         """Read one Secret afresh, after a write found it changed or gone.
@@ -149,24 +192,28 @@ class SecretCache:
         else:
             self._managed.pop((namespace, name), None)
 
-    def _other_version(self, key: Key) -> str | None:
-        for watch in self._others:
-            if watch.collection.namespace in (None, key[0]):
-                return watch.version(key)
-        return None
-
     def _managed_changed(self, change: str, secret: Mapping[str, Any]) -> None:
         key = object_key(secret)
-        if change == "DELETED":
-            self._managed.pop(key, None)
-        else:
+        if change != "DELETED" and self._needed(key):
             self._managed[key] = _kept(secret)
+        else:
+            # Deleted, or labelled by someone other than the operator for no
+            # served EgainToken: its resourceVersion (the watch's) is enough.
+            self._managed.pop(key, None)
         self._on_change(change, secret)
 
     def _other_changed(self, change: str, metadata: Mapping[str, Any]) -> None:
         if change == "DELETED":
             self._credentials.pop(object_key(metadata), None)
         self._on_change(change, metadata)
+
+
+def _watched_version(watches: list[Watch], key: Key) -> str | None:
+    """The resourceVersion of `key` as the watch of its namespace saw it last."""
+    for watch in watches:
+        if watch.collection.namespace in (None, key[0]):
+            return watch.version(key)
+    return None
 
 
 class ReadSecrets:

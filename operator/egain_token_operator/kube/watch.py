@@ -6,8 +6,9 @@ callback, then watches from the list's resourceVersion, handing over each
 change. When the watch ends it goes on from the last version seen (bookmarks
 included); when that version is too old (410) it lists again and hands over
 only what changed meanwhile, deletions included. Lists come in pages
-(`adapter.LIST_PAGE_SIZE`), each handed over before the next is asked for. It
-keeps each object's resourceVersion, nothing more.
+(`adapter.LIST_PAGE_SIZE` objects, `adapter.LIST_PAGE_BYTES` at most), each
+handed over before the next is asked for. It keeps each object's
+resourceVersion, nothing more.
 """
 
 from __future__ import annotations

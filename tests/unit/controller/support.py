@@ -45,6 +45,9 @@ class FakeSecrets(ReadSecrets):
     async def read_again(self, namespace: str, name: str) -> None:
         return None
 
+    def release(self, namespace: str, name: str) -> None:
+        return None
+
 
 class FakeClients(ReadClients):
     """The client cache over FakeKube's clients, as if the watches were always up to date."""

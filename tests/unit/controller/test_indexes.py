@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from typing import cast
 
 from egain_token_operator.controller.index import Index
 from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.decisions.clients import ClientKey, ClientKind
+from egain_token_operator.kube.secretcache import SecretCache
 from tests.unit.clock import Clock
 from tests.unit.controller.clients import (
     CLUSTER_CLIENT,
@@ -19,6 +22,7 @@ from tests.unit.controller.support import (
     OPERATOR_NAMESPACE,
     START,
     FakeEgain,
+    FakeSecrets,
     registry,
 )
 from tests.unit.fakes import FakeKube
@@ -114,3 +118,46 @@ def test_a_clients_credentials_change_wakes_its_tokens_once_changed() -> None:
     assert woken(made) == {"web", "api"}
     made.observe_secret("MODIFIED", {"metadata": {"namespace": "team-a", "name": "portal-client"}})
     assert woken(made) == set(), "woken by a Secret the client does not use"
+
+
+class Releases(FakeSecrets):
+    """The Secrets the registry lets go of, in order."""
+
+    def __init__(self, kube: FakeKube) -> None:
+        super().__init__(kube)
+        self.released: list[tuple[str, str]] = []
+
+    def release(self, namespace: str, name: str) -> None:
+        self.released.append((namespace, name))
+
+
+def test_the_secrets_needed_are_those_served_tokens_and_clients_name() -> None:
+    kube = FakeKube()
+    made = standby(kube, Clock(START), [])
+    secrets = Releases(kube)
+    made.reconciler = replace(made.reconciler, secrets=cast(SecretCache, secrets))
+    made.observe_client(EGAIN_CLIENT, client_body(EGAIN_CLIENT))
+    made.observe_token("ADDED", token_body("web"))
+    for name in ("inline-a", "inline-b"):
+        body = token_body(name)
+        body["spec"] = {"credentialsSecretRef": {"name": "creds"}}
+        made.observe_token("ADDED", body)
+    assert all(
+        made.needs_secret(("team-a", name))
+        for name in ("web", "portal-client", "inline-a", "creds")
+    )
+    assert not made.needs_secret(("team-a", "forged"))
+    assert not made.needs_secret(("team-b", "web")), "another namespace's Secret of that name"
+
+    made.observe_token("DELETED", token_body("inline-a"))
+    assert secrets.released == [("team-a", "inline-a")], "released creds, still named"
+    made.observe_token("DELETED", token_body("inline-b"))
+    made.observe_token("DELETED", token_body("web"))
+    assert set(secrets.released[1:]) == {
+        ("team-a", "inline-b"),
+        ("team-a", "creds"),
+        ("team-a", "web"),
+    }
+    made.observe_client(EGAIN_CLIENT, None)
+    assert secrets.released[-1] == ("team-a", "portal-client")
+    assert not made.needs_secret(("team-a", "portal-client"))

@@ -81,6 +81,7 @@ def test_credentials_are_read_once_for_all_waiting_and_again_only_when_changed()
             kube,
             ("ns",),
             lambda change, body: changes.append((change, body["metadata"]["name"])),
+            needed=lambda key: key == ("ns", "creds"),
         )
         assert [w.collection.label_selector for w in cache.watches] == [
             MANAGED_SELECTOR,
@@ -120,7 +121,7 @@ def test_a_write_conflict_reads_the_secret_again(labelled: bool) -> None:
     kube.lists["secrets"] = [[obj("token", "8", labels=labels)], []]
 
     async def run() -> None:
-        cache = SecretCache(kube, ("ns",), lambda change, body: None)
+        cache = SecretCache(kube, ("ns",), lambda change, body: None, needed=lambda key: True)
         tasks = [asyncio.create_task(w.run()) for w in cache.watches]
         await cache.synced()
         await cache.read_again("ns", "token")
