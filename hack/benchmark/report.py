@@ -440,6 +440,10 @@ def _hostile(hostile: Row) -> list[Line]:
             f"hammering token: requests in {hammer['window_seconds']:.0f} s",
             f"{hammer['token_requests']} ({hammer['requests_per_minute']:.1f}/min; "
             f"{hammer['forced_refreshes']} forced)",
+            "",
+            f"≤ {min(hammer['floor_allows'], hammer['budget_allows'])} (floor "
+            f"{hammer['floor_seconds']:.0f} s: {hammer['floor_allows']}; budget: "
+            f"{hammer['budget_allows']})",
         ),
     ]
 

@@ -37,12 +37,13 @@ class Settings:
     capacity_lifetime: int = 12
     capacity_seconds: float = 60.0
     # m) hostile tenants: forged Secrets and their size, hanging requests, and
-    # how long the hammering token is forced, and how often.
+    # how long the hammering token is forced, how often, and its client's budget.
     forged_secrets: int = 40
     forged_kib: int = 700
     hanging_tokens: int = 40
     hammer_seconds: float = 60.0
     hammer_force_every: float = 5.0
+    hammer_budget: int = 2  # the hammered client's requests per minute
 
     @property
     def burst_sizes(self) -> list[int]:

@@ -142,6 +142,7 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     assert hanging["hanging_tokens"] == 8 and hanging["in_flight_when_asked"] >= 4
     assert hanging["neighbour_alone_ms"] > 0 and hanging["neighbour_ms"] > 0
     assert hammer["forced_refreshes"] >= 4 and hammer["token_requests"] >= 1
+    assert (hammer["floor_seconds"], hammer["budget_allows"]) == (30, SETTINGS.hammer_budget)
 
     lines = table(rows, SETTINGS)
     assert [line for line in lines if line.figure == "error"] == []

@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchmark.ground import CREATE_CONCURRENCY, Ground, Tenant
-from benchmark.kube import secrets_path, tokens_path
+from benchmark.ground import CREATE_CONCURRENCY, CREDENTIALS, SCOPE, TENANT, Ground, Tenant
+from benchmark.kube import GROUP_PATH, secrets_path, tokens_path
 from benchmark.watch import TokenWatch
 from egain_token_operator.controller.workers import FIRST_LOOKS_DONE
 from egain_token_operator.decisions.render import (
@@ -29,6 +30,7 @@ from egain_token_operator.decisions.render import (
     REFRESH_REQUESTED_AT_ANNOTATION,
     TOKEN_LABEL,
 )
+from egain_token_operator.decisions.schedule import request_floor
 from egain_token_operator.decisions.timestamps import rfc3339
 from testground.operatorprocess import OperatorProcess
 
@@ -140,10 +142,33 @@ async def _hang(
 
 
 async def _hammer(ground: Ground, tenant: Tenant) -> dict[str, Any]:
-    """One EgainToken refreshed a second before a 1 h token expires, and forced
-    every `hammer_force_every` seconds: the requests eGain sees over the window."""
+    """One EgainToken, through an EgainClient with a budget of `hammer_budget`
+    requests a minute, refreshed a second before its 1 h token expires and
+    forced every `hammer_force_every` seconds: the requests eGain sees over the
+    window, beside what the request floor and the budget allow."""
     settings, emulator, api = ground.settings, ground.emulator, ground.api
-    await ground.create_tokens(tenant, ["hammer"], refreshBefore=HAMMER_REFRESH_BEFORE)
+    client = {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "EgainClient",
+        "metadata": {"name": "hammered"},
+        "spec": {
+            "tokenUrl": emulator.client_app_token_url(TENANT),
+            "credentialsSecretRef": {"name": CREDENTIALS},
+            "requestsPerMinute": settings.hammer_budget,
+        },
+    }
+    await api.create(f"{GROUP_PATH}/namespaces/{tenant.namespace}/egainclients", client)
+    token = {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "EgainToken",
+        "metadata": {"name": "hammer"},
+        "spec": {
+            "clientRef": {"name": "hammered"},
+            "scopes": [SCOPE],
+            "refreshBefore": HAMMER_REFRESH_BEFORE,
+        },
+    }
+    await api.create(tokens_path(tenant.namespace), token)
     path = f"{tokens_path(tenant.namespace)}/hammer"
     started = time.monotonic()
     forced = 0
@@ -154,9 +179,14 @@ async def _hammer(ground: Ground, tenant: Tenant) -> dict[str, Any]:
         await asyncio.sleep(min(settings.hammer_force_every, settings.hammer_seconds - elapsed))
     window = time.monotonic() - started
     requests = len(emulator.requests(tenant.client_id))
+    floor = request_floor(timedelta(seconds=HAMMER_LIFETIME)).total_seconds()
     return {
         "window_seconds": window,
         "forced_refreshes": forced,
         "token_requests": requests,
         "requests_per_minute": requests / window * 60,
+        "floor_seconds": floor,
+        # The first request, then one per floor; and the budget's, per minute begun.
+        "floor_allows": 1 + int(window // floor),
+        "budget_allows": settings.hammer_budget * math.ceil(window / 60),
     }
