@@ -13,7 +13,9 @@ What it takes of the operator: what it measures, `WorkerRegistry`'s
 `observe_token`/`observe_secret` and `metrics.set_ready`; and what the
 registry needs to stand by without a cluster: a stand-in typed as the
 `Reconciler` it is given, with the real `SharedTokens` (a deleted token
-leaves its sharing group, part of that event's cost), and each worker's
+leaves its sharing group, part of that event's cost), `ClientBudgets` (it
+leaves any line for a client's budget) and `SecretCache` (it forgets the
+data of the Secrets a deleted token needed), and each worker's
 spec as its first look would have parsed it (`parse_spec`: a worker wakes
 for a Secret only once it has one, and only a look, which needs a cluster,
 sets it). The managed Secret's labels are written as docs/api.md promises.
@@ -26,10 +28,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from egain_token_operator import metrics
+from egain_token_operator.controller.budgets import ClientBudgets
 from egain_token_operator.controller.reconcile import Reconciler
 from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.decisions.tokenspec import parse_spec
 from egain_token_operator.egain.sharing import SharedTokens
+from egain_token_operator.kube.api import KubeApi
+from egain_token_operator.kube.secretcache import SecretCache
 
 NAMESPACE = "bench-events"
 TOKENS_PER_CREDENTIALS = 10
@@ -53,6 +58,8 @@ class _Reconciler:
 
     clients = _Clients()
     sharing = SharedTokens()
+    budgets = ClientBudgets()
+    secrets: SecretCache  # set once the registry exists: the cache asks it what is needed
 
 
 def _spec(index: int) -> dict[str, Any]:
@@ -97,7 +104,13 @@ def _timed(events: Iterable[Any], deliver: Callable[[Any], None]) -> tuple[int, 
 
 def measure_size(size: int) -> dict[str, float]:
     """Events per second of each kind, for a fleet of `size` EgainTokens."""
-    registry = WorkerRegistry(cast(Reconciler, _Reconciler()), active=False)
+    reconciler = _Reconciler()
+    registry = WorkerRegistry(cast(Reconciler, reconciler), active=False)
+    # The real cache, never started: its watches make no call, and the registry
+    # only tells it which Secrets' data it may forget.
+    reconciler.secrets = SecretCache(
+        cast(KubeApi, None), (NAMESPACE,), lambda change, body: None, registry.needs_secret
+    )
     rates: dict[str, float] = {}
 
     def rate(kind: str, events: Iterable[Any], deliver: Callable[[Any], None]) -> None:

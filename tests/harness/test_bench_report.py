@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.events import KINDS
+from benchmark.events import KINDS, measure_size
 from benchmark.report import Line, render, table
 from benchmark.settings import Settings
 
@@ -142,6 +142,32 @@ def _rows() -> dict[str, Any]:
             "round_spread_seconds": 5.5,
         },
         "capacity": [_capacity(1, 100.0), _capacity(2, 150.0)],
+        "hostile": {
+            "forged": {
+                "secrets": 40,
+                "secret_kib": 700,
+                "rss_before_mib": 100,
+                "rss_after_mib": 101,
+                "kib_per_secret": 25.6,
+                "restart_all_looked_at_seconds": 4.2,
+                "restart_peak_rss_mib": 120,
+            },
+            "hanging": {
+                "hanging_tokens": 40,
+                "in_flight_when_asked": 14,
+                "neighbour_ms": 30.0,
+                "neighbour_alone_ms": 20.0,
+            },
+            "hammering": {
+                "window_seconds": 60,
+                "forced_refreshes": 12,
+                "token_requests": 2,
+                "requests_per_minute": 2.0,
+                "floor_seconds": 30,
+                "floor_allows": 3,
+                "budget_allows": 2,
+            },
+        },
     }
 
 
@@ -151,7 +177,7 @@ def _lines(rows: dict[str, Any], row: str) -> dict[str, Line]:
 
 def test_every_row_has_its_lines_and_none_is_an_error() -> None:
     lines = table(_rows(), Settings())
-    assert {line.row[0] for line in lines} == set("abcdefghijkl")
+    assert {line.row[0] for line in lines} == set("abcdefghijklm")
     assert [line for line in lines if line.figure == "error"] == []
     assert render(lines).splitlines()[0].split() == [
         "row",
@@ -171,6 +197,16 @@ def test_figures_are_set_beside_the_floor_and_the_rows_they_are_compared_with() 
     two = _lines(rows, "l) 1000 x 12 s, 2 repl.")["refreshes/s over 60 s"]
     assert two.floor == "1.5x 1 repl."
     assert _lines(rows, "h) 100 x 30 s")["API requests per refresh"].value == "n/a"
+    hostile = _lines(rows, "m) hostile")
+    assert hostile["neighbour's time to Ready, 40 requests hanging"].floor == "1.5x alone"
+    hammer = hostile["hammering token: requests in 60 s"]
+    assert hammer.target == "≤ 2 (floor 30 s: 3; budget: 2)"
+
+
+def test_the_per_event_row_times_every_kind() -> None:
+    rates = measure_size(50)
+    assert sorted(rates) == sorted(KINDS)
+    assert all(rate > 0 for rate in rates.values())
 
 
 def test_a_failed_row_shows_its_error_and_the_others_still_render() -> None:
