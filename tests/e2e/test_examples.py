@@ -13,7 +13,7 @@ import yaml
 from egain_token_operator.decisions.hosts import HostAllowList
 from testground.emulator import EgainEmulator
 from tests.e2e.conftest import TENANT, EgainClient, successes
-from tests.e2e.support import REPO, Cluster, OperatorProcess
+from tests.e2e.support import REPO, Cluster, Hidden, OperatorProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -69,6 +69,29 @@ def test_both_flow_examples_become_ready(
         ["anonymous-customer", "True", "TokenIssued", "anonymous-customer"],
         ["knowledge-portal", "True", "TokenIssued", "knowledge-portal-token"],
     ]
+
+
+def test_outputs_example_writes_each_format(
+    cluster: Cluster,
+    namespace: str,
+    emulator: EgainEmulator,
+    make_client: Callable[..., EgainClient],
+    operator: OperatorProcess,
+) -> None:
+    client = make_client(scopes=("knowledge.portalmgr.manage",), write_secret=False)
+    cluster.apply(*load_example("outputs.yaml", namespace, emulator, client))
+    cluster.wait_ready(namespace, "knowledge-portal-outputs", "True", "TokenIssued")
+    data = cluster.secret_data(namespace, "knowledge-portal-outputs")
+    assert data is not None
+    authorization = data["authorization"]
+    # Compared as `Hidden`: a failure never prints the token.
+    lines = data["egain.env"].reveal().splitlines()
+    assert Hidden(f"EGAIN_AUTHORIZATION={authorization.reveal()}") in map(Hidden, lines)
+    assert Hidden(json.loads(data["token.json"].reveal())["authorization"]) == authorization
+    assert data["credential"] == authorization
+    config = yaml.safe_load(data["portal.yaml"].reveal())["egain"]
+    assert Hidden(config["authorization"]) == authorization
+    assert config["price_format"] == "$0.00"
 
 
 def test_workload_examples_are_valid(cluster: Cluster, namespace: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from egain_token_operator.decisions.clients import ClientRef
 from egain_token_operator.decisions.issuer import CredentialsRef
+from egain_token_operator.decisions.outputs import Outputs, rendered_keys, token_values
 from egain_token_operator.decisions.readiness import Condition, kstatus_conditions
 from egain_token_operator.decisions.reasons import ClientReason
 from egain_token_operator.decisions.schedule import Failure, StoredToken
@@ -45,15 +46,18 @@ def _b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
-def secret_data(token: StoredToken) -> dict[str, str]:
-    """The Secret's `data`, base64-encoded."""
-    return {
-        "access_token": _b64(token.access_token),
-        "token_type": _b64(token.token_type),
-        "authorization": _b64(f"{token.token_type} {token.access_token}"),
-        "expires_at": _b64(rfc3339(token.expires_at)),
-        "scope": _b64(" ".join(token.scopes)),
+def secret_data(token: StoredToken, outputs: Outputs) -> dict[str, str]:
+    """The Secret's `data`, base64-encoded: the fixed keys, then the extra keys
+    `outputs` asks for (`outputs.rendered_keys`), rendered for this token."""
+    values = token_values(token)
+    fixed = {
+        "access_token": values["accessToken"],
+        "token_type": values["tokenType"],
+        "authorization": values["authorization"],
+        "expires_at": values["expiresAt"],
+        "scope": values["scope"],
     }
+    return {key: _b64(value) for key, value in {**fixed, **rendered_keys(token, outputs)}.items()}
 
 
 def owner_reference(owner: Owner) -> dict[str, Any]:
@@ -113,7 +117,7 @@ def render_secret(
         "kind": "Secret",
         "type": "Opaque",
         "metadata": metadata,
-        "data": secret_data(token),
+        "data": secret_data(token, spec.outputs),
     }
 
 
@@ -142,7 +146,7 @@ def secret_is_current(
     )
     return (
         secret.get("type") == "Opaque"
-        and secret.get("data") == secret_data(token)
+        and secret.get("data") == secret_data(token, spec.outputs)
         and all(labels.get(k) == v for k, v in secret_labels(spec, owner).items())
         and all(annotations.get(k) == v for k, v in wanted_annotations.items())
         and not stale_request

@@ -8,13 +8,14 @@ served with the `TokenSpec` that combines its own fields with that client's
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from egain_token_operator.decisions.clients import ClientRef, ClientSpec, parse_client_ref
 from egain_token_operator.decisions.issuer import CredentialsRef, Flow, Issuer, parse_issuer
+from egain_token_operator.decisions.outputs import Outputs, parse_outputs
 from egain_token_operator.decisions.schema import (
     InvalidSpecError,
     dns_subdomain,
@@ -62,6 +63,9 @@ class TokenSpec:
     # The client the issuer is taken from; None: inline.
     client: ClientRef | None = None
     token_sharing: TokenSharing = TokenSharing.SHARED
+    # The Secret's extra keys (`secretTemplate.data`, `outputFormats`); never
+    # part of the request: changing them rewrites the Secret, not the token.
+    outputs: Outputs = field(default_factory=Outputs)
 
     @property
     def flow(self) -> Flow:
@@ -178,4 +182,5 @@ def parse_spec(name: str, spec: Mapping[str, Any], client: ClientSpec | None = N
         rollout_targets=_rollout_targets(spec),
         token_sharing=_token_sharing(spec),
         client=ref,
+        outputs=parse_outputs(spec),
     )
