@@ -23,6 +23,7 @@ from egain_token_operator.ctl.readout import (
     time_until,
 )
 from egain_token_operator.decisions.clientref import recorded_client, requested_client, slashed
+from egain_token_operator.decisions.outputs import FIXED_KEYS, parse_outputs
 from egain_token_operator.decisions.render import (
     EXPIRES_AT_ANNOTATION,
     ISSUED_AT_ANNOTATION,
@@ -30,6 +31,7 @@ from egain_token_operator.decisions.render import (
     Owner,
     is_owned_by,
 )
+from egain_token_operator.decisions.schema import InvalidSpecError
 
 # Where the values of the detailed view start.
 LABEL_WIDTH = 17
@@ -47,6 +49,19 @@ def client_used(token: Mapping[str, Any]) -> str:
     if requested is not None:
         return f"{slashed(requested)} (spec.clientRef; not used yet)"
     return "inline"
+
+
+def secret_keys(token: Mapping[str, Any]) -> str:
+    """The names of the keys the operator writes in the EgainToken's Secret: the fixed
+    keys, then those `spec.secretTemplate.data` and `spec.outputFormats` ask for, as the
+    operator reads them (`decisions/outputs.parse_outputs`). Names only: no value is
+    rendered."""
+    spec = token.get("spec")
+    try:
+        extra = parse_outputs(spec if isinstance(spec, Mapping) else {}).keys()
+    except InvalidSpecError as error:
+        return f"{', '.join(FIXED_KEYS)}; spec invalid: {error}"
+    return ", ".join((*FIXED_KEYS, *extra))
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -226,6 +241,7 @@ def describe_token(
             ("Message", str(ready.get("message", NONE))),
             ("Token type", str(status.get("tokenType") or NONE)),
             ("Scopes", " ".join(scopes) if isinstance(scopes, list) and scopes else NONE),
+            ("Secret keys", secret_keys(token)),
             ("Issued at", _at(status.get("issuedAt"), now)),
             ("Expires at", _at(status.get("expiresAt"), now, "expired {} ago")),
             ("Next refresh", _at(status.get("nextRefreshAt"), now, "due {} ago")),

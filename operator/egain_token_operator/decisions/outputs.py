@@ -84,6 +84,10 @@ class Outputs:
     templates: Mapping[str, str] = field(default_factory=dict)
     formats: tuple[OutputFormat, ...] = ()
 
+    def keys(self) -> tuple[str, ...]:
+        """The extra keys' names, templates first, as `rendered_keys` writes them."""
+        return (*self.templates, *(output.key for output in self.formats))
+
 
 def _check_key(key: Any, field_name: str) -> str:
     if (

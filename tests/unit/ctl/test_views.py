@@ -335,3 +335,46 @@ def test_a_cluster_client_open_to_every_namespace() -> None:
         "  Namespaces:    every namespace (selector {})"
         in clientviews.describe_client(client, [], "team-a", NOW).splitlines()
     )
+
+
+def test_details_list_the_rendered_keys_by_name_never_their_values() -> None:
+    token = egain_token(conditions=ready(), secretName="portal-token")
+    token["spec"]["secretTemplate"] = {"data": {"app.conf": "token: ${accessToken}\n"}}
+    token["spec"]["outputFormats"] = [
+        {"type": "DotEnv"},
+        {"type": "JSON", "key": "config.json"},
+        {"type": "EnvoyGatewayCredential"},
+    ]
+    rendered = {
+        "app.conf": f"token: {TOKEN_VALUE}\n",
+        "egain.env": f"EGAIN_ACCESS_TOKEN={TOKEN_VALUE}\n",
+        "config.json": f'{{"accessToken": "{TOKEN_VALUE}"}}',
+        "credential": f"Bearer {TOKEN_VALUE}",
+    }
+    managed = secret("uid-portal", access_token=TOKEN_VALUE, **rendered)
+
+    text = views.describe_token(token, "portal-token", managed, [], NOW)
+
+    assert (
+        "Secret keys:     access_token, token_type, authorization, expires_at, scope, "
+        "app.conf, egain.env, config.json, credential"
+    ) in text.splitlines()
+    assert TOKEN_VALUE not in text
+    assert not any(encoded in text for encoded in managed["data"].values())
+
+
+def test_details_say_why_no_key_is_rendered_and_escape_what_they_quote() -> None:
+    token = egain_token()
+    token["spec"]["secretTemplate"] = {"data": {"app.conf": "$HOME"}}
+    lines = views.describe_token(token, "portal", None, [], NOW).splitlines()
+    assert (
+        "Secret keys:     access_token, token_type, authorization, expires_at, scope; "
+        "spec invalid: spec.secretTemplate.data[app.conf] holds a $ that is neither $$ "
+        "nor a placeholder"
+    ) in lines
+    # Keys that are not Secret keys are never quoted: nothing of them reaches a terminal.
+    token["spec"]["secretTemplate"] = {"data": {"a\x1b[2Jb": "x"}}
+    token["spec"]["outputFormats"] = [{"type": "JSON", "key": "x\x07"}]
+    text = views.describe_token(token, "portal", None, [], NOW)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "spec invalid: spec.secretTemplate.data: a key must be a Secret key" in text
