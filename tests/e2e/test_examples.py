@@ -95,7 +95,7 @@ def test_outputs_example_writes_each_format(
 
 
 def test_workload_examples_are_valid(cluster: Cluster, namespace: str) -> None:
-    for example in ("deployment-volume.yaml", "rollout-restart.yaml"):
+    for example in ("deployment-volume.yaml", "rollout-restart.yaml", "dotenv-consumer.yaml"):
         documents = [d for d in yaml.safe_load_all((REPO / "examples" / example).read_text()) if d]
         for document in documents:
             document["metadata"]["namespace"] = namespace
