@@ -52,10 +52,11 @@ test: lint tools
 demo: venv tools
 	$(PY) hack/demo.py
 
-# Every row of docs/benchmarks.md at TOKENS EgainTokens: one table, and bench.json.
+# Every row of docs/benchmarks.md at TOKENS EgainTokens: one table, and bench.json;
+# PROFILE=1 samples each burst's operator with py-spy (docs/benchmarks.md).
 TOKENS ?= 5000
 bench: venv tools
-	$(PY) hack/bench.py --tokens $(TOKENS)
+	$(PY) hack/bench.py --tokens $(TOKENS) $(if $(PROFILE),--profile)
 
 # How long a refreshed token takes to reach a Pod's mounted file, at the
 # kubelet's sync period SYNC (default 1m, the kubelet's own default).

@@ -40,6 +40,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         short_lifetime=args.short_lifetime,
         short_seconds=args.short_seconds,
         timeout=args.timeout,
+        profile=args.profile,
     )
 
 
@@ -64,6 +65,8 @@ def parser() -> argparse.ArgumentParser:
     add("--short-lifetime", type=int, default=defaults.short_lifetime, help="h) lifetime, s")
     add("--short-seconds", type=float, default=defaults.short_seconds, help="h) window, s")
     add("--timeout", type=float, default=defaults.timeout, help="longest wait of any row, s")
+    add("--profile", action="store_true",
+        help="sample each c) burst's operator with py-spy (docs/benchmarks.md)")  # fmt: skip
     add("--output", type=Path, default=Path("bench.json"), help="where the JSON goes")
     add("--state-dir", type=Path, default=REPO / ".testground" / "bench")
     return parser

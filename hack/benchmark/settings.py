@@ -44,6 +44,8 @@ class Settings:
     hammer_seconds: float = 60.0
     hammer_force_every: float = 5.0
     hammer_budget: int = 2  # the hammered client's requests per minute
+    # c) each burst's operator sampled by py-spy (`benchmark.profile`).
+    profile: bool = False
 
     @property
     def burst_sizes(self) -> list[int]:

@@ -40,6 +40,7 @@ SETTINGS = Settings(
     hammer_seconds=4,
     hammer_force_every=1,
     timeout=120,
+    profile=True,
 )
 
 
@@ -83,6 +84,10 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     assert burst["api_requests_by_kind"]["patch egaintokens/status"] >= TOKENS
     assert burst["all_ready_seconds"] > 0
     assert burst["cpu_ms_per_token"] > 0
+    assert floor["cpu_ms_per_issue"] > 0  # its own process's
+    profile = burst["profile"]  # py-spy sampled the operator through the burst
+    assert Path(profile["file"]).is_file() and profile["samples"] > 0
+    assert any("egain_token_operator/" in frame for frame, _ in profile["operator"])
 
     steady = rows["steady"]
     assert steady["tokens"] == TOKENS

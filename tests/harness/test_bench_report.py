@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmark.events import KINDS, measure_size
+from benchmark.profile import summary
 from benchmark.report import Line, render, table
 from benchmark.settings import Settings
 
@@ -74,6 +75,7 @@ def _rows() -> dict[str, Any]:
             "throughput_tokens": 2000,
             "throughput_seconds": 5.0,
             "tokens_per_second": 400.0,
+            "cpu_ms_per_issue": 1.25,
         },
         "time_to_ready": {"trials": 5, "p50_ms": 20.0, "p95_ms": 45.0},
         "burst": [_burst(1000), _burst(2000)],
@@ -193,6 +195,9 @@ def test_figures_are_set_beside_the_floor_and_the_rows_they_are_compared_with() 
     rows = _rows()
     assert _lines(rows, "b) time to Ready")["p50 / p95 (5 trials)"].floor == "2.0x / 3.0x"
     assert _lines(rows, "c) 2000 vs 1000")["CPU per issued token"].value == "0.50x"
+    cpu = _lines(rows, "c) burst 1000")["operator CPU per issued token"]
+    assert (cpu.value, cpu.floor, cpu.target) == ("2.00 ms", "1.6x", "≤ 1.5x floor")
+    assert _lines(rows, "c) burst 2000")["all Ready"].floor == "0.8x"
     assert _lines(rows, "g) +2000 Secrets")["restart vs e)"].value == "+10 %"
     two = _lines(rows, "l) 1000 x 12 s, 2 repl.")["refreshes/s over 60 s"]
     assert two.floor == "1.5x 1 repl."
@@ -224,3 +229,28 @@ def test_a_failed_row_shows_its_error_and_the_others_still_render() -> None:
     ]
     assert _lines(rows, "b) time to Ready")["p50 / p95 (5 trials)"].floor == " / "
     assert not [line for line in lines if line.row.startswith("k)")]
+
+
+def test_a_profile_shows_the_operators_steps_and_where_the_samples_ended() -> None:
+    raw = [
+        "_run (asyncio/events.py);fetch_token (egain_token_operator/egain/transport.py);"
+        "do_handshake (ssl.py) 6",
+        "_run (asyncio/events.py);fetch_token (egain_token_operator/egain/transport.py);"
+        "loads (json/__init__.py) 1",
+        "_run (asyncio/events.py);create_secret (egain_token_operator/kube/adapter.py);"
+        "loads (json/__init__.py) 3",
+        "not a stack line",
+    ]
+    profile = summary(raw)
+    assert profile["samples"] == 10
+    assert profile["operator"] == [
+        ("fetch_token (egain_token_operator/egain/transport.py)", 0.7),
+        ("create_secret (egain_token_operator/kube/adapter.py)", 0.3),
+    ]
+    assert profile["leaves"] == [("do_handshake (ssl.py)", 0.6), ("loads (json/__init__.py)", 0.4)]
+    rows = _rows()
+    rows["burst"][0]["profile"] = {**profile, "file": "profile.txt"}
+    lines = [line.value for line in table(rows, Settings()) if line.row == "c) burst 1000"]
+    assert "10 busy samples: profile.txt" in lines
+    assert "70% fetch_token (egain_token_operator/egain/transport.py)" in lines
+    assert "60% do_handshake (ssl.py)" in lines

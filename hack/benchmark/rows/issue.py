@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import dataclasses
 import functools
+import json
+import os
+import sys
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
+from benchmark import floorclient
 from benchmark.figures import percentile
 from benchmark.ground import (
     CREATE_CONCURRENCY,
@@ -21,57 +22,52 @@ from benchmark.ground import (
     Running,
     Tenant,
 )
-from benchmark.kube import by_kind, secrets_path, tokens_path
+from benchmark.kube import by_kind, tokens_path
+from benchmark.profile import Profiler
 from egain_token_operator.controller.workers import FIRST_LOOKS_DONE
-from egain_token_operator.decisions.timestamps import rfc3339
+from testground.controlplane import REPO
 
 ROW_LABEL = "bench.egain.cloud/row"  # which row an EgainToken is of, for --selector
+PYTHONPATH = (REPO / "hack", REPO / "operator")  # the floor's client's
 
 
 async def floor(ground: Ground) -> dict[str, Any]:
-    """a) What one issue costs a plain async client: token POST, Secret create, status patch."""
-    settings, emulator, api = ground.settings, ground.emulator, ground.api
+    """a) What one issue costs a plain async client: token POST, Secret create, status
+    patch; run in a process of its own (`benchmark.floorclient`), whose CPU is counted."""
+    settings, emulator, plane = ground.settings, ground.emulator, ground.plane
     tenant = await ground.tenant("floor")  # no operator serves it
     names = [f"floor-{i}" for i in range(settings.trials + settings.tokens + 1)]
     await ground.create_tokens(tenant, names)
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": tenant.client_id,
-        "client_secret": tenant.client_secret,
-        "scope": SCOPE,
-    }
-    limits = httpx.Limits(max_connections=settings.max_concurrent_requests)
-    verify = emulator.client_ssl_context()
-    async with httpx.AsyncClient(verify=verify, timeout=30.0, limits=limits) as egain:
-
-        async def issue(name: str) -> tuple[float, float, float]:
-            """The durations of the token POST, the Secret create and the status patch."""
-            started = time.perf_counter()
-            sent = datetime.now(UTC)
-            response = await egain.post(emulator.client_app_token_url(TENANT), data=form)
-            response.raise_for_status()
-            answer = response.json()
-            expires = rfc3339(sent + timedelta(seconds=int(answer["expires_in"])))
-            posted = time.perf_counter()
-            await api.create(secrets_path(tenant.namespace), floor_secret(name, answer, expires))
-            created = time.perf_counter()
-            await api.merge_patch(
-                f"{tokens_path(tenant.namespace)}/{name}/status",
-                {"status": floor_status(name, rfc3339(sent), expires)},
-            )
-            return posted - started, created - posted, time.perf_counter() - created
-
-        await issue(names[-1])  # opens the connections
-        parts = [await issue(name) for name in names[: settings.trials]]
-        limit = asyncio.Semaphore(settings.max_concurrent_requests)
-
-        async def limited(name: str) -> None:
-            async with limit:
-                await issue(name)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(limited(name) for name in names[settings.trials : -1]))
-        elapsed = time.perf_counter() - started
+    admin = json.loads(plane.kubeconfig.read_text())["users"][0]["user"]
+    job = floorclient.Job(
+        server=plane.server,
+        ca_file=str(plane.ca_file),
+        client_cert=admin["client-certificate"],
+        client_key=admin["client-key"],
+        token_url=emulator.client_app_token_url(TENANT),
+        egain_ca_file=str(emulator.ca_file),
+        namespace=tenant.namespace,
+        client_id=tenant.client_id,
+        client_secret=tenant.client_secret,
+        scope=SCOPE,
+        warm_up=names[-1],
+        trials=names[: settings.trials],
+        names=names[settings.trials : -1],
+        concurrency=settings.max_concurrent_requests,
+    )
+    client = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        floorclient.__name__,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, PYTHONPATH))},
+    )
+    out, _ = await client.communicate(json.dumps(dataclasses.asdict(job)).encode())
+    if client.returncode != 0:
+        raise RuntimeError(f"the floor's client exited with {client.returncode}")
+    figures = json.loads(out)
+    parts: list[tuple[float, float, float]] = figures["parts"]
     trials = [sum(part) for part in parts]
     post, create, patch = zip(*parts, strict=True)
     return {
@@ -82,51 +78,10 @@ async def floor(ground: Ground) -> dict[str, Any]:
         "secret_create_p50_ms": percentile(create, 50) * 1000,
         "status_patch_p50_ms": percentile(patch, 50) * 1000,
         "throughput_tokens": settings.tokens,
-        "throughput_seconds": elapsed,
-        "tokens_per_second": settings.tokens / elapsed,
+        "throughput_seconds": figures["seconds"],
+        "tokens_per_second": settings.tokens / figures["seconds"],
+        "cpu_ms_per_issue": figures["cpu_seconds"] / settings.tokens * 1000,
         "concurrency": settings.max_concurrent_requests,
-    }
-
-
-def floor_secret(name: str, answer: dict[str, Any], expires: str) -> dict[str, Any]:
-    """A Secret like the operator's, for the floor."""
-    token_type = str(answer.get("token_type", "Bearer"))
-    values = {
-        "access_token": answer["access_token"],
-        "token_type": token_type,
-        "authorization": f"{token_type} {answer['access_token']}",
-        "expires_at": expires,
-        "scope": answer.get("scope", SCOPE),
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": f"{name}-token", "labels": {"egain.cloud/token": name}},
-        "type": "Opaque",
-        "data": {k: base64.b64encode(str(v).encode()).decode() for k, v in values.items()},
-    }
-
-
-def floor_status(name: str, issued: str, expires: str) -> dict[str, Any]:
-    """A status like the operator's, for the floor."""
-    return {
-        "observedGeneration": 1,
-        "conditions": [
-            {
-                "type": "Ready",
-                "status": "True",
-                "reason": "TokenIssued",
-                "message": f"token valid until {expires}",
-                "lastTransitionTime": issued,
-                "observedGeneration": 1,
-            }
-        ],
-        "secretName": f"{name}-token",
-        "tokenType": "Bearer",
-        "scopes": [SCOPE],
-        "issuedAt": issued,
-        "expiresAt": expires,
-        "consecutiveFailures": 0,
     }
 
 
@@ -160,6 +115,11 @@ async def burst(ground: Ground, size: int) -> tuple[dict[str, Any], Running]:
     running = await ground.serve(tenant)
     ground.emulator.reset()
     operator = running.operator
+    assert operator.process is not None
+    profiler = None
+    if ground.settings.profile:
+        path = ground.state_dir / f"profile-burst-{size}-{ground.run_id}.txt"
+        profiler = Profiler(operator.process.pid, path)
     rss_before, cpu_before = operator.rss_mib(), operator.cpu_seconds()
     started = time.time()
     await ground.create_tokens(tenant, (f"token-{i}" for i in range(size)))
@@ -167,6 +127,7 @@ async def burst(ground: Ground, size: int) -> tuple[dict[str, Any], Running]:
     done = await running.watch.all_ready(size, ground.settings.timeout)
     await asyncio.sleep(2.0)  # Events are posted in the background
     cpu = operator.cpu_seconds() - cpu_before
+    profile = {} if profiler is None else {"profile": await asyncio.to_thread(profiler.stop)}
     rss_after = operator.rss_mib()
     requests = ground.audit.between(started)
     all_ready = done - started
@@ -185,6 +146,7 @@ async def burst(ground: Ground, size: int) -> tuple[dict[str, Any], Running]:
         "rss_before_mib": rss_before,
         "rss_after_mib": rss_after,
         "rss_per_token_kib": (rss_after - rss_before) * 1024 / size,
+        **profile,
     }, running
 
 

@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 # Logged (at debug) as each token request is sent.
 REQUESTING = "requesting a token"
 
+# The Events a look has to post (type, reason, message), posted once its writes are done.
+Said = list[tuple[str, str, str]]
+
 
 @dataclass(frozen=True)
 class Reconciler:
@@ -75,7 +78,20 @@ class Reconciler:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
-        """One look at `worker`'s EgainToken. Returns when to look again (None: on events only)."""
+        """One look at `worker`'s EgainToken. Returns when to look again (None: on events only).
+
+        The Events it has to post are posted at its end, once the Secret and the
+        status are written: an Event never competes with the writes that make a
+        token Ready, and "new token issued" is said once the token is in place.
+        """
+        said: Said = []
+        try:
+            return await self._look(worker, said)
+        finally:
+            for type_, reason, message in said:
+                self.post_event(worker.body, type_, reason, message)
+
+    async def _look(self, worker: TokenWorker, said: Said) -> datetime | None:
         now, (namespace, name) = self.clock(), worker.key
         seen = self._with_shared_token(
             worker, await observe(self.secrets, self.clients, worker, self.egain.allowed_hosts)
@@ -83,17 +99,17 @@ class Reconciler:
         decided = plan(seen.snapshot, worker.memory, now, self.policy)
         logger.debug("EgainToken %s/%s: %s", namespace, name, decided.why)
         if decided.request_token and seen.request is not None:
-            decided = await self._fetch(worker, seen, decided, now)
+            decided = await self._fetch(worker, seen, decided, now, said)
             now = self.clock()  # the status says when the request ended
         else:
             self.budgets.withdraw(worker.key, now)
             if decided.shared:
-                self._announce(worker, seen, decided, worker.memory.failure is not None, now)
+                self._announce(worker, seen, decided, worker.memory.failure is not None, now, said)
         if decided.deferral_is_news:
-            self._say_deferred(worker, decided)
+            self._say_deferred(worker, decided, said)
         worker.remember(seen, decided)
         if decided.failure is not None and decided.failure_is_news:
-            self._warn(worker, decided)
+            self._warn(worker, decided, said)
         if seen.request is not None and seen.snapshot.conflict is None:
             await self._write_secret(worker, seen.secret, decided.token)
         if not await self._patch_status(worker, decided, now, seen.snapshot.client_ref):
@@ -115,7 +131,7 @@ class Reconciler:
         return replace(seen, snapshot=replace(seen.snapshot, shared_token=shared))
 
     async def _fetch(
-        self, worker: TokenWorker, seen: Observation, before: Plan, now: datetime
+        self, worker: TokenWorker, seen: Observation, before: Plan, now: datetime, said: Said
     ) -> Plan:
         """Request a token, or await an identical request in flight; return the plan
         settled with what came back."""
@@ -168,7 +184,7 @@ class Reconciler:
             result = "success" if refused is None else "failure"
             metrics.count_refresh(namespace, name, result, reason.value)
         if refused is None:
-            self._announce(worker, seen, settled, before.failure is not None, now)
+            self._announce(worker, seen, settled, before.failure is not None, now, said)
         return settled
 
     def _expiry_in_flight(
@@ -221,7 +237,13 @@ class Reconciler:
         )
 
     def _announce(
-        self, worker: TokenWorker, seen: Observation, settled: Plan, recovered: bool, now: datetime
+        self,
+        worker: TokenWorker,
+        seen: Observation,
+        settled: Plan,
+        recovered: bool,
+        now: datetime,
+        said: Said,
     ) -> None:
         """Say that a new token is in use (the log line, the Event, the propagation
         warning), count a shared one, and restart the rollout targets."""
@@ -234,16 +256,14 @@ class Reconciler:
         if recovered:
             message += " (recovered)"
         logger.info("EgainToken %s/%s: new token issued, %s", namespace, name, message)
-        self.post_event(worker.body, "Normal", Reason.TOKEN_ISSUED.value, message)
+        said.append(("Normal", Reason.TOKEN_ISSUED.value, message))
         if settled.shortfall_warning is not None:
             logger.warning("EgainToken %s/%s: %s", namespace, name, settled.shortfall_warning)
-            self.post_event(
-                worker.body, "Warning", LIFETIME_SHORTER_THAN_ALLOWANCE, settled.shortfall_warning
-            )
+            said.append(("Warning", LIFETIME_SHORTER_THAN_ALLOWANCE, settled.shortfall_warning))
         if seen.snapshot.spec.rollout_targets:
             self.restarter.request(namespace, seen.snapshot.spec.rollout_targets, now)
 
-    def _say_deferred(self, worker: TokenWorker, decided: Plan) -> None:
+    def _say_deferred(self, worker: TokenWorker, decided: Plan, said: Said) -> None:
         """Say once that a forced refresh waits for the request floor, and until when."""
         assert decided.deferred_until is not None and decided.token is not None
         message = (
@@ -251,7 +271,7 @@ class Reconciler:
             f"{describe_floor(decided.token.lifetime)}"
         )
         logger.info("EgainToken %s/%s: %s", *worker.key, message)
-        self.post_event(worker.body, "Normal", REFRESH_DEFERRED, message)
+        said.append(("Normal", REFRESH_DEFERRED, message))
 
     def _note_default_lifetime(
         self, worker: TokenWorker, previous: StoredToken | None, response: TokenResponse
@@ -267,7 +287,7 @@ class Reconciler:
                 response.expires_in,
             )
 
-    def _warn(self, worker: TokenWorker, decided: Plan) -> None:
+    def _warn(self, worker: TokenWorker, decided: Plan, said: Said) -> None:
         failure = decided.failure
         assert failure is not None
         logger.warning(
@@ -277,7 +297,7 @@ class Reconciler:
             failure.message,
             (failure.retry_at - failure.at).total_seconds(),
         )
-        self.post_event(worker.body, "Warning", failure.reason.value, failure.message)
+        said.append(("Warning", failure.reason.value, failure.message))
 
     async def _write_secret(
         self, worker: TokenWorker, secret: Mapping[str, Any] | None, token: StoredToken | None

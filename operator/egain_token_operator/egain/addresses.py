@@ -8,12 +8,13 @@ kinds of destination are refused:
   metadata and credentials (169.254.169.254; AWS also at fd00:ec2::254);
 - the API server's own address and port, as this operator reaches it.
 
-The check runs twice. `AddressGuard.check` runs before a request is sent, so
-the refusal comes at once and also covers requests through a proxy (which
-resolves the name itself: there, a name that does not resolve here is let
-through). `GuardedNetworkBackend` runs it again when a direct connection is
-opened and connects only to the addresses it has just checked, so a name that
-answers differently the second time (DNS rebinding) cannot slip through.
+Where the check runs depends on the way. A direct connection is checked by
+`GuardedNetworkBackend` as it is opened, which connects only to the addresses
+it has just checked, so a name that answers differently later (DNS
+rebinding) cannot slip through; the requests it then carries, kept alive,
+need no name resolution. A request through a proxy (which resolves the name
+itself) is checked by `AddressGuard.check` before it is sent; there, a name
+that does not resolve here is let through.
 """
 
 from __future__ import annotations

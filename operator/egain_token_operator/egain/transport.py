@@ -1,25 +1,30 @@
 """The transport to eGain: one pooled HTTP client that sends token requests.
 
 `EgainClient.fetch_token` is the one place a request leaves the process: it
-checks the host allow-list and the address guard first, bounds the whole
-exchange by a timeout and the number of requests in flight (shared fairly
-among namespaces, `slots.FairSlots`), verifies TLS
-always, and hands what comes back to `response.parse_token_response`. The
-request itself is built in `request`; nothing here knows about Kubernetes.
+checks the host allow-list first and the address guard (before the request
+when it goes through a proxy, as the connection opens when it is direct),
+bounds the whole exchange by a timeout and the number of requests in flight
+(shared fairly among namespaces, `slots.FairSlots`), verifies TLS always, and
+hands what comes back to `response.parse_token_response`. Connections are
+kept alive between requests. The request itself is built in `request`;
+nothing here knows about Kubernetes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import certifi
 import httpcore
 import httpx
+from httpcore._utils import is_socket_readable
 
 from egain_token_operator import __version__
 from egain_token_operator.decisions.hosts import HostAllowList
@@ -98,6 +103,10 @@ class EgainClient:
                 "User-Agent": USER_AGENT,
             },
         )
+        # Direct connections are guarded when they are opened (`GuardedNetworkBackend`),
+        # so a request over a kept-alive one needs no name resolution; a request
+        # through a proxy, or over a transport given here, is checked before it is sent.
+        self._guarded_on_connect = transport is None
         if transport is None:
             _guard_direct_connections(self._http, self._guard)
 
@@ -121,7 +130,8 @@ class EgainClient:
 
         The allow-list (already a local check of the policy's, asked again here
         as the last line) and the address guard are checked before anything is
-        sent. `timeout` bounds the whole exchange (name
+        sent (over a kept-alive direct connection, the guard checked its addresses
+        when it opened). `timeout` bounds the whole exchange (name
         resolution, connection, request and reading the answer), so a server
         that trickles its answer cannot hold a request slot for longer.
         Expiry is counted from the moment the request was sent, not received,
@@ -130,11 +140,12 @@ class EgainClient:
         refused = self._allowed_hosts.refusal(request.url)
         if refused is not None:
             raise TokenUrlNotAllowedError(refused)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._guard.check(request.url)
-        except TimeoutError:
-            raise TokenEndpointUnavailableError(f"timed out resolving {request.host}") from None
+        if not self._checked_on_connect(request.url):
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await self._guard.check(request.url)
+            except TimeoutError:
+                raise TokenEndpointUnavailableError(f"timed out resolving {request.host}") from None
         async with self._slots.hold(namespace):
             requested_at = self._clock()
             started = time.monotonic()
@@ -173,6 +184,14 @@ class EgainClient:
         )
         return token, requested_at
 
+    def _checked_on_connect(self, url: str) -> bool:
+        """True when a request to `url` goes over a direct connection, whose
+        addresses the guard checks as it is opened."""
+        if not self._guarded_on_connect:
+            return False
+        # The proxies the environment names are mounted when the client is made.
+        return self._http._transport_for_url(httpx.URL(url)) is self._http._transport
+
 
 def _guard_direct_connections(http: httpx.AsyncClient, guard: AddressGuard) -> None:
     """Make the client's direct (not proxied) connections go through `guard`.
@@ -189,5 +208,85 @@ def _guard_direct_connections(http: httpx.AsyncClient, guard: AddressGuard) -> N
         max_connections=pool._max_connections,
         max_keepalive_connections=pool._max_keepalive_connections,
         keepalive_expiry=pool._keepalive_expiry,
-        network_backend=GuardedNetworkBackend(guard),
+        network_backend=GuardedNetworkBackend(guard, _SocketKnownBackend()),
     )
+
+
+class _SocketKnownBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's own backend, whose streams look their socket up once.
+
+    Before each request the pool asks every idle connection whether its socket
+    is readable (a server that closed it); anyio answers by building every
+    attribute of a TLS stream: 8 % of the operator's CPU in a burst of new
+    tokens (docs/benchmarks.md). The socket a connection was opened on is the
+    one it keeps.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Connected as httpcore's backend connects."""
+        stream = await self._inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
+        return _SocketKnownStream(stream, stream.get_extra_info("socket"))
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Not used for token requests; passed through."""
+        return await self._inner.connect_unix_socket(
+            path, timeout=timeout, socket_options=socket_options
+        )
+
+    async def sleep(self, seconds: float) -> None:
+        """Passed through."""
+        await self._inner.sleep(seconds)
+
+
+class _SocketKnownStream(httpcore.AsyncNetworkStream):
+    """A stream whose socket, and so whether it is readable, is known without asking anyio."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, sock: socket.socket | None) -> None:
+        self._inner, self._socket = inner, sock
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        """Passed through."""
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Passed through."""
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        """Passed through."""
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+    ) -> httpcore.AsyncNetworkStream:
+        """TLS over the same socket."""
+        stream = await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        return _SocketKnownStream(stream, self._socket)
+
+    def get_extra_info(self, info: str) -> Any:
+        """`socket` and `is_readable` from the socket known; the rest passed through."""
+        if info == "socket":
+            return self._socket
+        if info == "is_readable":
+            return is_socket_readable(self._socket)
+        return self._inner.get_extra_info(info)

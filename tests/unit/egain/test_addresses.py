@@ -236,15 +236,29 @@ class TestEgainClient:
         assert "no request was sent" in caught.value.message
         assert SECRET not in caught.value.message
 
-    def test_the_real_client_checks_again_when_it_connects(self) -> None:
-        # DNS rebinding: harmless when checked, the metadata address when connecting.
+    def test_a_direct_request_is_checked_as_its_connection_opens(self) -> None:
+        # Resolved once, where the connection is opened, and connected only to the
+        # addresses just checked: a name that answers differently the second time
+        # (DNS rebinding) has no second time.
         rebinding = FakeResolver(
-            {"rebind.egain.cloud": iter([("203.0.113.7",), ("169.254.169.254",)])}
+            {"rebind.egain.cloud": iter([("169.254.169.254",), ("203.0.113.7",)])}
         )
         checked = AddressGuard(api_server=API_SERVER, resolver=rebinding)
         with pytest.raises(TokenUrlNotAllowedError, match="metadata"):
             fetch(egain_client("*.egain.cloud", checked), "https://rebind.egain.cloud/token")
-        assert rebinding.asked.count("rebind.egain.cloud") == 2
+        assert rebinding.asked.count("rebind.egain.cloud") == 1
+
+    def test_a_request_through_a_proxy_is_checked_before_it_is_sent(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The proxy resolves the name itself: the refusal comes before anything
+        # reaches it (nothing listens at the proxy's address).
+        monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        checked = guard({"metadata.egain.cloud": ["169.254.169.254"]})
+        with pytest.raises(TokenUrlNotAllowedError, match="no request was sent"):
+            fetch(egain_client("*.egain.cloud", checked), "https://metadata.egain.cloud/token")
 
     def test_a_name_that_never_resolves_times_out(self) -> None:
         async def stuck(host: str, port: int) -> tuple[str, ...]:
@@ -259,7 +273,7 @@ class TestEgainClient:
             default_lifetime=3600.0,
             guard=AddressGuard(resolver=stuck),
         )
-        with pytest.raises(TokenEndpointUnavailableError, match="timed out resolving"):
+        with pytest.raises(TokenEndpointUnavailableError, match="timed out talking to slow"):
             fetch(client, "https://slow.egain.cloud/token")
 
 
