@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -52,4 +53,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         ",".join(settings.namespaces) or "all",
         settings.allowed_token_hosts,
     )
+    _tune_garbage_collection()
     asyncio.run(run(settings))
+
+
+def _tune_garbage_collection() -> None:
+    """Keep the collector off what lives as long as the process, and run it less often.
+
+    What the imports made (the API client's thousands of model classes, kopf,
+    the settings) is moved out of the collector's sight (`gc.freeze`): it would
+    otherwise be traversed again at every full collection. The youngest
+    generation is collected after 10,000 net allocations instead of 700: a
+    token request, a Secret write and a status patch allocate thousands of
+    objects that reference counting frees, and collecting every few hundred
+    took 0.49 s of the 6.5 s of CPU a burst of 1,000 new tokens cost (0.06 s
+    after; docs/benchmarks.md). Cycles are still collected; at most a few MiB
+    of them wait a little longer.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)

@@ -8,6 +8,7 @@ credentials carried to any address inside the cluster.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
@@ -73,15 +74,7 @@ class HostAllowList:
         by: its values are the operator's own, so tenants editing token URLs
         cannot add series.
         """
-        parts = urlsplit(url)
-        host = _host(parts)
-        if parts.scheme != "https" or host is None or "@" in parts.netloc:
-            return None
-        try:
-            port = parts.port or HTTPS_PORT
-        except ValueError:
-            return None
-        return next((pattern for pattern in self.patterns if pattern.matches(host, port)), None)
+        return _matching(self.patterns, url)
 
     def allows(self, url: str) -> bool:
         """True when `url` is an HTTPS URL, without user info, on an allowed host and port."""
@@ -104,6 +97,24 @@ class HostAllowList:
 
     def __str__(self) -> str:
         return ",".join(str(pattern) for pattern in self.patterns)
+
+
+# URLs whose verdicts are kept: every token request asks (twice) for its URL,
+# which few EgainTokens share; a tenant writing many URLs only pushes older ones out.
+_KEPT_VERDICTS = 1024
+
+
+@functools.lru_cache(maxsize=_KEPT_VERDICTS)
+def _matching(patterns: tuple[HostPattern, ...], url: str) -> HostPattern | None:
+    parts = urlsplit(url)
+    host = _host(parts)
+    if parts.scheme != "https" or host is None or "@" in parts.netloc:
+        return None
+    try:
+        port = parts.port or HTTPS_PORT
+    except ValueError:
+        return None
+    return next((pattern for pattern in patterns if pattern.matches(host, port)), None)
 
 
 def _host(parts: SplitResult) -> str | None:
