@@ -37,7 +37,7 @@ def metric_families() -> dict[str, str]:
     """Each metric family `metrics.py` defines, by name, with its type."""
     families: dict[str, str] = {}
     for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
+        if isinstance(value, MetricWrapperBase | metrics.TokenMetrics):
             for family in value.describe():
                 families[family.name] = family.type
     return families

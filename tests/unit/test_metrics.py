@@ -25,8 +25,8 @@ def test_forget_drops_every_series_of_the_token_and_only_those() -> None:
         metrics.set_ready("unit-ns", name, "True", "TokenIssued")
         metrics.count_refresh("unit-ns", name, "success", "TokenIssued")
         metrics.count_refresh("unit-ns", name, "failure", "RateLimited")
-        metrics.SHARED_REFRESHES.labels("unit-ns", name).inc()
-        metrics.EXPIRATION.labels("unit-ns", name).set(1.0)
+        metrics.count_shared("unit-ns", name)
+        metrics.set_expiration("unit-ns", name, 1.0)
     metrics.forget("unit-ns", "gone")
     for name, present in (("gone", False), ("kept", True)):
         token = {"namespace": "unit-ns", "name": name}

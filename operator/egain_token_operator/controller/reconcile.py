@@ -252,7 +252,7 @@ class Reconciler:
         message = f"token valid until {rfc3339(settled.token.expires_at)}"
         if settled.shared:
             message += " (shared)"
-            metrics.SHARED_REFRESHES.labels(namespace, name).inc()
+            metrics.count_shared(namespace, name)
         if recovered:
             message += " (recovered)"
         logger.info("EgainToken %s/%s: new token issued, %s", namespace, name, message)
@@ -361,10 +361,10 @@ class Reconciler:
         namespace, name = worker.key
         token, failure = decided.token, decided.failure
         if token is not None:
-            metrics.EXPIRATION.labels(namespace, name).set(token.expires_at.timestamp())
+            metrics.set_expiration(namespace, name, token.expires_at.timestamp())
         if decided.next_refresh_at is not None:
-            metrics.RENEWAL.labels(namespace, name).set(decided.next_refresh_at.timestamp())
-        metrics.CONSECUTIVE_FAILURES.labels(namespace, name).set(failure.count if failure else 0)
+            metrics.set_renewal(namespace, name, decided.next_refresh_at.timestamp())
+        metrics.set_failures(namespace, name, failure.count if failure else 0)
         metrics.set_ready(namespace, name, decided.condition.status, decided.condition.reason.value)
 
 
