@@ -10,8 +10,9 @@ acts on it; the command line's `check` takes the same look and only reports it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from egain_token_operator.decisions.checks import Snapshot, client_refusal
@@ -39,32 +40,99 @@ from egain_token_operator.kube.secretcache import SecretSource
 from egain_token_operator.kube.watch import Key
 
 
-@dataclass
-class TokenWorker:
-    """What is known about one EgainToken, and its task."""
+class Wake:
+    """What wakes a worker: `asyncio.Event`'s part that one waiter needs.
 
-    key: Key
-    body: Mapping[str, Any]
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    # The last spec that could be served.
-    spec: TokenSpec | None = None
-    memory: Memory = field(default_factory=Memory)
-    # The resourceVersion of the credentials Secret the last look read.
-    credentials_version: str | None = None
+    An `asyncio.Event` keeps a queue for any number of waiters, which alone
+    is half a KiB; a worker's wake has one waiter, its task.
+    """
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        """Wake the worker, now or at its next wait."""
+        self._set = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def clear(self) -> None:
+        """Forget an earlier `set`."""
+        self._set = False
+
+    def is_set(self) -> bool:
+        """Whether `set` was called since the last `clear`."""
+        return self._set
+
+    async def wait(self) -> None:
+        """Return once `set` is (or was) called."""
+        if self._set:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+class TokenWorker:
+    """What is known about one EgainToken, and its task.
+
+    The EgainToken is kept as last seen, its status apart and compact (JSON
+    text, a fifth of the objects it parses into): only a look reads the
+    status, and thousands of tokens each keeping it parsed came to a sixth of
+    the operator's memory.
+    """
+
+    def __init__(self, key: Key, body: Mapping[str, Any]) -> None:
+        self.key = key
+        self.wake = Wake()
+        self.task: asyncio.Task[None] | None = None
+        # The last spec that could be served.
+        self.spec: TokenSpec | None = None
+        self.memory = Memory()
+        # The resourceVersion of the credentials Secret the last look read.
+        self.credentials_version: str | None = None
+        self.manifest: Mapping[str, Any] = {}  # the EgainToken without its status
+        self._status = b""
+        self.body = body
+
+    @property
+    def body(self) -> Mapping[str, Any]:
+        """The EgainToken as last seen, its status included."""
+        status = self.status
+        return {**self.manifest, "status": status} if status else dict(self.manifest)
+
+    @body.setter
+    def body(self, body: Mapping[str, Any]) -> None:
+        self.manifest = {k: v for k, v in body.items() if k != "status"}
+        self.status = body.get("status") or {}
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """The EgainToken's status as last seen (the watch's, or the last patch's answer)."""
+        status: dict[str, Any] = json.loads(self._status) if self._status else {}
+        return status
+
+    @status.setter
+    def status(self, status: Mapping[str, Any]) -> None:
+        self._status = json.dumps(status, separators=(",", ":")).encode() if status else b""
 
     @property
     def uid(self) -> str:
-        return str(self.body.get("metadata", {}).get("uid", ""))
+        return str(self.manifest.get("metadata", {}).get("uid", ""))
 
     @property
     def generation(self) -> int | None:
-        generation = self.body.get("metadata", {}).get("generation")
+        generation = self.manifest.get("metadata", {}).get("generation")
         return generation if isinstance(generation, int) else None
 
     @property
     def refresh_request(self) -> str | None:
-        annotations = self.body.get("metadata", {}).get("annotations") or {}
+        annotations = self.manifest.get("metadata", {}).get("annotations") or {}
         value = annotations.get(REFRESH_REQUESTED_AT_ANNOTATION)
         return value if isinstance(value, str) and value else None
 
@@ -101,7 +169,7 @@ async def observe(
     credentials are read, so nothing can be sent for it.
     """
     namespace, name = worker.key
-    status = worker.body.get("status") or {}
+    status = worker.status
     base = Snapshot(
         uid=worker.uid,
         generation=worker.generation,
@@ -112,7 +180,7 @@ async def observe(
         namespace=namespace,
         allowed_hosts=allowed_hosts,
     )
-    raw = worker.body.get("spec") or {}
+    raw = worker.manifest.get("spec") or {}
     try:
         ref = parse_client_ref(raw)
         base = replace(base, client_ref=ref)

@@ -89,7 +89,7 @@ class Reconciler:
             return await self._look(worker, said)
         finally:
             for type_, reason, message in said:
-                self.post_event(worker.body, type_, reason, message)
+                self.post_event(worker.manifest, type_, reason, message)
 
     async def _look(self, worker: TokenWorker, said: Said) -> datetime | None:
         now, (namespace, name) = self.clock(), worker.key
@@ -336,7 +336,7 @@ class Reconciler:
         restart, statuses that are current are left alone.
         """
         namespace, name = worker.key
-        held = worker.body.get("status") or {}
+        held = worker.status
         status = render_status(
             generation=worker.generation,
             condition=decided.condition,
@@ -354,7 +354,7 @@ class Reconciler:
             written = await self.kube.patch_token_status(namespace, name, status)
         except NotFoundError:
             return False
-        worker.body = {**worker.body, "status": written.get("status") or {}}
+        worker.status = written.get("status") or {}
         return True
 
     def _set_metrics(self, worker: TokenWorker, decided: Plan) -> None:

@@ -279,7 +279,7 @@ class WorkerRegistry:
         )
 
     def _index(self, worker: TokenWorker) -> None:
-        (namespace, name), spec = worker.key, worker.body.get("spec") or {}
+        (namespace, name), spec = worker.key, worker.manifest.get("spec") or {}
         self._released(
             self._secret_users.set(
                 worker.key, [(namespace, secret) for secret in referenced_secrets(name, spec)]
@@ -361,7 +361,7 @@ class WorkerRegistry:
         await self.reconciler.secrets.synced()
         api_failures = 0
         while True:
-            ref = parse_client_ref(worker.body.get("spec") or {}, lenient=True)
+            ref = parse_client_ref(worker.manifest.get("spec") or {}, lenient=True)
             if ref is not None:
                 # Nor clients, for a token that names one: waited for here, not
                 # while holding a look, so that clients never listed (their RBAC

@@ -22,6 +22,7 @@ EgainToken waiting for it, and kept only while the Secret is needed.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -51,8 +52,10 @@ _MANAGED_METADATA = (
 )
 
 
-def _kept(secret: Mapping[str, Any]) -> dict[str, Any]:
-    return trimmed(secret, _MANAGED_METADATA)
+def _kept(secret: Mapping[str, Any]) -> bytes:
+    """What is held of a managed Secret: trimmed, as compact JSON text (a
+    third of the objects it parses into; parsed again at each look)."""
+    return json.dumps(trimmed(secret, _MANAGED_METADATA), separators=(",", ":")).encode()
 
 
 def _version(secret: Mapping[str, Any]) -> str:
@@ -85,7 +88,7 @@ class SecretCache:
         self._on_change = on_change
         self._needed = needed
         # Managed Secrets needed, trimmed (`_kept`), data included.
-        self._managed: dict[Key, dict[str, Any]] = {}
+        self._managed: dict[Key, bytes] = {}
         # Credentials read: key -> (its resourceVersion, body).
         self._credentials: dict[Key, tuple[str, dict[str, Any]]] = {}
         self._reads: dict[Key, asyncio.Task[dict[str, Any] | None]] = {}
@@ -115,7 +118,14 @@ class SecretCache:
     def managed(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A needed Secret carrying the operator's label, as last seen; None when
         there is none or it is not held."""
-        return self._managed.get((namespace, name))
+        return self._held((namespace, name))
+
+    def _held(self, key: Key) -> dict[str, Any] | None:
+        kept = self._managed.get(key)
+        if kept is None:
+            return None
+        secret: dict[str, Any] = json.loads(kept)
+        return secret
 
     def exists_unmanaged(self, namespace: str, name: str) -> bool:
         """True when a Secret of that name exists without the operator's label."""
@@ -125,7 +135,7 @@ class SecretCache:
         """The managed Secret `name` (read once if it is not held), and whether an
         unmanaged one has that name (`SecretSource`)."""
         key = (namespace, name)
-        secret = self._managed.get(key)
+        secret = self._held(key)
         if secret is None and _watched_version(self.managed_watches, key) is not None:
             read = await self._shared_read(key)
             secret = read if read is not None and is_managed(read) else None
@@ -134,7 +144,7 @@ class SecretCache:
     async def credentials(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret `name` in full (None: there is none), read again only when it changed."""
         key = (namespace, name)
-        managed = self._managed.get(key)
+        managed = self._held(key)
         if managed is not None:
             return managed
         if _watched_version(self.managed_watches, key) is not None:
