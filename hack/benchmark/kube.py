@@ -11,7 +11,7 @@ import asyncio
 import json
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from testground.controlplane import ControlPlane
 OPERATOR_USER = "egain-token-operator-bench"
 GROUP_PATH = "/apis/egain.cloud/v1alpha1"
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+_RETRIES_WHEN_TOLD = 30  # 429s with Retry-After taken before giving up
 
 
 def tokens_path(namespace: str | None) -> str:
@@ -57,8 +58,15 @@ class Api:
         """Close the connections."""
         await self.client.aclose()
 
-    async def _checked(self, request: Awaitable[httpx.Response]) -> dict[str, Any]:
-        response = await request
+    async def _checked(self, send: Callable[[], Awaitable[httpx.Response]]) -> dict[str, Any]:
+        response = await send()
+        # Sent again while the API server says it cannot serve yet (its storage
+        # (re)initializing just after a CRD is applied), as long as it says to.
+        for _ in range(_RETRIES_WHEN_TOLD):
+            if response.status_code != 429:
+                break
+            await asyncio.sleep(float(response.headers.get("Retry-After") or 1))
+            response = await send()
         if response.status_code >= 400:
             # The API server's message never holds a Secret's data.
             message = response.json().get("message", response.reason_phrase)
@@ -68,16 +76,16 @@ class Api:
 
     async def get(self, path: str, **params: str) -> dict[str, Any]:
         """GET `path`."""
-        return await self._checked(self.client.get(path, params=params))
+        return await self._checked(lambda: self.client.get(path, params=params))
 
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST `body` to the collection at `path`."""
-        return await self._checked(self.client.post(path, json=dict(body)))
+        return await self._checked(lambda: self.client.post(path, json=dict(body)))
 
     async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Merge-patch the object at `path`."""
         return await self._checked(
-            self.client.patch(path, content=json.dumps(patch), headers=MERGE_PATCH)
+            lambda: self.client.patch(path, content=json.dumps(patch), headers=MERGE_PATCH)
         )
 
     async def create_all(

@@ -40,6 +40,11 @@ from egain_token_operator.kube.secretcache import SecretSource
 from egain_token_operator.kube.watch import Key
 
 
+def _compact(document: Mapping[str, Any]) -> bytes:
+    """`document` as compact JSON text."""
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 class Wake:
     """What wakes a worker: `asyncio.Event`'s part that one waiter needs.
 
@@ -81,10 +86,11 @@ class Wake:
 class TokenWorker:
     """What is known about one EgainToken, and its task.
 
-    The EgainToken is kept as last seen, its status apart and compact (JSON
-    text, a fifth of the objects it parses into): only a look reads the
-    status, and thousands of tokens each keeping it parsed came to a sixth of
-    the operator's memory.
+    The EgainToken is kept as last seen, as compact JSON text (a fifth of the
+    objects it parses into), its status apart: parsed again by a look, and by
+    a watch event for the spec. What every event asks (uid, generation, the
+    refresh annotation) is kept as read. Ten thousand tokens each keeping
+    their EgainToken parsed came to a fifth of the operator's memory.
     """
 
     def __init__(self, key: Key, body: Mapping[str, Any]) -> None:
@@ -96,7 +102,10 @@ class TokenWorker:
         self.memory = Memory()
         # The resourceVersion of the credentials Secret the last look read.
         self.credentials_version: str | None = None
-        self.manifest: Mapping[str, Any] = {}  # the EgainToken without its status
+        self.uid = ""
+        self.generation: int | None = None
+        self.refresh_request: str | None = None
+        self._manifest = b""
         self._status = b""
         self.body = body
 
@@ -104,12 +113,25 @@ class TokenWorker:
     def body(self) -> Mapping[str, Any]:
         """The EgainToken as last seen, its status included."""
         status = self.status
-        return {**self.manifest, "status": status} if status else dict(self.manifest)
+        return {**self.manifest, "status": status} if status else self.manifest
 
     @body.setter
     def body(self, body: Mapping[str, Any]) -> None:
-        self.manifest = {k: v for k, v in body.items() if k != "status"}
+        manifest = {k: v for k, v in body.items() if k != "status"}
+        self._manifest = _compact(manifest)
         self.status = body.get("status") or {}
+        metadata = manifest.get("metadata") or {}
+        self.uid = str(metadata.get("uid", ""))
+        generation = metadata.get("generation")
+        self.generation = generation if isinstance(generation, int) else None
+        value = (metadata.get("annotations") or {}).get(REFRESH_REQUESTED_AT_ANNOTATION)
+        self.refresh_request = value if isinstance(value, str) and value else None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The EgainToken as last seen, without its status."""
+        manifest: dict[str, Any] = json.loads(self._manifest)
+        return manifest
 
     @property
     def status(self) -> dict[str, Any]:
@@ -119,22 +141,7 @@ class TokenWorker:
 
     @status.setter
     def status(self, status: Mapping[str, Any]) -> None:
-        self._status = json.dumps(status, separators=(",", ":")).encode() if status else b""
-
-    @property
-    def uid(self) -> str:
-        return str(self.manifest.get("metadata", {}).get("uid", ""))
-
-    @property
-    def generation(self) -> int | None:
-        generation = self.manifest.get("metadata", {}).get("generation")
-        return generation if isinstance(generation, int) else None
-
-    @property
-    def refresh_request(self) -> str | None:
-        annotations = self.manifest.get("metadata", {}).get("annotations") or {}
-        value = annotations.get(REFRESH_REQUESTED_AT_ANNOTATION)
-        return value if isinstance(value, str) and value else None
+        self._status = _compact(status) if status else b""
 
     @property
     def owner(self) -> Owner:

@@ -10,6 +10,7 @@ client reaches the API server is `config.py`'s.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -47,6 +48,15 @@ LIST_PAGE_SIZE = 500
 LIST_PAGE_BYTES = 8 * 1024 * 1024
 # Bytes read from a response at a time, while its size is counted.
 _READ_CHUNK = 64 * 1024
+# API requests in flight at once, watches and the leader's Lease apart. Each
+# needs a connection, and the client keeps up to 100 open, each holding
+# 256 KiB of TLS buffer: a burst of new tokens, whose Events are posted beside
+# the looks' writes, had about a hundred open (25 MiB). 32 in flight keep the
+# API server as busy as it can be on the machines measured, and Events have a
+# lane of their own, so that the writes that make tokens Ready never wait
+# behind them (docs/benchmarks.md); the rest wait.
+API_REQUESTS_IN_FLIGHT = 32
+EVENTS_IN_FLIGHT = 8
 # The API server ends a watch after this long; the client gives up a little later.
 WATCH_SECONDS = 300
 WATCH_CLIENT_TIMEOUT = 330.0
@@ -82,6 +92,14 @@ async def _payload(response: Any) -> dict[str, Any]:
     except (ValueError, AttributeError):
         message = str(response.reason)
     raise _error(response.status, message)
+
+
+async def _json_or_none(call: Awaitable[Any]) -> dict[str, Any] | None:
+    """`_json`, with None for an object that does not exist."""
+    try:
+        return await _json(call)
+    except NotFoundError:
+        return None
 
 
 async def _page(call: Awaitable[Any], cap: int | None) -> tuple[dict[str, Any], int] | None:
@@ -152,19 +170,14 @@ def _error(status: int, message: str) -> KubeError:
     return kind(status, message)
 
 
-async def _json_or_none(call: Awaitable[Any]) -> dict[str, Any] | None:
-    """`_json`, with None for an object that does not exist."""
-    try:
-        return await _json(call)
-    except NotFoundError:
-        return None
-
-
 class Kube:
     """The few API calls the operator makes (`api.KubeApi`), over HTTP."""
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api_client = api_client
+        # Requests in flight, watches apart (each holds a connection of its own).
+        self._in_flight = asyncio.Semaphore(API_REQUESTS_IN_FLIGHT)
+        self._events_in_flight = asyncio.Semaphore(EVENTS_IN_FLIGHT)
         self._core = client.CoreV1Api(api_client)
         self._apps = client.AppsV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
@@ -173,6 +186,18 @@ class Kube:
     async def close(self) -> None:
         """Close the connection pool."""
         await self._api_client.close()
+
+    async def _json(self, call: Awaitable[Any]) -> dict[str, Any]:
+        """`call`'s JSON, sent once one of the requests in flight has ended.
+        (The leader's Lease does not wait: it must be renewed in time whatever
+        else waits; Events wait in a lane of their own.)"""
+        async with self._in_flight:
+            return await _json(call)
+
+    async def _json_or_none(self, call: Awaitable[Any]) -> dict[str, Any] | None:
+        """`_json`, with None for an object that does not exist."""
+        async with self._in_flight:
+            return await _json_or_none(call)
 
     @property
     def server(self) -> tuple[str, int]:
@@ -253,13 +278,13 @@ class Kube:
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The Secret, or None when there is none."""
-        return await _json_or_none(
+        return await self._json_or_none(
             self._core.read_namespaced_secret_without_preload_content(name, namespace)
         )
 
     async def create_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create a Secret; `ConflictError` if one of that name exists."""
-        return await _json(
+        return await self._json(
             self._core.create_namespaced_secret_without_preload_content(
                 namespace, dict(body), field_manager=FIELD_MANAGER
             )
@@ -268,7 +293,7 @@ class Kube:
     async def replace_secret(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Replace a Secret; `ConflictError` if it changed since its `resourceVersion`."""
         name = body["metadata"]["name"]
-        return await _json(
+        return await self._json(
             self._core.replace_namespaced_secret_without_preload_content(
                 name, namespace, dict(body), field_manager=FIELD_MANAGER
             )
@@ -278,7 +303,7 @@ class Kube:
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Merge-patch an EgainToken's status subresource."""
-        return await _json(
+        return await self._json(
             self._custom.patch_namespaced_custom_object_status_without_preload_content(
                 GROUP,
                 VERSION,
@@ -301,7 +326,7 @@ class Kube:
             call = self._custom.get_cluster_custom_object_without_preload_content(
                 GROUP, VERSION, key.kind.plural, key.name
             )
-        return await _json_or_none(call)
+        return await self._json_or_none(call)
 
     async def patch_client_status(
         self, key: ClientKey, status: Mapping[str, Any]
@@ -317,11 +342,11 @@ class Kube:
             call = self._custom.patch_cluster_custom_object_status_without_preload_content(
                 GROUP, VERSION, key.kind.plural, key.name, body, **options
             )
-        return await _json(call)
+        return await self._json(call)
 
     async def read_namespace(self, name: str) -> dict[str, Any] | None:
         """A namespace's metadata (PartialObjectMetadata), or None when there is none."""
-        return await _json_or_none(
+        return await self._json_or_none(
             self._core.read_namespace_without_preload_content(
                 name, _headers={"Accept": METADATA_ONLY}
             )
@@ -329,7 +354,7 @@ class Kube:
 
     async def read_token(self, namespace: str, name: str) -> dict[str, Any] | None:
         """An EgainToken, or None when there is none."""
-        return await _json_or_none(
+        return await self._json_or_none(
             self._custom.get_namespaced_custom_object_without_preload_content(
                 GROUP, VERSION, namespace, PLURAL, name
             )
@@ -344,7 +369,7 @@ class Kube:
         self, namespace: str, name: str, annotations: Mapping[str, str]
     ) -> dict[str, Any]:
         """Merge `annotations` into an EgainToken's metadata."""
-        return await _json(
+        return await self._json(
             self._custom.patch_namespaced_custom_object_without_preload_content(
                 GROUP,
                 VERSION,
@@ -379,7 +404,7 @@ class Kube:
             ),
             WorkloadKind.DAEMON_SET: self._apps.read_namespaced_daemon_set_without_preload_content,
         }[kind]
-        return await _json_or_none(read(name, namespace))
+        return await self._json_or_none(read(name, namespace))
 
     async def patch_workload(
         self, namespace: str, kind: WorkloadKind, name: str, patch: Mapping[str, Any]
@@ -394,7 +419,7 @@ class Kube:
                 self._apps.patch_namespaced_daemon_set_without_preload_content
             ),
         }[kind]
-        return await _json(
+        return await self._json(
             send(
                 name, namespace, dict(patch), field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH
             )
@@ -402,11 +427,12 @@ class Kube:
 
     async def create_event(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create a core/v1 Event."""
-        return await _json(
-            self._core.create_namespaced_event_without_preload_content(
-                namespace, dict(body), field_manager=FIELD_MANAGER
+        async with self._events_in_flight:
+            return await _json(
+                self._core.create_namespaced_event_without_preload_content(
+                    namespace, dict(body), field_manager=FIELD_MANAGER
+                )
             )
-        )
 
     async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A coordination.k8s.io Lease, or None when there is none."""
