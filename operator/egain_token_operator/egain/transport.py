@@ -212,7 +212,7 @@ def _guard_direct_connections(http: httpx.AsyncClient, guard: AddressGuard) -> N
     )
 
 
-class _SocketKnownBackend(httpcore.AsyncNetworkBackend):
+class _SocketKnownBackend(httpcore.AnyIOBackend):
     """httpcore's own backend, whose streams look their socket up once.
 
     Before each request the pool asks every idle connection whether its socket
@@ -221,9 +221,6 @@ class _SocketKnownBackend(httpcore.AsyncNetworkBackend):
     tokens (docs/benchmarks.md). The socket a connection was opened on is the
     one it keeps.
     """
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -234,25 +231,10 @@ class _SocketKnownBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         """Connected as httpcore's backend connects."""
-        stream = await self._inner.connect_tcp(
+        stream = await super().connect_tcp(
             host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
         )
         return _SocketKnownStream(stream, stream.get_extra_info("socket"))
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        """Not used for token requests; passed through."""
-        return await self._inner.connect_unix_socket(
-            path, timeout=timeout, socket_options=socket_options
-        )
-
-    async def sleep(self, seconds: float) -> None:
-        """Passed through."""
-        await self._inner.sleep(seconds)
 
 
 class _SocketKnownStream(httpcore.AsyncNetworkStream):
