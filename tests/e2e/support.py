@@ -214,6 +214,29 @@ class Cluster:
         items: list[dict[str, Any]] = json.loads(result.stdout)["items"]
         return items
 
+    def wait_events(
+        self,
+        namespace: str,
+        reason: str,
+        type_: str | None = None,
+        count: int = 1,
+        timeout: float = 30.0,
+    ) -> list[dict[str, Any]]:
+        """Wait until at least `count` Events with `reason` (and `type_`) are in
+        `namespace`; return them. The operator posts a look's Events after its
+        writes, so a status or a Secret can be seen before the Event that tells it.
+        """
+
+        def found() -> list[dict[str, Any]] | None:
+            said = [
+                e
+                for e in self.events(namespace)
+                if e["reason"] == reason and type_ in (None, e["type"])
+            ]
+            return said if len(said) >= count else None
+
+        return wait_until(found, f"{count} {type_ or ''} {reason} Event(s) in {namespace}", timeout)
+
 
 def credentials_secret(
     namespace: str, name: str, client_id: str, client_secret: str

@@ -46,8 +46,7 @@ def do_the_whole_job(
     wait_until(refreshed, "a refreshed token")
 
     wait_until(lambda: cluster.restarted_at(namespace, "consumer"), "the rollout restart")
-    events = cluster.events(namespace)
-    assert any(e["reason"] == "TokenIssued" for e in events)
+    cluster.wait_events(namespace, "TokenIssued")
 
 
 def test_all_namespaces_chart_rbac_is_sufficient(

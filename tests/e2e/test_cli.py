@@ -115,6 +115,9 @@ def test_status_table_details_and_plugin(
     start_operator()
     make_ready_token("ready", secretName="ready-token")
     _failing_token(cluster, namespace, emulator, make_client)
+    # What the details below print: both Events posted (after the writes of their looks).
+    cluster.wait_events(namespace, "TokenIssued", "Normal")
+    cluster.wait_events(namespace, "InvalidCredentials", "Warning")
 
     table = ctl("status", "-n", namespace)
     assert table.returncode == 1, table.stderr  # one of them is not Ready

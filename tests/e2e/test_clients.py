@@ -113,10 +113,6 @@ def client_ready(
     return wait_until(check, f"{' '.join(args)} Ready={status} {reason} tokens={tokens}")
 
 
-def warned(cluster: Cluster, namespace: str, reason: str) -> bool:
-    return any(e["type"] == "Warning" and e["reason"] == reason for e in cluster.events(namespace))
-
-
 def cluster_client(
     cluster: Cluster,
     emulator: EgainEmulator,
@@ -148,7 +144,7 @@ def test_a_token_through_an_egain_client_is_ready_and_counted(
     client_args = ("egainclient", "portal", "-n", namespace)
     found = client_ready(cluster, client_args, "False", "CredentialsNotFound")
     assert "portal-client" in found["status"]["conditions"][0]["message"]
-    assert warned(cluster, namespace, "CredentialsNotFound")
+    cluster.wait_events(namespace, "CredentialsNotFound", "Warning")
 
     cluster.apply(
         credentials_secret(namespace, "portal-client", client.client_id, client.used_secrets[0]),
@@ -250,14 +246,14 @@ def test_refusals_send_nothing_and_a_label_lets_the_namespace_in(
     )
     token = cluster.wait_ready(namespace, "outside", "False", "ClientNotAllowed")
     assert namespace in token["status"]["conditions"][0]["message"]
-    wait_until(lambda: warned(cluster, namespace, "ClientNotAllowed"), "a ClientNotAllowed Event")
+    cluster.wait_events(namespace, "ClientNotAllowed", "Warning")
 
     cluster.kubectl("label", "namespace", namespace, f"{label}=allowed")
     # At the change: the refusal's backoff would look again only after 10 minutes.
     cluster.wait_ready(namespace, "outside", "True", "TokenIssued", timeout=15)
     token = cluster.wait_ready(namespace, "greedy", "False", "ScopeNotAllowed")
     assert "core.admin" in token["status"]["conditions"][0]["message"]
-    wait_until(lambda: warned(cluster, namespace, "ScopeNotAllowed"), "a ScopeNotAllowed Event")
+    cluster.wait_events(namespace, "ScopeNotAllowed", "Warning")
     assert successes(emulator, client) == 1
     assert len(emulator.requests(client.client_id)) == 1, "a refused token reached eGain"
 
@@ -283,7 +279,7 @@ def test_a_namespace_never_allowed_sends_no_request_at_all(
     )
     cluster.apply(token_using(namespace, "outside", "ClusterEgainClient", name))
     cluster.wait_ready(namespace, "outside", "False", "ClientNotAllowed")
-    wait_until(lambda: warned(cluster, namespace, "ClientNotAllowed"), "a ClientNotAllowed Event")
+    cluster.wait_events(namespace, "ClientNotAllowed", "Warning")
     assert emulator.requests(client.client_id) == []
 
 
@@ -295,7 +291,7 @@ def test_a_missing_client_then_created(
     cluster.apply(token_using(namespace, "web", "EgainClient", "portal"))
     token = cluster.wait_ready(namespace, "web", "False", "ClientNotFound")
     assert "EgainClient portal" in token["status"]["conditions"][0]["message"]
-    wait_until(lambda: warned(cluster, namespace, "ClientNotFound"), "a ClientNotFound Event")
+    cluster.wait_events(namespace, "ClientNotFound", "Warning")
     assert emulator.requests(client.client_id) == []
     cluster.apply(egain_client(namespace, "portal", client_spec(emulator, "portal-client")))
     # At the change: the refusal's backoff would look again only after 10 minutes.

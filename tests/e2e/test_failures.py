@@ -97,7 +97,7 @@ def test_permanent_failures_do_not_hot_loop_and_recover_on_change(
     status = cluster.token(namespace, "broken")["status"]
     assert status["lastFailure"]["reason"] == reason
     assert status["consecutiveFailures"] == 1
-    assert any(e["reason"] == reason and e["type"] == "Warning" for e in cluster.events(namespace))
+    cluster.wait_events(namespace, reason, "Warning")
     del token
 
     if fixes == "right_secret":

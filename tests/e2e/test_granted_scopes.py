@@ -62,13 +62,7 @@ def test_a_token_granting_more_than_allowed_is_refused_and_nothing_written(
     assert "grants scope core.admin" in token["status"]["conditions"][0]["message"]
     assert successes(emulator, client) == 1  # issued by eGain, refused by the operator
     assert cluster.secret_data(namespace, "web") is None
-    wait_until(
-        lambda: any(
-            e["type"] == "Warning" and e["reason"] == "ScopeNotAllowed"
-            for e in cluster.events(namespace)
-        ),
-        "a ScopeNotAllowed Event",
-    )
+    cluster.wait_events(namespace, "ScopeNotAllowed", "Warning")
     # A permanent failure: not asked again on its own within seconds.
     time.sleep(5)
     assert len(emulator.requests(client.client_id)) == 1

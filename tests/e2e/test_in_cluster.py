@@ -254,7 +254,7 @@ def test_two_replicas_in_namespaced_mode_fail_over_when_the_leader_pod_goes(
         "the new leader's token in the Secret",
         15,
     )
-    issued_events = [e for e in cluster.events(namespace) if e["reason"] == "TokenIssued"]
-    assert len(issued_events) == 2
+    cluster.wait_events(namespace, "TokenIssued", count=2, timeout=15)
     time.sleep(3)
     assert sum(r.token_issued for r in pod_emulator.requests(client.client_id)) == 2
+    assert len([e for e in cluster.events(namespace) if e["reason"] == "TokenIssued"]) == 2
