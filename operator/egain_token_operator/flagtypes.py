@@ -16,7 +16,7 @@ from egain_token_operator.decisions.hosts import HostAllowList
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Address:
     """A `HOST:PORT` listening address; an IPv6 host is held without its brackets."""
 

@@ -24,7 +24,7 @@ from egain_token_operator.flagtypes import Address
 ENV_PREFIX = "EGAIN_OPERATOR_"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the operator can be told at start-up."""
 

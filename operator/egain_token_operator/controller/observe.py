@@ -154,7 +154,7 @@ class TokenWorker:
         self.memory = decided.memory
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One look's snapshot, with what acting on it needs."""
 

@@ -59,7 +59,7 @@ REQUESTING = "requesting a token"
 Said = list[tuple[str, str, str]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reconciler:
     """Takes one look at a worker's EgainToken."""
 

@@ -52,7 +52,7 @@ RENEW_POLL_SECONDS = 0.5
 RENEW_CONCURRENT_PATCHES = 16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Selection:
     """What `renew`'s arguments select: one EgainToken by name, or every one a list
     finds (of the namespace, or of every one), by labels or by client."""
@@ -250,7 +250,7 @@ async def _annotate_all(kube: KubeApi, renewal: Renewal) -> list[Progress]:
     return [step for steps in done for step in steps]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Change:
     """One object of a followed collection as its `Watch` handed it over."""
 
@@ -259,7 +259,7 @@ class _Change:
     body: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Listed:
     """The first list of a followed collection has been handed over, whole."""
 

@@ -40,7 +40,7 @@ class Ending(StrEnum):
     DELETED = "deleted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Progress:
     """Something to tell the user about one EgainToken; `ending` None: it goes on."""
 

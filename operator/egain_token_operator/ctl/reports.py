@@ -47,7 +47,7 @@ class Outcome(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One line of a `check` report."""
 

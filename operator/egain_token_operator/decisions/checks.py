@@ -23,7 +23,7 @@ from egain_token_operator.decisions.timestamps import rfc3339
 from egain_token_operator.decisions.tokenspec import TokenSharing, TokenSpec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What one look found, gathered before anything is decided."""
 
@@ -209,7 +209,7 @@ def client_refusal(snapshot: Snapshot) -> tuple[Reason, str] | None:
 # --- the request checks: is a token requested now? --------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the request checks look at, once the local checks passed."""
 

@@ -58,7 +58,7 @@ class ClientKind(StrEnum):
         return self is ClientKind.EGAIN_CLIENT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientRef:
     """`EgainToken.spec.clientRef`."""
 
@@ -71,7 +71,7 @@ class ClientRef:
         return ClientKey(self.kind, token_namespace if self.kind.namespaced else "", self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientKey:
     """One EgainClient (in `namespace`) or ClusterEgainClient (`namespace` empty)."""
 
@@ -84,7 +84,7 @@ class ClientKey:
         return f"{self.kind.value} {self.name}{where}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AllowedNamespaces:
     """`ClusterEgainClient.spec.allowedNamespaces`: names, and/or a label selector."""
 
@@ -98,7 +98,7 @@ class AllowedNamespaces:
         return self.selector is not None and labels is not None and self.selector.matches(labels)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientSpec:
     """An EgainClient's or ClusterEgainClient's spec, defaulted."""
 

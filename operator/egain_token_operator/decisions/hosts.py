@@ -15,7 +15,7 @@ from urllib.parse import SplitResult, urlsplit
 HTTPS_PORT = 443
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostPattern:
     """One entry: `host`, `*.domain` (any depth below it), each with an optional port.
 
@@ -52,7 +52,7 @@ class HostPattern:
         return self.host if self.port == HTTPS_PORT else f"{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostAllowList:
     """The hosts token requests may be sent to."""
 

@@ -9,6 +9,7 @@ them either way: `parse_issuer`.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,7 +49,7 @@ class Flow(StrEnum):
     ANONYMOUS_CUSTOMER = "AnonymousCustomer"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CredentialsRef:
     """Where the client id and secret are: two keys of one Secret."""
 
@@ -63,7 +64,7 @@ class CredentialsRef:
         return self.name if self.namespace is None else f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Issuer:
     """Who issues a token: the fields an inline EgainToken and a client share."""
 
@@ -101,7 +102,9 @@ def _credentials(spec: Mapping[str, Any], namespace: str | None) -> CredentialsR
     secret_key = ref.get("clientSecretKey") or "client_secret"
     if not isinstance(id_key, str) or not isinstance(secret_key, str):
         raise InvalidSpecError("spec.credentialsSecretRef keys must be strings")
-    return CredentialsRef(name, id_key, secret_key, namespace)
+    # Interned: thousands of EgainTokens name the same Secret and keys, and
+    # each would otherwise keep its own copy of these texts.
+    return CredentialsRef(sys.intern(name), sys.intern(id_key), sys.intern(secret_key), namespace)
 
 
 def parse_issuer(spec: Mapping[str, Any], credentials_namespace: str | None) -> Issuer:

@@ -28,7 +28,7 @@ class Operator(StrEnum):
     DOES_NOT_EXIST = "DoesNotExist"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Requirement:
     """One `matchExpressions` item."""
 
@@ -47,7 +47,7 @@ class Requirement:
         return inside if self.operator is Operator.IN else not inside
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LabelSelector:
     """A parsed `metav1.LabelSelector`."""
 

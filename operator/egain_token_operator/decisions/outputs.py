@@ -68,7 +68,7 @@ _DOTENV_LINES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutputFormat:
     """One of `spec.outputFormats`, defaulted."""
 
@@ -77,7 +77,7 @@ class OutputFormat:
     prefix: str = DEFAULT_PREFIX
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outputs:
     """The extra keys an EgainToken asks for: templates by key, and formats."""
 

@@ -35,7 +35,7 @@ from egain_token_operator.decisions.schedule import Failure, RetryPolicy, Stored
 from egain_token_operator.decisions.timestamps import rfc3339
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Memory:
     """What a worker carries from one look to the next."""
 
@@ -48,7 +48,7 @@ class Memory:
     deferred: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """What one look does, and what it reports."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,7 +51,7 @@ def stored_token(secret: Mapping[str, Any]) -> StoredToken | None:
         return None
     return StoredToken(
         access_token=access_token,
-        token_type=token_type,
+        token_type=sys.intern(token_type),  # one copy for all
         scopes=tuple(scope.split()),
         issued_at=issued_at,
         expires_at=expires_at,

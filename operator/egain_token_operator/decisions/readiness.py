@@ -36,7 +36,7 @@ STALLED = "Stalled"
 _UNDER_WAY = frozenset({Reason.PENDING, Reason.TOKEN_EXPIRED}) | TRANSIENT_REASONS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Condition:
     """The Ready condition, before its transition time is known."""
 
@@ -83,7 +83,7 @@ def ready_condition(
     return Condition("Unknown", Reason.PENDING, "requesting a token")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KstatusCondition:
     """A kstatus condition that holds (status True)."""
 

@@ -33,7 +33,7 @@ REFRESH_REQUESTED_AT_ANNOTATION = "egain.cloud/refresh-requested-at"
 RESTARTED_AT_ANNOTATION = "egain.cloud/restarted-at"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Owner:
     """The EgainToken a Secret belongs to."""
 

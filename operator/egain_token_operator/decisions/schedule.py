@@ -44,7 +44,7 @@ def request_floor(lifetime: timedelta) -> timedelta:
     return max(MIN_REFRESH_INTERVAL, lifetime * REQUEST_FLOOR_SHARE)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredToken:
     """A token as held in the managed Secret, with what it was obtained for."""
 
@@ -80,7 +80,7 @@ def next_request_allowed(token: StoredToken, failed_at: datetime | None = None) 
     return min(last + request_floor(token.lifetime), token.expires_at)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failure:
     """The last failed attempt, and when to try again."""
 
@@ -119,7 +119,7 @@ class Failure:
         return self.fingerprint == fingerprint and self.refresh_request == refresh_request
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Tunables of the schedule (from the operator settings)."""
 
@@ -194,7 +194,7 @@ def _longest_lead(token: StoredToken) -> timedelta:
     return max(token.expires_at - next_request_allowed(token), timedelta(0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RefreshBeforeClamp:
     """A `refreshBefore` so long that the refresh would come sooner after the
     token's issue than the request floor allows: it is taken as `taken`."""
@@ -239,7 +239,7 @@ def refresh_before_clamp(
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PropagationShortfall:
     """A token refreshed closer to its expiry than the propagation allowance.
 

@@ -41,7 +41,7 @@ class WorkloadKind(StrEnum):
     DAEMON_SET = "DaemonSet"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RolloutTarget:
     """A workload whose pods are restarted after each new token."""
 
@@ -49,7 +49,7 @@ class RolloutTarget:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenSpec:
     """`EgainToken.spec`, defaulted; with a `clientRef`, combined with its client's `Issuer`."""
 

@@ -72,7 +72,7 @@ def refusal(address: str, port: int, api_server: Iterable[tuple[str, int]] = ())
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddressGuard:
     """Refuses token requests to link-local addresses and to the API server.
 

@@ -25,7 +25,7 @@ from egain_token_operator.decisions.tokenspec import TokenSharing, TokenSpec
 _SHARING_KEY = secrets.token_bytes(32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CredentialsOrigin:
     """Where client credentials were read: the Secret (its identity and the
     resourceVersion read) and the two keys. Any edit of the Secret gives it a
@@ -39,7 +39,7 @@ class CredentialsOrigin:
     client_secret_key: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientCredentials:
     """A client id and secret, and where they were read. Neither shows in `repr`."""
 
@@ -48,7 +48,7 @@ class ClientCredentials:
     origin: CredentialsOrigin
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenRequest:
     """One token request, ready to send."""
 
@@ -133,7 +133,7 @@ class TokenRequest:
         return (self.form["client_secret"], self.form["client_id"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientAppFlow:
     """`POST tokenUrl` as written, the scopes as written."""
 
@@ -151,7 +151,7 @@ class ClientAppFlow:
         return self.scopes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AnonymousCustomerFlow:
     """`POST tokenUrl?user_type=customer&domain_hint=<tenant>`, prefixed scopes."""
 

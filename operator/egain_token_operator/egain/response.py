@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,7 +53,7 @@ _SCOPE = re.compile(r"[\x21-\x7e]+")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenResponse:
     """A parsed, successful token response."""
 
@@ -205,7 +206,7 @@ def parse_token_response(
     token_type = payload.get("token_type")
     if token_type is not None and (not isinstance(token_type, str) or not token_type.strip()):
         raise InvalidTokenResponseError(f"{origin}: token_type is not a string")
-    token_type = token_type.strip() if token_type else "Bearer"
+    token_type = sys.intern(token_type.strip()) if token_type else "Bearer"  # one copy for all
     if not _TOKEN_TYPE.fullmatch(token_type):
         raise InvalidTokenResponseError(
             f"{origin}: token_type is not an HTTP authentication scheme"

@@ -51,7 +51,7 @@ class GoneError(KubeError):
 Resource = Literal["egaintokens", "egainclients", "clusteregainclients", "secrets", "namespaces"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Collection:
     """What one list and watch covers: a kind, one namespace or all, a label selector."""
 

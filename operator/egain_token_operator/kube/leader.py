@@ -27,7 +27,7 @@ from egain_token_operator.kube.api import ConflictError, KubeApi, KubeError
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LeaseTiming:
     """How long a Lease lasts, how long a leader tries to renew it, how often all try."""
 

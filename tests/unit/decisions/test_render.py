@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -88,7 +89,7 @@ def test_update_keeps_foreign_metadata_and_resource_version() -> None:
     existing = render_secret(TOKEN, SPEC, OWNER)
     existing["metadata"]["resourceVersion"] = "42"
     existing["metadata"]["labels"]["added-by-someone"] = "yes"
-    newer = StoredToken(**{**TOKEN.__dict__, "access_token": "newer"})
+    newer = dataclasses.replace(TOKEN, access_token="newer")
     updated = render_secret(newer, SPEC, OWNER, existing=existing)
     assert updated["metadata"]["resourceVersion"] == "42"
     assert updated["metadata"]["labels"]["added-by-someone"] == "yes"
