@@ -88,8 +88,10 @@ class Reconciler:
         try:
             return await self._look(worker, said)
         finally:
-            for type_, reason, message in said:
-                self.post_event(worker.manifest, type_, reason, message)
+            if said:
+                manifest = worker.manifest  # parsed from its compact text: once
+                for type_, reason, message in said:
+                    self.post_event(manifest, type_, reason, message)
 
     async def _look(self, worker: TokenWorker, said: Said) -> datetime | None:
         now, (namespace, name) = self.clock(), worker.key

@@ -50,8 +50,8 @@ LIST_PAGE_BYTES = 8 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
 # API requests in flight at once, watches and the leader's Lease apart. Each
 # needs a connection, and the client keeps up to 100 open, each holding
-# 256 KiB of TLS buffer: a burst of new tokens, whose Events are posted beside
-# the looks' writes, had about a hundred open (25 MiB). 32 in flight keep the
+# 256 KiB of TLS buffer: a burst of new tokens, whose Events are posted in the
+# background, had about a hundred open (25 MiB). 32 in flight keep the
 # API server as busy as it can be on the machines measured, and Events have a
 # lane of their own, so that the writes that make tokens Ready never wait
 # behind them (docs/benchmarks.md); the rest wait.

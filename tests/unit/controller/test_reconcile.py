@@ -54,6 +54,18 @@ def test_issues_writes_and_sleeps_until_the_refresh_time() -> None:
     assert len(kube.statuses) == statuses + 1
 
 
+def test_a_looks_events_are_posted_once_its_secret_and_status_are_written() -> None:
+    kube, egain, clock = setup()
+    seen: list[tuple[str, bool, object]] = []
+
+    def post(body: object, kind: str, reason: str, message: str) -> None:
+        seen.append((reason, ("ns", "portal") in kube.secrets, kube.statuses and ready(kube)))
+
+    made = registry(kube, egain, clock, post)
+    look(made, TokenWorker(("ns", "portal"), BODY))
+    assert seen == [("TokenIssued", True, ("True", "TokenIssued"))]
+
+
 def test_failed_refresh_keeps_ready_until_expiry() -> None:
     kube, egain, clock = setup()
     made, events = controller(kube, egain, clock)
