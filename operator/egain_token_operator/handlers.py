@@ -100,15 +100,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         lambda key, body: memo.workers.observe_client(key, body),
         lambda namespace: memo.workers.observe_namespace(namespace),
     )
-    reconciler = Reconciler(
-        kube=kube,
-        secrets=secrets_cache,
-        clients=clients_cache,
-        egain=egain,
-        policy=retry_policy(config),
-        restarter=restarter,
-        post_event=memo.events,
-    )
 
     async def lead() -> None:
         memo.client_status.activate()
@@ -129,6 +120,16 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             on_stopped=stand_by,
         )
     leading = memo.elector is None
+    reconciler = Reconciler(
+        kube=kube,
+        secrets=secrets_cache,
+        clients=clients_cache,
+        egain=egain,
+        policy=retry_policy(config),
+        restarter=restarter,
+        post_event=memo.events,
+        holds=(lambda: True) if memo.elector is None else memo.elector.holds,
+    )
     memo.workers = WorkerRegistry(
         reconciler,
         active=leading,

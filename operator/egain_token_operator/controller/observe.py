@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,23 +46,21 @@ def _compact(document: Mapping[str, Any]) -> bytes:
 
 
 class Wake:
-    """What wakes a worker: `asyncio.Event`'s part that one waiter needs.
+    """What wakes a worker: a flag the events set and its look clears, and,
+    while the worker sleeps without a task, what starts it again."""
 
-    An `asyncio.Event` keeps a queue for any number of waiters, which alone
-    is half a KiB; a worker's wake has one waiter, its task.
-    """
-
-    __slots__ = ("_set", "_waiter")
+    __slots__ = ("_resume", "_set")
 
     def __init__(self) -> None:
         self._set = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._resume: Callable[[], None] | None = None
 
     def set(self) -> None:
-        """Wake the worker, now or at its next wait."""
+        """Wake the worker: now if it sleeps, else at the end of its look."""
         self._set = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        resume, self._resume = self._resume, None
+        if resume is not None:
+            resume()
 
     def clear(self) -> None:
         """Forget an earlier `set`."""
@@ -72,15 +70,10 @@ class Wake:
         """Whether `set` was called since the last `clear`."""
         return self._set
 
-    async def wait(self) -> None:
-        """Return once `set` is (or was) called."""
-        if self._set:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+    def sleep(self, resume: Callable[[], None] | None) -> None:
+        """The worker sleeps without a task until the next `set`, which calls
+        `resume` (None: it no longer sleeps)."""
+        self._resume = resume
 
 
 class TokenWorker:
@@ -97,6 +90,10 @@ class TokenWorker:
         self.key = key
         self.wake = Wake()
         self.task: asyncio.Task[None] | None = None
+        # While it sleeps without a task: what starts it at its wake-up time.
+        self.timer: asyncio.TimerHandle | None = None
+        # Looks failed in a row (the Kubernetes API, a bug): its backoff.
+        self.failures = 0
         # The last spec that could be served.
         self.spec: TokenSpec | None = None
         self.memory = Memory()

@@ -55,6 +55,16 @@ logger = logging.getLogger(__name__)
 # Logged (at debug) as each token request is sent.
 REQUESTING = "requesting a token"
 
+
+class NotHoldingError(Exception):
+    """A token request stopped unsent: this replica no longer holds its Lease.
+
+    A replica frozen (SIGSTOP, a paused VM) with requests past the worker's
+    gate resumes them; by then another may lead. The worker goes back to its
+    gate, where it waits for a renewal or is ended as the replica stands by.
+    """
+
+
 # The Events a look has to post (type, reason, message), posted once its writes are done.
 Said = list[tuple[str, str, str]]
 
@@ -76,6 +86,9 @@ class Reconciler:
     budgets: ClientBudgets = field(default_factory=ClientBudgets)
     # How a look waits for an instant of `clock` (tests make it return at once).
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    # Whether this replica may act now (`LeaderElector.holds`): asked again just
+    # before each token request is sent, after whatever it waited for.
+    holds: Callable[[], bool] = lambda: True
 
     async def reconcile(self, worker: TokenWorker) -> datetime | None:
         """One look at `worker`'s EgainToken. Returns when to look again (None: on events only).
@@ -223,9 +236,17 @@ class Reconciler:
         snapshot: Snapshot,
         previous: StoredToken | None,
     ) -> StoredToken:
-        """Send `request` for `worker`; the token it obtained, or its `TokenError`."""
-        logger.debug("EgainToken %s/%s: %s", *worker.key, REQUESTING)
-        response, requested_at = await self.egain.fetch_token(request, namespace=worker.key[0])
+        """Send `request` for `worker`; the token it obtained, or its `TokenError`
+        (`NotHoldingError` when the replica no longer holds its Lease)."""
+
+        def sending() -> None:
+            if not self.holds():
+                raise NotHoldingError
+            logger.debug("EgainToken %s/%s: %s", *worker.key, REQUESTING)
+
+        response, requested_at = await self.egain.fetch_token(
+            request, namespace=worker.key[0], sending=sending
+        )
         if response.expires_in_defaulted:
             self._note_default_lifetime(worker, previous, response)
         return StoredToken(

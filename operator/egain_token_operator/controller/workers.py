@@ -2,8 +2,9 @@
 
 Data flows one way: watch events only update what is known and wake a
 worker; the worker's task takes one look at a time (`Reconciler.reconcile`:
-observe, plan, act) and sleeps until the plan's wake-up time or the next
-relevant event, whichever comes first. Only the leader runs workers.
+observe, plan, act) and then ends, the worker asleep until the plan's wake-up
+time or the next relevant event, whichever comes first (a timer, not a task:
+most workers sleep most of the time). Only the leader runs workers.
 
 Events find the workers they concern through indexes (`index.Index`), never by
 going through every worker: a Secret → the EgainTokens that read or write it;
@@ -14,7 +15,7 @@ namespace → the EgainTokens in it that name a ClusterEgainClient.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from typing import Any
 from egain_token_operator import metrics
 from egain_token_operator.controller.index import Index
 from egain_token_operator.controller.observe import TokenWorker
-from egain_token_operator.controller.reconcile import Reconciler
+from egain_token_operator.controller.reconcile import NotHoldingError, Reconciler
 from egain_token_operator.decisions.clients import (
     ClientKey,
     parse_client_ref,
@@ -303,6 +304,7 @@ class WorkerRegistry:
         self._namespace_users.set(key, [])
         if worker.task is not None:
             worker.task.cancel()
+        _unschedule(worker)
         self.reconciler.sharing.leave(key)
         self.reconciler.budgets.withdraw(key, self._clock())
         metrics.forget(*key)
@@ -310,6 +312,9 @@ class WorkerRegistry:
 
     def _start(self, worker: TokenWorker) -> None:
         self._first_looks.started(worker.key)
+        self._spawn(worker)
+
+    def _spawn(self, worker: TokenWorker) -> None:
         worker.task = asyncio.get_running_loop().create_task(
             self._run(worker), name=f"egaintoken {worker.key[0]}/{worker.key[1]}"
         )
@@ -343,6 +348,7 @@ class WorkerRegistry:
         self.reconciler.budgets.clear()
         for key, worker in self._workers.items():
             worker.task = None
+            _unschedule(worker)
             metrics.forget(*key)
 
     async def stop(self) -> None:
@@ -350,6 +356,8 @@ class WorkerRegistry:
         await self._cancel_all()
         self.reconciler.sharing.clear()
         self.reconciler.budgets.clear()
+        for worker in self._workers.values():
+            _unschedule(worker)
         self._workers.clear()
         for index in (self._secret_users, self._client_users, self._namespace_users):
             index.clear()
@@ -357,9 +365,10 @@ class WorkerRegistry:
     # --- the worker loop ----------------------------------------------------
 
     async def _run(self, worker: TokenWorker) -> None:
+        """Look at `worker`'s EgainToken until a look leaves it nothing to do before
+        its wake-up time; then end, the worker asleep (`_sleep`)."""
         # A look judges Secrets by the cache: not before the watches listed them.
         await self.reconciler.secrets.synced()
-        api_failures = 0
         while True:
             ref = parse_client_ref(worker.manifest.get("spec") or {}, lenient=True)
             if ref is not None:
@@ -373,13 +382,16 @@ class WorkerRegistry:
                 async with self._looks.hold(worker.key[0]):
                     worker.wake.clear()
                     wake_at = await self.reconciler.reconcile(worker)
-                api_failures = 0
+                worker.failures = 0
                 self._said_first_looks(self._first_looks.looked(worker.key))
+            except NotHoldingError:
+                logger.debug("EgainToken %s/%s: request not sent: Lease not held", *worker.key)
+                continue  # back to the gate
             except Exception as exc:
                 # A worker must outlive any failure, or its token would silently
                 # stop being refreshed: log, back off, look again.
-                api_failures += 1
-                delay = min(_API_RETRY_INITIAL * 2 ** (api_failures - 1), _API_RETRY_MAX)
+                worker.failures += 1
+                delay = min(_API_RETRY_INITIAL * 2 ** (worker.failures - 1), _API_RETRY_MAX)
                 logger.warning(
                     "EgainToken %s/%s: %s; retrying in %.0fs",
                     *worker.key,
@@ -390,10 +402,36 @@ class WorkerRegistry:
                     exc_info=not isinstance(exc, KubeError),
                 )
                 wake_at = self._clock() + timedelta(seconds=delay)
-            timeout = None if wake_at is None else (wake_at - self._clock()).total_seconds()
-            # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a
-            # cancellation that comes as the event is set (a watch event just
-            # as this replica stands by), and the worker would never end.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(None if timeout is None else max(timeout, 0.0)):
-                    await worker.wake.wait()
+            if not worker.wake.is_set():  # else an event came during the look: again
+                self._sleep(worker, wake_at)
+                return
+
+    def _sleep(self, worker: TokenWorker, wake_at: datetime | None) -> None:
+        """End `worker`'s task until `wake_at` or its wake, whichever comes first.
+
+        A sleeping worker holds a timer, not a task: a task waiting, its
+        coroutine and what a token request left with it (anyio's state of the
+        task) came to about 2 KiB per EgainToken, most of which sleep.
+        """
+        worker.task = None
+        resume = functools.partial(self._resume, worker)
+        worker.wake.sleep(resume)
+        if wake_at is not None:
+            delay = max((wake_at - self._clock()).total_seconds(), 0.0)
+            worker.timer = asyncio.get_running_loop().call_later(delay, resume)
+
+    def _resume(self, worker: TokenWorker) -> None:
+        """Start a sleeping worker's task again (its wake-up time came, or its wake).
+
+        Only a served worker of an acting replica sleeps: forgetting a worker
+        and standing by `_unschedule` it."""
+        _unschedule(worker)
+        self._spawn(worker)
+
+
+def _unschedule(worker: TokenWorker) -> None:
+    """Forget what would start a sleeping worker again."""
+    worker.wake.sleep(None)
+    if worker.timer is not None:
+        worker.timer.cancel()
+        worker.timer = None

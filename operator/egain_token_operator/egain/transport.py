@@ -120,7 +120,11 @@ class EgainClient:
         await self._http.aclose()
 
     async def fetch_token(
-        self, request: TokenRequest, *, namespace: str
+        self,
+        request: TokenRequest,
+        *,
+        namespace: str,
+        sending: Callable[[], None] | None = None,
     ) -> tuple[TokenResponse, datetime]:
         """Send `request` for an EgainToken in `namespace`; return the token with
         the instant it was requested.
@@ -136,6 +140,10 @@ class EgainClient:
         that trickles its answer cannot hold a request slot for longer.
         Expiry is counted from the moment the request was sent, not received,
         so a slow response can only make the recorded expiry early, never late.
+
+        `sending` is called once the request holds its slot, just before it is
+        sent, with nothing awaited in between: what it raises stops the request
+        unsent (the controller checks there that its replica still holds the Lease).
         """
         refused = self._allowed_hosts.refusal(request.url)
         if refused is not None:
@@ -147,6 +155,8 @@ class EgainClient:
             except TimeoutError:
                 raise TokenEndpointUnavailableError(f"timed out resolving {request.host}") from None
         async with self._slots.hold(namespace):
+            if sending is not None:
+                sending()
             requested_at = self._clock()
             started = time.monotonic()
             status_label = "error"

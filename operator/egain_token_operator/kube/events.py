@@ -4,17 +4,21 @@
 the workers that a new leader starts (see `leader.py`) run elsewhere, so the
 operator posts its Events itself, from any task, in the background: a look
 never waits for an Event, and an Event that cannot be posted is only logged.
+Events wait for their turn in a queue, not each in a task of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from egain_token_operator.decisions.timestamps import rfc3339
+from egain_token_operator.kube.adapter import EVENTS_IN_FLIGHT
 from egain_token_operator.kube.api import KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
@@ -66,8 +70,33 @@ def render_event(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """An Event not yet posted, kept as little as rendering it needs: a burst
+    of new tokens queues thousands (each about the size of its message, where
+    a task waiting to post it came to a few KiB)."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str | None
+    namespace: str | None
+    type_: str
+    reason: str
+    message: str
+    at: datetime
+
+    @property
+    def involved(self) -> dict[str, Any]:
+        """The involved object as `render_event` reads it."""
+        metadata = {"name": self.name, "uid": self.uid, "namespace": self.namespace}
+        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": metadata}
+
+
 class EventRecorder:
-    """Posts Events in the background; `stop` waits for those under way."""
+    """Posts Events in the background, in order, as many at once as the API
+    client's lane for Events takes (`adapter.EVENTS_IN_FLIGHT`); the others
+    wait in a queue. `stop` waits for every one."""
 
     def __init__(
         self,
@@ -79,15 +108,42 @@ class EventRecorder:
         self._clock = clock
         # Where Events about cluster-scoped objects go: the cluster resource namespace.
         self._cluster_namespace = cluster_namespace
-        self._pending: set[asyncio.Task[None]] = set()
+        self._waiting: deque[_Waiting] = deque()
+        self._posters: set[asyncio.Task[None]] = set()
 
     def __call__(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        event = render_event(
-            involved, type_, reason, message, self._clock(), self._cluster_namespace
+        metadata = involved["metadata"]
+        self._waiting.append(
+            _Waiting(
+                involved["apiVersion"],
+                involved["kind"],
+                metadata["name"],
+                metadata.get("uid"),
+                metadata.get("namespace"),
+                type_,
+                reason,
+                message,
+                self._clock(),
+            )
         )
-        task = asyncio.get_running_loop().create_task(self._post(event), name=f"event {reason}")
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        if len(self._posters) < EVENTS_IN_FLIGHT:
+            task = asyncio.get_running_loop().create_task(self._post_waiting(), name="events")
+            self._posters.add(task)
+            task.add_done_callback(self._posters.discard)
+
+    async def _post_waiting(self) -> None:
+        while self._waiting:
+            waiting = self._waiting.popleft()
+            await self._post(
+                render_event(
+                    waiting.involved,
+                    waiting.type_,
+                    waiting.reason,
+                    waiting.message,
+                    waiting.at,
+                    self._cluster_namespace,
+                )
+            )
 
     async def _post(self, event: Mapping[str, Any]) -> None:
         subject, namespace = event["involvedObject"], event["metadata"]["namespace"]
@@ -104,5 +160,6 @@ class EventRecorder:
             )
 
     async def stop(self) -> None:
-        """Let the Events under way be posted."""
-        await asyncio.gather(*self._pending, return_exceptions=True)
+        """Let every Event waiting or under way be posted."""
+        while self._posters:
+            await asyncio.gather(*self._posters, return_exceptions=True)

@@ -4,7 +4,7 @@ the EgainTokens that name them, and a registry over them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from egain_token_operator.controller.observe import TokenWorker
@@ -35,10 +35,14 @@ class RecordingEgain(FakeEgain):
         self.client_ids: list[str] = []
 
     async def fetch_token(
-        self, request: TokenRequest, *, namespace: str
+        self,
+        request: TokenRequest,
+        *,
+        namespace: str,
+        sending: Callable[[], None] | None = None,
     ) -> tuple[TokenResponse, Any]:
         self.client_ids.append(request.form["client_id"])
-        return await super().fetch_token(request, namespace=namespace)
+        return await super().fetch_token(request, namespace=namespace, sending=sending)
 
 
 def credentials(client_id: str, version: str = "1") -> dict[str, Any]:

@@ -63,12 +63,22 @@ class FakeEgain:
         self.allowed_hosts = HostAllowList.parse("*.egain.cloud")
         self.requests = 0
         self.failure: TokenError | None = None
+        # Awaited by each request before it is sent: a request waiting for a slot.
+        self.slot: Callable[[], Awaitable[None]] | None = None
         # Awaited by each request before it answers: a request in flight.
         self.in_flight: Callable[[], Awaitable[None]] | None = None
 
     async def fetch_token(
-        self, request: TokenRequest, *, namespace: str
+        self,
+        request: TokenRequest,
+        *,
+        namespace: str,
+        sending: Callable[[], None] | None = None,
     ) -> tuple[TokenResponse, datetime]:
+        if self.slot is not None:
+            await self.slot()
+        if sending is not None:
+            sending()
         self.requests += 1
         if self.in_flight is not None:
             await self.in_flight()
@@ -105,6 +115,7 @@ def registry(
     *,
     active: bool = True,
     acting: Callable[[], Awaitable[None]] | None = None,
+    holds: Callable[[], bool] = lambda: True,
 ) -> WorkerRegistry:
     """A registry over the fakes; its looks wait for the clock by yielding only."""
     reconciler = Reconciler(
@@ -117,6 +128,7 @@ def registry(
         post_event=post_event,
         clock=clock,
         sleep=lambda seconds: asyncio.sleep(0),
+        holds=holds,
     )
     return WorkerRegistry(reconciler, clock=clock, active=active, acting=acting)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -25,12 +26,16 @@ class HangingFor(FakeEgain):
         self.asked: list[str] = []  # the namespace of each request
 
     async def fetch_token(
-        self, request: TokenRequest, *, namespace: str
+        self,
+        request: TokenRequest,
+        *,
+        namespace: str,
+        sending: Callable[[], None] | None = None,
     ) -> tuple[TokenResponse, datetime]:
         self.asked.append(namespace)
         if namespace == self.namespace:
             await self.hang.wait()
-        return await super().fetch_token(request, namespace=namespace)
+        return await super().fetch_token(request, namespace=namespace, sending=sending)
 
 
 def test_a_namespace_whose_requests_hang_leaves_looks_for_another() -> None:

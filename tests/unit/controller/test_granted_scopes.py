@@ -4,6 +4,7 @@ client's `allowedScopes`: nothing written, the refusal said and held back."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,9 +38,13 @@ class GrantingMore(RecordingEgain):
         self.extra: tuple[str, ...] = ()
 
     async def fetch_token(
-        self, request: TokenRequest, *, namespace: str
+        self,
+        request: TokenRequest,
+        *,
+        namespace: str,
+        sending: Callable[[], None] | None = None,
     ) -> tuple[TokenResponse, Any]:
-        response, at = await super().fetch_token(request, namespace=namespace)
+        response, at = await super().fetch_token(request, namespace=namespace, sending=sending)
         granted = TokenResponse(
             response.access_token,
             response.token_type,

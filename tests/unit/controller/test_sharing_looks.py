@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,10 +32,14 @@ class CountingEgain(FakeEgain):
         self.sent: list[tuple[str, ...]] = []
 
     async def fetch_token(
-        self, request: TokenRequest, *, namespace: str
+        self,
+        request: TokenRequest,
+        *,
+        namespace: str,
+        sending: Callable[[], None] | None = None,
     ) -> tuple[TokenResponse, datetime]:
         self.sent.append(request.scopes)
-        return await super().fetch_token(request, namespace=namespace)
+        return await super().fetch_token(request, namespace=namespace, sending=sending)
 
 
 NAMESPACES = ("ns-1", "ns-2", "ns-3")

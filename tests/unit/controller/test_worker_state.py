@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import pytest
-
 from egain_token_operator.controller.observe import TokenWorker, Wake
 
 BODY = {
@@ -29,36 +25,18 @@ def test_the_status_is_kept_apart_and_read_back_whole() -> None:
     assert worker.status == {} and "status" not in worker.body
 
 
-def test_a_wake_set_before_the_wait_returns_at_once_until_cleared() -> None:
-    async def go() -> None:
-        wake = Wake()
-        wake.set()
-        await asyncio.wait_for(wake.wait(), 1)
-        assert wake.is_set()
-        wake.clear()
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(wake.wait(), 0.01)
-
-    asyncio.run(go())
-
-
-def test_a_wake_set_while_waiting_ends_the_wait_and_a_cancelled_wait_can_wait_again() -> None:
-    async def go() -> None:
-        wake = Wake()
-        waiting = asyncio.get_running_loop().create_task(wake.wait())
-        await asyncio.sleep(0)
-        assert not waiting.done()
-        wake.set()
-        await asyncio.wait_for(waiting, 1)
-        wake.clear()
-        cancelled = asyncio.get_running_loop().create_task(wake.wait())
-        await asyncio.sleep(0)
-        cancelled.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await cancelled
-        again = asyncio.get_running_loop().create_task(wake.wait())
-        await asyncio.sleep(0)
-        wake.set()
-        await asyncio.wait_for(again, 1)
-
-    asyncio.run(go())
+def test_a_wake_set_while_asleep_resumes_once_and_is_kept_until_cleared() -> None:
+    wake, resumed = Wake(), list[int]()
+    wake.set()  # during a look: no resume, the flag says "look again"
+    assert wake.is_set() and resumed == []
+    wake.clear()
+    wake.sleep(lambda: resumed.append(1))
+    assert resumed == [] and not wake.is_set()
+    wake.set()
+    wake.set()  # resumed once: the second set only keeps the flag
+    assert resumed == [1] and wake.is_set()
+    wake.clear()
+    wake.sleep(lambda: resumed.append(2))
+    wake.sleep(None)  # no longer asleep (its timer fired, or it stood by)
+    wake.set()
+    assert resumed == [1]

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from egain_token_operator.controller.workers import WorkerRegistry
 from egain_token_operator.kube.api import UnreachableError
+from egain_token_operator.kube.leader import LeaderElector, LeaseTiming
 from tests.unit.controller.support import (
     BODY,
     controller,
@@ -66,6 +69,123 @@ def test_a_worker_looks_only_once_the_replica_may_act() -> None:
         assert egain.requests == 1
         assert ready(kube) == ("True", "TokenIssued")
         await made.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_request_resumed_past_the_lease_deadline_is_not_sent() -> None:
+    # A replica frozen (SIGSTOP, a paused VM) while a request waits for its slot:
+    # the worker passed its gate with the Lease held, and resumes once the renew
+    # deadline has passed, when another replica may lead. The request must not
+    # leave before this replica holds the Lease again.
+    kube, egain, clock = setup()
+    slot = asyncio.Event()
+
+    async def wait_for_slot() -> None:
+        await slot.wait()
+
+    egain.slot = wait_for_slot
+    made: WorkerRegistry
+
+    async def lead() -> None:
+        await made.activate()
+
+    async def stand_by() -> None:
+        await made.deactivate()
+
+    elector = LeaderElector(
+        kube, ("ops", "lease"), "a", on_started=lead, on_stopped=stand_by, clock=clock
+    )
+    made = registry(
+        kube,
+        egain,
+        clock,
+        lambda *_: None,
+        active=False,
+        acting=elector.acting,
+        holds=elector.holds,
+    )
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        await elector.step()
+        for _ in range(20):  # past the gate, waiting for a slot
+            await asyncio.sleep(0)
+        clock.now += LeaseTiming().renew_deadline  # frozen until the deadline passed
+        slot.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 0, "a request was sent after the Lease's renew deadline"
+        assert kube.statuses == []
+        await elector.step()  # its next round: it stands by
+        assert not elector.leading
+        await elector.step()  # and takes the Lease again: the token is requested afresh
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 1
+        assert ready(kube) == ("True", "TokenIssued")
+        await made.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_sleeping_worker_holds_a_timer_not_a_task_and_looks_again_when_it_fires() -> None:
+    kube, egain, clock = setup()
+    made = registry(kube, egain, clock, lambda *_: None)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        made.observe_token("ADDED", BODY)
+        worker = made._workers[("ns", "portal")]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert egain.requests == 1
+        assert worker.task is None, "an idle worker kept its task"
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        timer = worker.timer
+        assert timer is not None
+        # Refreshed a third of its hour before expiry (the default `refreshBefore`),
+        # less a jitter.
+        due = timer.when() - loop.time()
+        assert 2000 < due <= 2400
+        start = loop.time()  # both clocks a second past the wake-up time
+        clock.now += timedelta(seconds=due + 1)
+        loop.time = lambda: start + due + 1  # type: ignore[method-assign]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert worker.timer is not timer, "the timer did not fire"
+        assert egain.requests == 2, "the timer did not start a look"
+        assert worker.task is None and worker.timer is not None
+        timer = worker.timer
+        made.observe_token("DELETED", BODY)
+        assert timer.cancelled() and worker.timer is None, "a deleted token's timer was left"
+        await made.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_event_wakes_a_sleeping_worker_and_a_standby_replica_leaves_none_asleep() -> None:
+    kube, egain, clock = setup()
+    made = registry(kube, egain, clock, lambda *_: None)
+
+    async def scenario() -> None:
+        made.observe_token("ADDED", BODY)
+        worker = made._workers[("ns", "portal")]
+        for _ in range(20):
+            await asyncio.sleep(0)
+        changed: dict[str, Any] = copy.deepcopy(BODY)
+        changed["metadata"]["annotations"] = {"egain.cloud/refresh-requested-at": "now"}
+        made.observe_token("MODIFIED", changed)
+        assert worker.task is not None, "the event did not start the sleeping worker"
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert worker.task is None
+        timer = worker.timer
+        assert timer is not None
+        await made.deactivate()
+        assert timer.cancelled() and worker.timer is None
+        worker.wake.set()  # a late event, or a shared token landing
+        assert worker.task is None, "a standby replica started a worker"
 
     asyncio.run(scenario())
 

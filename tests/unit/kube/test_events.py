@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
+from egain_token_operator.kube.adapter import EVENTS_IN_FLIGHT
 from egain_token_operator.kube.api import KubeError
 from egain_token_operator.kube.events import EventRecorder, render_event
 from tests.unit.fakes import FakeKube
@@ -68,3 +71,39 @@ def test_an_event_that_cannot_be_posted_is_logged(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING):
         asyncio.run(run())
     assert "could not post the InvalidScope Event for team-a/portal" in caplog.text
+
+
+class HeldEvents(FakeKube):
+    """Each Event is created once `go` is set; counts those under way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+        self.under_way = self.peak = 0
+
+    async def create_event(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.under_way += 1
+        self.peak = max(self.peak, self.under_way)
+        await self.go.wait()
+        self.under_way -= 1
+        return await super().create_event(namespace, body)
+
+
+def test_events_wait_in_a_queue_not_in_tasks_and_each_is_posted_once() -> None:
+    kube = HeldEvents()
+
+    async def run() -> None:
+        record = recorder(kube)
+        tasks_before = len(asyncio.all_tasks())
+        for i in range(100):
+            record(TOKEN, "Normal", "TokenIssued", f"token {i}")
+        await asyncio.sleep(0)
+        assert kube.under_way == EVENTS_IN_FLIGHT
+        assert len(asyncio.all_tasks()) - tasks_before == EVENTS_IN_FLIGHT
+        kube.go.set()
+        await record.stop()
+
+    asyncio.run(run())
+    assert kube.peak == EVENTS_IN_FLIGHT
+    posted = sorted(body["message"] for _, body in kube.events)
+    assert posted == sorted(f"token {i}" for i in range(100))
