@@ -87,11 +87,6 @@ def setup() -> tuple[FakeKube, RecordingEgain, Clock, WorkerRegistry, list[tuple
     return kube, egain, clock, registry(kube, egain, clock, recorder(events)), events
 
 
-async def settle() -> None:
-    for _ in range(50):
-        await asyncio.sleep(0)
-
-
 def look(made: WorkerRegistry, body: Mapping[str, Any]) -> TokenWorker:
     metadata = body["metadata"]
     worker = TokenWorker((metadata["namespace"], metadata["name"]), body)

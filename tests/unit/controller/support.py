@@ -106,6 +106,12 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+async def settle() -> None:
+    """Let the loop run until what was started has done what it can without waiting."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
 def registry(
     kube: FakeKube,
     egain: FakeEgain,

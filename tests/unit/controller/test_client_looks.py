@@ -17,7 +17,6 @@ from tests.unit.controller.clients import (
     client_body,
     credentials,
     look,
-    settle,
     setup,
     token_body,
 )
@@ -27,6 +26,7 @@ from tests.unit.controller.support import (
     FakeClients,
     ready,
     registry,
+    settle,
 )
 
 # --- looks through a client ---------------------------------------------------

@@ -16,13 +16,13 @@ from tests.unit.controller.clients import (
     EGAIN_CLIENT,
     client_body,
     credentials,
-    settle,
 )
 from tests.unit.controller.support import (
     OPERATOR_NAMESPACE,
     START,
     b64,
     recorder,
+    settle,
 )
 from tests.unit.fakes import FakeKube
 

@@ -12,7 +12,7 @@ from egain_token_operator.decisions.slots import share_of
 from egain_token_operator.egain.request import TokenRequest
 from egain_token_operator.egain.response import TokenResponse
 from tests.unit.clock import Clock
-from tests.unit.controller.support import BODY, FakeEgain, b64, controller, setup
+from tests.unit.controller.support import BODY, FakeEgain, b64, controller, settle, setup
 
 HOGS = 70  # more than the looks: with a plain limit, they would take every one
 
@@ -55,10 +55,6 @@ def test_a_namespace_whose_requests_hang_leaves_looks_for_another() -> None:
         body = {**BODY, "metadata": {**metadata, "generation": 1}, "spec": spec}
         kube.tokens[(namespace, f"t{index}")] = body
         return body
-
-    async def settle() -> None:
-        for _ in range(50):
-            await asyncio.sleep(0)
 
     async def scenario() -> None:
         for index in range(HOGS):

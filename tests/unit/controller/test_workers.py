@@ -19,6 +19,7 @@ from tests.unit.controller.support import (
     controller,
     ready,
     registry,
+    settle,
     setup,
 )
 
@@ -32,14 +33,12 @@ def test_a_standby_controller_acts_only_while_active() -> None:
         await asyncio.sleep(0)
         assert egain.requests == 0, "a standby replica requested a token"
         await standby.activate()
-        for _ in range(20):  # let the new worker take its first look
-            await asyncio.sleep(0)
+        await settle()  # let the new worker take its first look
         assert egain.requests == 1
         assert ready(kube) == ("True", "TokenIssued")
         await standby.deactivate()
         await standby.activate()  # leads again: starts afresh from the Secret
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert egain.requests == 1, "a new leader requested a token the Secret holds"
         await standby.stop()
 
@@ -59,13 +58,11 @@ def test_a_worker_looks_only_once_the_replica_may_act() -> None:
 
     async def scenario() -> None:
         made.observe_token("ADDED", BODY)
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert egain.requests == 0, "a worker acted while its replica's hold was not current"
         assert kube.statuses == []
         may_act.set()
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert egain.requests == 1
         assert ready(kube) == ("True", "TokenIssued")
         await made.stop()
@@ -109,19 +106,16 @@ def test_a_request_resumed_past_the_lease_deadline_is_not_sent() -> None:
     async def scenario() -> None:
         made.observe_token("ADDED", BODY)
         await elector.step()
-        for _ in range(20):  # past the gate, waiting for a slot
-            await asyncio.sleep(0)
+        await settle()  # past the gate, waiting for a slot
         clock.now += LeaseTiming().renew_deadline  # frozen until the deadline passed
         slot.set()
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert egain.requests == 0, "a request was sent after the Lease's renew deadline"
         assert kube.statuses == []
         await elector.step()  # its next round: it stands by
         assert not elector.leading
         await elector.step()  # and takes the Lease again: the token is requested afresh
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert egain.requests == 1
         assert ready(kube) == ("True", "TokenIssued")
         await made.stop()
@@ -137,8 +131,7 @@ def test_a_sleeping_worker_holds_a_timer_not_a_task_and_looks_again_when_it_fire
         loop = asyncio.get_running_loop()
         made.observe_token("ADDED", BODY)
         worker = made._workers[("ns", "portal")]
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert egain.requests == 1
         assert worker.task is None, "an idle worker kept its task"
         assert asyncio.all_tasks() == {asyncio.current_task()}
@@ -151,8 +144,7 @@ def test_a_sleeping_worker_holds_a_timer_not_a_task_and_looks_again_when_it_fire
         start = loop.time()  # both clocks a second past the wake-up time
         clock.now += timedelta(seconds=due + 1)
         loop.time = lambda: start + due + 1  # type: ignore[method-assign]
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert worker.timer is not timer, "the timer did not fire"
         assert egain.requests == 2, "the timer did not start a look"
         assert worker.task is None and worker.timer is not None
@@ -171,14 +163,12 @@ def test_an_event_wakes_a_sleeping_worker_and_a_standby_replica_leaves_none_asle
     async def scenario() -> None:
         made.observe_token("ADDED", BODY)
         worker = made._workers[("ns", "portal")]
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         changed: dict[str, Any] = copy.deepcopy(BODY)
         changed["metadata"]["annotations"] = {"egain.cloud/refresh-requested-at": "now"}
         made.observe_token("MODIFIED", changed)
         assert worker.task is not None, "the event did not start the sleeping worker"
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
         assert worker.task is None
         timer = worker.timer
         assert timer is not None
@@ -200,8 +190,7 @@ def test_a_worker_woken_as_its_replica_stands_by_still_ends() -> None:
 
     async def scenario() -> None:
         made.observe_token("ADDED", BODY)
-        for _ in range(20):  # its first look; then it waits for its refresh time
-            await asyncio.sleep(0)
+        await settle()  # its first look; then it waits for its refresh time
         assert egain.requests == 1
         changed: dict[str, Any] = copy.deepcopy(BODY)
         changed["metadata"]["generation"] = 2
