@@ -137,7 +137,13 @@ def _time_to_ready(ttr: Row, floor: Row) -> list[Line]:
             f"{_ratio(ttr['p50_ms'], floor.get('p50_ms'))} / "
             f"{_ratio(ttr['p95_ms'], floor.get('p95_ms'))}",
             "p50 ≤ 1.3x floor",
-        )
+        ),
+        Line(
+            "b) time to Ready",
+            "  p50 after the create request returned",
+            f"{ttr['after_create_p50_ms']:.1f} ms (the create: {ttr['create_p50_ms']:.1f} ms)",
+            _ratio(ttr["after_create_p50_ms"], floor.get("p50_ms")),
+        ),
     ]
 
 

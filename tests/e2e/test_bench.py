@@ -76,6 +76,7 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     ready = rows["time_to_ready"]
     assert ready["trials"] == 5
     assert 0 < ready["p50_ms"] <= ready["p95_ms"] <= ready["max_ms"]
+    assert ready["create_p50_ms"] > 0 and 0 < ready["after_create_p50_ms"] < ready["max_ms"]
 
     (burst,) = rows["burst"]  # 1,000 and TOKENS are one size here
     assert burst["tokens"] == TOKENS

@@ -77,7 +77,13 @@ def _rows() -> dict[str, Any]:
             "tokens_per_second": 400.0,
             "cpu_ms_per_issue": 1.25,
         },
-        "time_to_ready": {"trials": 5, "p50_ms": 20.0, "p95_ms": 45.0},
+        "time_to_ready": {
+            "trials": 5,
+            "p50_ms": 20.0,
+            "p95_ms": 45.0,
+            "create_p50_ms": 4.0,
+            "after_create_p50_ms": 15.0,
+        },
         "burst": [_burst(1000), _burst(2000)],
         "steady": {
             "tokens": 2000,
@@ -193,7 +199,10 @@ def test_every_row_has_its_lines_and_none_is_an_error() -> None:
 
 def test_figures_are_set_beside_the_floor_and_the_rows_they_are_compared_with() -> None:
     rows = _rows()
-    assert _lines(rows, "b) time to Ready")["p50 / p95 (5 trials)"].floor == "2.0x / 3.0x"
+    ttr = _lines(rows, "b) time to Ready")
+    assert ttr["p50 / p95 (5 trials)"].floor == "2.0x / 3.0x"
+    after_create = ttr["  p50 after the create request returned"]
+    assert (after_create.value, after_create.floor) == ("15.0 ms (the create: 4.0 ms)", "1.5x")
     assert _lines(rows, "c) 2000 vs 1000")["CPU per issued token"].value == "0.50x"
     cpu = _lines(rows, "c) burst 1000")["operator CPU per issued token"]
     assert (cpu.value, cpu.floor, cpu.target) == ("2.00 ms", "1.6x", "≤ 1.5x floor")
