@@ -159,6 +159,8 @@ def _burst(burst: Row, tps: float | None, cpu_floor: float | None, limit: int) -
             _ratio(tps, burst["tokens_per_second"]),
             "≤ 1.3x floor",
         ),
+        # The Events' lane gives way to the writes that make tokens Ready.
+        Line(row, "  every Event posted", f"{burst['events_posted_seconds']:.1f} s"),
         Line(row, "token requests", str(burst["token_requests"]), "", f"{size}"),
         Line(
             row,

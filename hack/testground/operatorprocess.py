@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from testground import procfs
 from testground.controlplane import REPO, ControlPlane
@@ -156,9 +157,33 @@ class OperatorProcess:
         """Its `/metrics` page."""
         return httpx.get(f"http://{self.listen}:{self.metrics_port}/metrics", timeout=5).text
 
+    def metric(self, name: str) -> float | None:
+        """Its unlabelled metric `name` (a gauge such as `egain_token_operator_leader`),
+        asked for alone: the whole page grows with the tokens served. None when
+        it has none."""
+        page = httpx.get(
+            f"http://{self.listen}:{self.metrics_port}/metrics", params={"name[]": name}, timeout=5
+        ).text
+        for family in text_string_to_metric_families(page):
+            for sample in family.samples:
+                if sample.name == name and not sample.labels:
+                    return sample.value
+        return None
+
     def leading(self) -> bool:
         """Whether this replica says it acts (its `egain_token_operator_leader` gauge)."""
-        return "\negain_token_operator_leader 1.0" in self.metrics()
+        return self.metric("egain_token_operator_leader") == 1
+
+    async def events_posted(self, within: float) -> float:
+        """Wait, without blocking the event loop, until it has posted every Event
+        it queued (`egain_token_operator_events_pending` at 0); when, as Unix
+        time. TimeoutError after `within` seconds."""
+        deadline = time.monotonic() + within
+        while await asyncio.to_thread(self.metric, "egain_token_operator_events_pending") != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the operator's Events were not posted after {within:.0f} s")
+            await asyncio.sleep(0.1)
+        return time.time()
 
     def log(self) -> str:
         """Its log so far, every launch."""

@@ -162,6 +162,11 @@ LEADER = Gauge(
     "1 while this replica acts (holds the leader election Lease, or runs without one).",
 )
 
+EVENTS_PENDING = Gauge(
+    "egain_token_operator_events_pending",
+    "Events the operator has yet to post: waiting for their turn, or being posted.",
+)
+
 BUILD = Info("egain_token_operator_build", "The running operator's version.")
 BUILD.info({"version": __version__})
 

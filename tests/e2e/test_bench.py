@@ -84,6 +84,9 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     assert 1 <= burst["peak_concurrent_token_requests"] <= SETTINGS.max_concurrent_requests
     assert burst["api_requests_by_kind"]["patch egaintokens/status"] >= TOKENS
     assert burst["all_ready_seconds"] > 0
+    # Every token's TokenIssued Event posted before the burst's figures are taken...
+    assert burst["api_requests_by_kind"]["create events"] == TOKENS
+    assert burst["events_posted_seconds"] >= burst["all_ready_seconds"]
     assert burst["cpu_ms_per_token"] > 0
     assert floor["cpu_ms_per_issue"] > 0  # its own process's
     profile = burst["profile"]  # py-spy sampled the operator through the burst
@@ -95,6 +98,7 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     assert steady["rss_mib"] > 10
     assert steady["cpu_percent"] >= 0
     assert steady["token_requests"] == 0
+    assert "create events" not in steady["api_requests_by_kind"]  # ...none left for d)
 
     (restarted,) = rows["restart"]  # no 5,000 burst here
     for restart in (restarted, rows["unrelated_secrets"]["restart"]):

@@ -20,6 +20,7 @@ def _burst(size: int) -> dict[str, Any]:
         "tokens": size,
         "all_ready_seconds": 4.0,
         "tokens_per_second": size / 4,
+        "events_posted_seconds": 4.5,
         "token_requests": size,
         "peak_concurrent_token_requests": 7,
         "api_requests": 3 * size,
@@ -207,6 +208,7 @@ def test_figures_are_set_beside_the_floor_and_the_rows_they_are_compared_with() 
     cpu = _lines(rows, "c) burst 1000")["operator CPU per issued token"]
     assert (cpu.value, cpu.floor, cpu.target) == ("2.00 ms", "1.6x", "≤ 1.5x floor")
     assert _lines(rows, "c) burst 2000")["all Ready"].floor == "0.8x"
+    assert _lines(rows, "c) burst 2000")["  every Event posted"].value == "4.5 s"
     assert _lines(rows, "g) +2000 Secrets")["restart vs e)"].value == "+10 %"
     two = _lines(rows, "l) 1000 x 12 s, 2 repl.")["refreshes/s over 60 s"]
     assert two.floor == "1.5x 1 repl."

@@ -30,48 +30,8 @@ COMPONENT = "egain-token-operator"
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
 
-def render_event(
-    involved: Mapping[str, Any],
-    type_: str,
-    reason: str,
-    message: str,
-    now: datetime,
-    cluster_namespace: str = "default",
-) -> dict[str, Any]:
-    """A core/v1 Event about the object `involved` (as the API sent it), in its
-    namespace; about a cluster-scoped object (a ClusterEgainClient), in
-    `cluster_namespace`."""
-    metadata = involved["metadata"]
-    stamp = rfc3339(now)
-    subject = {
-        "apiVersion": involved["apiVersion"],
-        "kind": involved["kind"],
-        "name": metadata["name"],
-        "uid": metadata.get("uid"),
-    }
-    if metadata.get("namespace"):
-        subject["namespace"] = metadata["namespace"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "generateName": f"{metadata['name']}.",
-            "namespace": metadata.get("namespace") or cluster_namespace,
-        },
-        "involvedObject": subject,
-        "type": type_,
-        "reason": reason,
-        "message": message,
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
-
-
 @dataclass(frozen=True, slots=True)
-class _Waiting:
+class PendingEvent:
     """An Event not yet posted, kept as little as rendering it needs: a burst
     of new tokens queues thousands (each about the size of its message, where
     a task waiting to post it came to a few KiB)."""
@@ -86,17 +46,60 @@ class _Waiting:
     message: str
     at: datetime
 
-    @property
-    def involved(self) -> dict[str, Any]:
-        """The involved object as `render_event` reads it."""
-        metadata = {"name": self.name, "uid": self.uid, "namespace": self.namespace}
-        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": metadata}
+    @classmethod
+    def about(
+        cls, involved: Mapping[str, Any], type_: str, reason: str, message: str, at: datetime
+    ) -> PendingEvent:
+        """An Event about the object `involved` (as the API sent it)."""
+        metadata = involved["metadata"]
+        return cls(
+            involved["apiVersion"],
+            involved["kind"],
+            metadata["name"],
+            metadata.get("uid"),
+            metadata.get("namespace"),
+            type_,
+            reason,
+            message,
+            at,
+        )
+
+    def render(self, cluster_namespace: str = "default") -> dict[str, Any]:
+        """The core/v1 Event, in its object's namespace; about a cluster-scoped
+        object (a ClusterEgainClient), in `cluster_namespace`."""
+        stamp = rfc3339(self.at)
+        subject = {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+        }
+        if self.namespace:
+            subject["namespace"] = self.namespace
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{self.name}.",
+                "namespace": self.namespace or cluster_namespace,
+            },
+            "involvedObject": subject,
+            "type": self.type_,
+            "reason": self.reason,
+            "message": self.message,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
 
 
 class EventRecorder:
     """Posts Events in the background, in order, as many at once as the API
     client's lane for Events takes (`adapter.EVENTS_IN_FLIGHT`); the others
-    wait in a queue. `stop` waits for every one."""
+    wait in a queue. `stop` waits for every one; `pending` counts those not
+    yet posted (the `egain_token_operator_events_pending` gauge)."""
 
     def __init__(
         self,
@@ -108,24 +111,12 @@ class EventRecorder:
         self._clock = clock
         # Where Events about cluster-scoped objects go: the cluster resource namespace.
         self._cluster_namespace = cluster_namespace
-        self._waiting: deque[_Waiting] = deque()
+        self._waiting: deque[PendingEvent] = deque()
         self._posters: set[asyncio.Task[None]] = set()
+        self._posting = 0
 
     def __call__(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        metadata = involved["metadata"]
-        self._waiting.append(
-            _Waiting(
-                involved["apiVersion"],
-                involved["kind"],
-                metadata["name"],
-                metadata.get("uid"),
-                metadata.get("namespace"),
-                type_,
-                reason,
-                message,
-                self._clock(),
-            )
-        )
+        self._waiting.append(PendingEvent.about(involved, type_, reason, message, self._clock()))
         if len(self._posters) < EVENTS_IN_FLIGHT:
             task = asyncio.get_running_loop().create_task(self._post_waiting(), name="events")
             self._posters.add(task)
@@ -134,16 +125,17 @@ class EventRecorder:
     async def _post_waiting(self) -> None:
         while self._waiting:
             waiting = self._waiting.popleft()
-            await self._post(
-                render_event(
-                    waiting.involved,
-                    waiting.type_,
-                    waiting.reason,
-                    waiting.message,
-                    waiting.at,
-                    self._cluster_namespace,
-                )
-            )
+            self._posting += 1
+            try:
+                await self._post(waiting.render(self._cluster_namespace))
+            finally:
+                self._posting -= 1
+
+    def pending(self) -> int:
+        """Events not posted yet: waiting for their turn, or being posted. After
+        a burst of new tokens, the Events go on being posted for a while after
+        the last token is Ready: their lane gives way to the writes."""
+        return len(self._waiting) + self._posting
 
     async def _post(self, event: Mapping[str, Any]) -> None:
         subject, namespace = event["involvedObject"], event["metadata"]["namespace"]

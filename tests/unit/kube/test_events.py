@@ -12,7 +12,7 @@ import pytest
 
 from egain_token_operator.kube.adapter import EVENTS_IN_FLIGHT
 from egain_token_operator.kube.api import KubeError
-from egain_token_operator.kube.events import EventRecorder, render_event
+from egain_token_operator.kube.events import EventRecorder, PendingEvent
 from tests.unit.fakes import FakeKube
 
 NOW = datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)
@@ -23,8 +23,8 @@ TOKEN = {
 }
 
 
-def test_render_event_names_the_egaintoken() -> None:
-    event = render_event(TOKEN, "Warning", "InvalidScope", "scope x is unknown", NOW)
+def test_an_event_names_the_egaintoken() -> None:
+    event = PendingEvent.about(TOKEN, "Warning", "InvalidScope", "scope x is unknown", NOW).render()
     assert event["metadata"] == {"generateName": "portal.", "namespace": "team-a"}
     assert event["involvedObject"] == {
         "apiVersion": "egain.cloud/v1alpha1",
@@ -40,6 +40,25 @@ def test_render_event_names_the_egaintoken() -> None:
     )
     assert event["firstTimestamp"] == event["lastTimestamp"] == "2026-11-25T10:00:00Z"
     assert event["source"] == {"component": "egain-token-operator"}
+
+
+def test_an_event_about_a_cluster_scoped_client_goes_to_the_cluster_namespace() -> None:
+    kube = FakeKube()
+    client = {
+        "apiVersion": "egain.cloud/v1alpha1",
+        "kind": "ClusterEgainClient",
+        "metadata": {"name": "shared", "uid": "5678"},
+    }
+
+    async def run() -> None:
+        record = EventRecorder(kube, clock=lambda: NOW, cluster_namespace="egain-system")
+        record(client, "Warning", "CredentialsNotFound", "no Secret")
+        await record.stop()
+
+    asyncio.run(run())
+    [(namespace, event)] = kube.events
+    assert namespace == event["metadata"]["namespace"] == "egain-system"
+    assert "namespace" not in event["involvedObject"]
 
 
 def recorder(kube: FakeKube) -> EventRecorder:
@@ -67,6 +86,7 @@ def test_an_event_that_cannot_be_posted_is_logged(caplog: pytest.LogCaptureFixtu
         record = recorder(kube)
         record(TOKEN, "Warning", "InvalidScope", "scope x is unknown")
         await record.stop()
+        assert record.pending() == 0
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(run())
@@ -89,7 +109,7 @@ class HeldEvents(FakeKube):
         return await super().create_event(namespace, body)
 
 
-def test_events_wait_in_a_queue_not_in_tasks_and_each_is_posted_once() -> None:
+def test_events_wait_in_a_queue_not_in_tasks_and_each_is_posted_once_then_none_pending() -> None:
     kube = HeldEvents()
 
     async def run() -> None:
@@ -97,11 +117,14 @@ def test_events_wait_in_a_queue_not_in_tasks_and_each_is_posted_once() -> None:
         tasks_before = len(asyncio.all_tasks())
         for i in range(100):
             record(TOKEN, "Normal", "TokenIssued", f"token {i}")
+        assert record.pending() == 100
         await asyncio.sleep(0)
         assert kube.under_way == EVENTS_IN_FLIGHT
         assert len(asyncio.all_tasks()) - tasks_before == EVENTS_IN_FLIGHT
+        assert record.pending() == 100  # 8 being posted count until they are
         kube.go.set()
         await record.stop()
+        assert record.pending() == 0
 
     asyncio.run(run())
     assert kube.peak == EVENTS_IN_FLIGHT
