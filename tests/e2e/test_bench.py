@@ -159,3 +159,11 @@ def test_bench_runs_every_row(control_plane: ControlPlane, tmp_path: Path) -> No
     assert {line.row[0] for line in lines} == set("abcdefghijklm")
     assert "all looked at" in render(lines)
     assert _processes_naming(str(tmp_path)) == []  # every operator was stopped
+    # Each row began on a cluster cleared of the rows before: of the bursts'
+    # namespaces, and the floor's, none is left (h), the last, keeps its own).
+    left = control_plane.kubectl("get", "namespaces", "-o", "name").stdout.split()
+    assert [
+        name
+        for name in left
+        if name.startswith(("namespace/bench-burst-", "namespace/bench-floor-"))
+    ] == []
