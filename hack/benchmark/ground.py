@@ -7,9 +7,7 @@ its credentials Secret), EgainTokens in it, and an operator serving it.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +62,6 @@ class Ground:
         self.run_id = secrets.token_hex(3)
         self.operators: list[OperatorProcess] = []
         self.watches: list[TokenWatch] = []
-        self.namespaces: list[str] = []
 
     async def close(self) -> None:
         """Stop every watch and operator started."""
@@ -102,23 +99,6 @@ class Ground:
         await self.api.create(
             "/api/v1/namespaces", {"metadata": {"name": name}, "apiVersion": "v1"}
         )
-        self.namespaces.append(name)
-
-    async def clear(self) -> None:
-        """Delete every namespace made so far, and wait until each is gone: a row
-        starts on a cluster as empty as the floor's. (With the objects of the
-        rows before it left, a burst of 5,000 went from 114 tokens/s alone to
-        93 after bursts of 1,000 and 5,000: docs/benchmarks.md.)"""
-        paths = [f"/api/v1/namespaces/{name}" for name in self.namespaces]
-        for path in paths:
-            await self.api.delete(path)
-        deadline = time.monotonic() + self.settings.timeout
-        for path in paths:
-            while await self.api.exists(path):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{path} not deleted after {self.settings.timeout:.0f} s")
-                await asyncio.sleep(0.2)
-        self.namespaces.clear()
 
     async def credentials(self, namespace: str, client: Tenant, name: str = CREDENTIALS) -> None:
         """A Secret `name` in `namespace` holding `client`'s id and secret."""

@@ -82,18 +82,6 @@ class Api:
         """POST `body` to the collection at `path`."""
         return await self._checked(lambda: self.client.post(path, json=dict(body)))
 
-    async def delete(self, path: str) -> None:
-        """DELETE the object at `path`."""
-        await self._checked(lambda: self.client.delete(path))
-
-    async def exists(self, path: str) -> bool:
-        """Whether there is an object at `path`."""
-        response = await self.client.get(path)
-        if response.status_code == 404:
-            return False
-        response.raise_for_status()
-        return True
-
     async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Merge-patch the object at `path`."""
         return await self._checked(

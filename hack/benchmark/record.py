@@ -81,13 +81,9 @@ async def measure(
     rows: dict[str, Any] = {}
     started = time.monotonic()
 
-    async def row(name: str, step: Awaitable[T], fresh: bool = True) -> T | Failed:
-        """`step`'s figures; unless it goes on from an operator of the row before
-        (not `fresh`), on a cluster cleared of what the rows before made."""
+    async def row(name: str, step: Awaitable[T]) -> T | Failed:
         say(f"[{time.monotonic() - started:6.1f} s] {name} ...")
         try:
-            if fresh:
-                await ground.clear()
             return await step
         except (TimeoutError, RuntimeError) as exc:
             say(f"{name}: {exc}")
@@ -123,9 +119,7 @@ async def measure(
                 main = running
                 continue
             if size >= 5000:  # e) at 5,000 too, when the run goes beyond
-                result = await row(
-                    f"e) restart of {size}", standing.restart(ground, running), fresh=False
-                )
+                result = await row(f"e) restart of {size}", standing.restart(ground, running))
                 rows["restart"].append(result if isinstance(result, dict) else result[0])
                 running = running if isinstance(result, dict) else result[1]
             await ground.stop(running)
@@ -133,16 +127,12 @@ async def measure(
             rows["steady"] = {"error": f"no burst of {settings.tokens} to go on from"}
             rows["unrelated_secrets"] = rows["steady"]
         else:
-            rows["steady"] = await row("d) steady state", standing.idle(ground, main), fresh=False)
-            result = await row(
-                f"e) restart of {settings.tokens}", standing.restart(ground, main), fresh=False
-            )
+            rows["steady"] = await row("d) steady state", standing.idle(ground, main))
+            result = await row(f"e) restart of {settings.tokens}", standing.restart(ground, main))
             rows["restart"].append(result if isinstance(result, dict) else result[0])
             if not isinstance(result, dict):
                 main = result[1]
-                result = await row(
-                    "g) unrelated Secrets", standing.unrelated_secrets(ground, main), fresh=False
-                )
+                result = await row("g) unrelated Secrets", standing.unrelated_secrets(ground, main))
                 rows["unrelated_secrets"] = result if isinstance(result, dict) else result[0]
                 if not isinstance(result, dict):
                     main = result[1]

@@ -80,6 +80,7 @@ async def token_hour(ground: Ground) -> dict[str, Any]:
     watch = running.watch
     await ground.create_tokens(tenant, (f"token-{i}" for i in range(size)))
     await watch.all_ready(size, settings.timeout)
+    await running.operator.events_posted(settings.timeout)  # the first tokens' Events
     ground.emulator.reset()
     started = time.time()
     await asyncio.sleep(settings.short_seconds)
