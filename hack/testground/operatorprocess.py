@@ -153,18 +153,16 @@ class OperatorProcess:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
 
-    def metrics(self) -> str:
-        """Its `/metrics` page."""
-        return httpx.get(f"http://{self.listen}:{self.metrics_port}/metrics", timeout=5).text
+    def metrics(self, *names: str) -> str:
+        """Its `/metrics` page; only the metrics `names`, if any are given."""
+        url = f"http://{self.listen}:{self.metrics_port}/metrics"
+        return httpx.get(url, params={"name[]": names} if names else None, timeout=5).text
 
     def metric(self, name: str) -> float | None:
         """Its unlabelled metric `name` (a gauge such as `egain_token_operator_leader`),
         asked for alone: the whole page grows with the tokens served. None when
         it has none."""
-        page = httpx.get(
-            f"http://{self.listen}:{self.metrics_port}/metrics", params={"name[]": name}, timeout=5
-        ).text
-        for family in text_string_to_metric_families(page):
+        for family in text_string_to_metric_families(self.metrics(name)):
             for sample in family.samples:
                 if sample.name == name and not sample.labels:
                     return sample.value

@@ -79,7 +79,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     memo.kube, memo.egain, memo.restarter = kube, egain, restarter
     memo.events = EventRecorder(kube, cluster_namespace=cluster_namespace)
-    metrics.EVENTS_PENDING.set_function(memo.events.pending)
     # Secret, client and namespace changes wake the EgainTokens that depend on
     # them (set once the registry exists, below; no watch runs before then).
     # Limited to namespaces (--namespace), the operator serves no

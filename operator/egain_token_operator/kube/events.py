@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from egain_token_operator import metrics
 from egain_token_operator.decisions.timestamps import rfc3339
 from egain_token_operator.kube.adapter import EVENTS_IN_FLIGHT
 from egain_token_operator.kube.api import KubeApi, KubeError
@@ -114,6 +115,8 @@ class EventRecorder:
         self._waiting: deque[PendingEvent] = deque()
         self._posters: set[asyncio.Task[None]] = set()
         self._posting = 0
+        # The operator has one recorder: the gauge reads the latest made.
+        metrics.EVENTS_PENDING.set_function(self.pending)
 
     def __call__(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         self._waiting.append(PendingEvent.about(involved, type_, reason, message, self._clock()))

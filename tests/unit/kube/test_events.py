@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from egain_token_operator.kube.adapter import EVENTS_IN_FLIGHT
 from egain_token_operator.kube.api import KubeError
@@ -122,6 +123,7 @@ def test_events_wait_in_a_queue_not_in_tasks_and_each_is_posted_once_then_none_p
         assert kube.under_way == EVENTS_IN_FLIGHT
         assert len(asyncio.all_tasks()) - tasks_before == EVENTS_IN_FLIGHT
         assert record.pending() == 100  # 8 being posted count until they are
+        assert REGISTRY.get_sample_value("egain_token_operator_events_pending") == 100
         kube.go.set()
         await record.stop()
         assert record.pending() == 0
